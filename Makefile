@@ -1,0 +1,60 @@
+# iP-VAE neuromorphic toolkit. `make demo` and `make test` each work on a fresh clone on their own.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The pretrained default shipped in the repository (see pretrained/README.md).
+PRETRAINED := pretrained/mnist_k512
+DEMO_OUT := out/demo
+
+.PHONY: setup test test-slow demo train pretrained bench lint clean
+
+# Find a Python 3.10 (lava-nc 0.10 and lava-dl 0.6 require it): a python3.10 that runs, else pyenv's.
+define find_python310
+$(shell \
+  if python3.10 -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then command -v python3.10; \
+  elif command -v pyenv >/dev/null 2>&1; then \
+    for p in $$(ls -d "$$(pyenv root)"/versions/3.10*/bin/python3.10 2>/dev/null | sort -V -r); do \
+      "$$p" -c 'import sys' >/dev/null 2>&1 && { echo "$$p"; break; }; done; \
+  fi)
+endef
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@PY310="$(call find_python310)"; \
+	if [ -z "$$PY310" ]; then \
+	  echo "error: no Python 3.10 found (lava-nc 0.10.0 needs 3.10). Install it, e.g. 'pyenv install 3.10.13', or put python3.10 on PATH." >&2; exit 1; fi; \
+	if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$PY310"; "$$PY310" -m venv $(VENV); fi
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip check
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+demo: setup
+	$(VENV)/bin/ipvae demo $(PRETRAINED) --out $(DEMO_OUT)
+
+# The exact command that produced the shipped pretrained model (about 30 minutes on 2 cores).
+pretrained: setup
+	$(VENV)/bin/ipvae train --config $(PRETRAINED)/train_command.json --out $(PRETRAINED)
+
+train: setup
+	$(VENV)/bin/ipvae train --data mnist --out runs/mnist
+
+bench: setup
+	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/quantization.py
+	$(PY) benchmarks/lava_speed.py
+	$(PY) benchmarks/energy.py
+
+lint: setup
+	$(PY) -m compileall -q ipvae train export lava_models tests sim_tests hw_tests benchmarks
+
+clean:
+	rm -rf out runs .pytest_cache
