@@ -1,0 +1,65 @@
+"""`ipvae export RUN_DIR -o model.h5` and `ipvae inspect model.h5`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from export.hdf5 import read_model
+from export.summary import summary_lines
+from export.pipeline import DEFAULT_CALIBRATION_IMAGES, ExportSettings, export_run
+from export.spec import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    exporter = subparsers.add_parser(
+        "export", help="quantize a trained run to integers and write an HDF5 file (docs/hdf5_format.md)"
+    )
+    exporter.add_argument("run_dir", metavar="RUN_DIR", help="run directory (config.json + model.safetensors)")
+    exporter.add_argument("-o", "--output", required=True, help="HDF5 file to write (atomically)")
+    exporter.add_argument(
+        "--weight-bits", type=int, default=8, help=f"synapse mantissa bits, {MIN_WEIGHT_BITS}..{MAX_WEIGHT_BITS} (Lava: <= 8)"
+    )
+    exporter.add_argument(
+        "--calibration", type=int, default=DEFAULT_CALIBRATION_IMAGES, metavar="N",
+        help="training images used to choose the input scale",
+    )
+    exporter.add_argument("--input-max", type=float, help="fixed input range max|x| instead of a calibration batch")
+    exporter.add_argument("--input-bits", type=int, default=8, help="signed payload bits of an input graded spike")
+    exporter.add_argument("--u-frac-bits", type=int, default=12, help="fractional bits of the membrane potential")
+    exporter.add_argument("--sampler-frac-bits", type=int, default=5, help="fractional bits of u seen by the sampler")
+    exporter.add_argument("--seed", type=int, default=0, help="key of the spike generator (0 <= seed < 2**64)")
+    exporter.add_argument("--n-steps", type=int, help="default inference steps T stored in the file (default: t_train)")
+    exporter.set_defaults(func=_export)
+
+    inspector = subparsers.add_parser("inspect", help="summarise an exported HDF5 file")
+    inspector.add_argument("path", metavar="MODEL_H5")
+    inspector.set_defaults(func=_inspect)
+
+
+def _export(args: argparse.Namespace) -> int:
+    settings = ExportSettings(
+        weight_bits=args.weight_bits,
+        input_bits=args.input_bits,
+        u_frac_bits=args.u_frac_bits,
+        sampler_frac_bits=args.sampler_frac_bits,
+        seed=args.seed,
+        calibration_images=args.calibration,
+        input_max=args.input_max,
+        n_steps=args.n_steps,
+    )
+    model, metadata = export_run(args.run_dir, args.output, settings)
+    spec = model.spec
+    print(
+        f"wrote {args.output}: K={model.n_latents} M={model.n_inputs}, {spec.weight_bits}-bit weights "
+        f"(ff exp {model.ff.exponent}, rec exp {model.rec.exponent}), u Q.{spec.u_frac_bits}, "
+        f"input scale {model.input_scale:.6g} ({metadata.calibration}), sha256 {metadata.content_sha256[:12]}"
+    )
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    exported = read_model(Path(args.path))
+    for line in summary_lines(Path(args.path), exported):
+        print(line)
+    return 0

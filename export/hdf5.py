@@ -1,0 +1,359 @@
+"""HDF5 export of the integer model, in lava-dl netx's layout (docs/hdf5_format.md).
+
+``write_model`` writes atomically (temporary file in the same folder, then ``os.replace``).
+``read_model`` validates every field and returns typed objects; every failure is one
+``ExportFormatError`` line naming the field, never an h5py/KeyError traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from export.integer_model import IntegerModel
+from export.quantize import accumulator_bounds
+from export.spec import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    INT32_MAX,
+    NEURON_TYPE,
+    RNG_BITS,
+    RNG_NAME,
+    FixedPointSpec,
+    QuantizedMatrix,
+    SpecError,
+    symmetric_max,
+)
+from ipvae import __version__ as TOOLKIT_VERSION
+from ipvae.errors import ExportFormatError
+
+INPUT = "layer/0"
+DENSE = "layer/1"
+NEURON = "layer/1/neuron"
+DECODER = "decoder"
+METADATA = "metadata"
+CONTENT_HASH = "metadata/content_sha256"
+EXPONENT_LIMIT = 31  # |weight exponent|: anything larger cannot be a sensible shift of an int32 accumulator
+SHA256_HEX_LENGTH = 64
+INT64, INT32, INT16, UINT32, UINT64 = (np.dtype(t) for t in ("<i8", "<i4", "<i2", "<u4", "<u8"))
+FLOAT32, FLOAT64 = np.dtype("<f4"), np.dtype("<f8")
+STRING = "string"
+
+# FixedPointSpec field -> the dataset that stores it (for error messages).
+SPEC_FIELD_PATHS = {
+    "u_frac_bits": f"{NEURON}/u_frac_bits",
+    "u_bits": f"{NEURON}/u_bits",
+    "u_min_int": f"{NEURON}/u_min",
+    "u_max_int": f"{NEURON}/u_max",
+    "input_bits": f"{INPUT}/input_bits",
+    "weight_bits": f"{DENSE}/num_weight_bits",
+    "decoder_bits": f"{DECODER}/num_weight_bits",
+    "sampler_frac_bits": f"{NEURON}/sampler_frac_bits",
+    "max_spike_count": f"{NEURON}/max_spike_count",
+    "seed": f"{NEURON}/seed",
+}
+
+
+@dataclass(frozen=True)
+class ExportMetadata:
+    """Provenance of an export. content_sha256 is filled in by the writer (hash of every other dataset)."""
+
+    source: str
+    source_checkpoint_sha256: str
+    calibration: str
+    calibration_images: int
+    input_max: float
+    float_step_size: float
+    toolkit_version: str = TOOLKIT_VERSION
+    created_utc: str = ""
+    content_sha256: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class ExportedModel:
+    model: IntegerModel
+    metadata: ExportMetadata
+    format_version: int = FORMAT_VERSION
+
+
+# ----------------------------------------------------------------------------------------------- write
+
+
+def _string(value: str) -> np.ndarray:
+    return np.array(value.encode("utf-8"), dtype=np.bytes_)
+
+
+def _scalar(value: int | float, dtype: np.dtype) -> np.ndarray:
+    return np.array(value, dtype=dtype)
+
+
+def layout(model: IntegerModel, metadata: ExportMetadata) -> dict[str, np.ndarray]:
+    """Every dataset of the file except the content hash: path -> array (the exact stored dtype)."""
+    spec = model.spec
+    return {
+        "format": _string(FORMAT_NAME),
+        "format_version": _scalar(FORMAT_VERSION, INT64),
+        f"{INPUT}/type": _string("input"),
+        f"{INPUT}/shape": np.array([model.n_inputs], dtype=INT64),
+        f"{INPUT}/input_bits": _scalar(spec.input_bits, INT64),
+        f"{INPUT}/input_scale": _scalar(model.input_scale, FLOAT64),
+        f"{DENSE}/type": _string("dense"),
+        f"{DENSE}/shape": np.array([model.n_latents], dtype=INT64),
+        f"{DENSE}/num_weight_bits": _scalar(spec.weight_bits, INT64),
+        f"{DENSE}/weight": model.ff.mantissa.astype(INT16),
+        f"{DENSE}/weight_exp": _scalar(model.ff.exponent, INT64),
+        f"{DENSE}/weight_rec": model.rec.mantissa.astype(INT16),
+        f"{DENSE}/weight_rec_exp": _scalar(model.rec.exponent, INT64),
+        f"{DENSE}/num_message_bits": _scalar(spec.input_bits, INT64),
+        f"{DENSE}/num_message_bits_rec": _scalar(spec.spike_message_bits, INT64),
+        f"{NEURON}/type": _string(NEURON_TYPE),
+        f"{NEURON}/u_frac_bits": _scalar(spec.u_frac_bits, INT64),
+        f"{NEURON}/u_bits": _scalar(spec.u_bits, INT64),
+        f"{NEURON}/u_min": _scalar(spec.u_min_int, INT64),
+        f"{NEURON}/u_max": _scalar(spec.u_max_int, INT64),
+        f"{NEURON}/u_prior": model.u_prior.astype(INT32),
+        f"{NEURON}/bias": model.bias.astype(INT32),
+        f"{NEURON}/max_spike_count": _scalar(spec.max_spike_count, INT64),
+        f"{NEURON}/sampler_frac_bits": _scalar(spec.sampler_frac_bits, INT64),
+        f"{NEURON}/cdf": model.cdf.astype(UINT32),
+        f"{NEURON}/rng": _string(RNG_NAME),
+        f"{NEURON}/rng_bits": _scalar(RNG_BITS, INT64),
+        f"{NEURON}/seed": _scalar(spec.seed, UINT64),
+        f"{NEURON}/n_steps": _scalar(model.n_steps, INT64),
+        f"{DECODER}/phi": model.decoder_phi.astype(FLOAT32),
+        f"{DECODER}/weight": model.decoder.mantissa.astype(INT16),
+        f"{DECODER}/weight_exp": _scalar(model.decoder.exponent, INT64),
+        f"{DECODER}/num_weight_bits": _scalar(spec.decoder_bits, INT64),
+        f"{METADATA}/toolkit_version": _string(metadata.toolkit_version),
+        f"{METADATA}/created_utc": _string(metadata.created_utc),
+        f"{METADATA}/source": _string(metadata.source),
+        f"{METADATA}/source_checkpoint_sha256": _string(metadata.source_checkpoint_sha256),
+        f"{METADATA}/calibration": _string(metadata.calibration),
+        f"{METADATA}/calibration_images": _scalar(metadata.calibration_images, INT64),
+        f"{METADATA}/input_max": _scalar(metadata.input_max, FLOAT64),
+        f"{METADATA}/float_step_size": _scalar(metadata.float_step_size, FLOAT64),
+    }
+
+
+def content_digest(datasets: dict[str, np.ndarray]) -> str:
+    """sha256 over (path, dtype, shape, bytes) of every dataset but the hash itself, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(datasets):
+        if path == CONTENT_HASH:
+            continue
+        array = np.ascontiguousarray(datasets[path])
+        header = f"{path}\0{array.dtype.str}\0{array.shape}\0"
+        digest.update(header.encode("utf-8"))
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def write_model(path: str | Path, model: IntegerModel, metadata: ExportMetadata) -> ExportMetadata:
+    """Write `model` to `path` atomically; returns the metadata as stored (creation time, content hash)."""
+    path = Path(path)
+    created = metadata.created_utc or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    metadata = ExportMetadata(**{**metadata.__dict__, "created_utc": created, "content_sha256": ""})
+    datasets = layout(model, metadata)
+    digest = content_digest(datasets)
+    datasets[CONTENT_HASH] = _string(digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        with h5py.File(temporary, "w") as file:
+            for name, array in datasets.items():
+                file.create_dataset(name, data=array)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return ExportMetadata(**{**metadata.__dict__, "content_sha256": digest})
+
+
+# ------------------------------------------------------------------------------------------------ read
+
+
+def _fail(field: str, message: str) -> ExportFormatError:
+    return ExportFormatError(f"{field}: {message}")
+
+
+class _Reader:
+    """Reads datasets of an open file with dtype/shape/finiteness checks; remembers what it read."""
+
+    def __init__(self, file: h5py.File):
+        self.file = file
+        self.datasets: dict[str, np.ndarray] = {}
+
+    def array(self, path: str, dtype: np.dtype | str, shape: tuple | None = None) -> np.ndarray:
+        try:
+            node = self.file.get(path)
+        except Exception as error:  # h5py raises assorted types for damaged object headers
+            raise _fail(path, f"unreadable ({_first_line(error)})") from None
+        if node is None:
+            raise _fail(path, "missing")
+        if not isinstance(node, h5py.Dataset):
+            raise _fail(path, "is a group, expected a dataset")
+        try:
+            value = np.asarray(node[()])
+        except Exception as error:
+            raise _fail(path, f"unreadable data ({_first_line(error)})") from None
+        if dtype == STRING:
+            if value.dtype.kind != "S" or value.shape != ():
+                raise _fail(path, f"expected a string, found {value.dtype} with shape {value.shape}")
+        elif value.dtype != np.dtype(dtype):
+            raise _fail(path, f"dtype {value.dtype}, expected {np.dtype(dtype)}")
+        if shape is not None and value.shape != tuple(shape):
+            raise _fail(path, f"shape {value.shape}, expected {tuple(shape)}")
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise _fail(path, "contains NaN or Inf")
+        self.datasets[path] = value
+        return value
+
+    def string(self, path: str, expected: str | None = None) -> str:
+        raw = self.array(path, STRING)[()]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _fail(path, "is not valid UTF-8 text") from None
+        if expected is not None and text != expected:
+            raise _fail(path, f"{text!r}, expected {expected!r}")
+        return text
+
+    def integer(self, path: str, low: int, high: int, dtype: np.dtype = INT64) -> int:
+        value = int(self.array(path, dtype, ())[()])
+        if not low <= value <= high:
+            raise _fail(path, f"{value} is outside {low}..{high}")
+        return value
+
+    def real(self, path: str, positive: bool = False) -> float:
+        value = float(self.array(path, FLOAT64, ())[()])
+        if positive and not value > 0:
+            raise _fail(path, f"{value} must be positive")
+        return value
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _mantissa(reader: _Reader, path: str, shape: tuple, bits: int, exponent_path: str) -> QuantizedMatrix:
+    mantissa = reader.array(path, INT16, shape)
+    limit = symmetric_max(bits)
+    if mantissa.size and int(np.abs(mantissa.astype(np.int64)).max()) > limit:
+        raise _fail(path, f"mantissa {int(np.abs(mantissa.astype(np.int64)).max())} outside the signed {bits}-bit range +-{limit}")
+    exponent = reader.integer(exponent_path, -EXPONENT_LIMIT, EXPONENT_LIMIT)
+    return QuantizedMatrix(mantissa=mantissa, exponent=exponent, bits=bits)
+
+
+def _spec(reader: _Reader) -> FixedPointSpec:
+    wide = (-(2**62), 2**62)
+    values = {
+        "u_frac_bits": reader.integer(SPEC_FIELD_PATHS["u_frac_bits"], *wide),
+        "u_bits": reader.integer(SPEC_FIELD_PATHS["u_bits"], *wide),
+        "u_min_int": reader.integer(SPEC_FIELD_PATHS["u_min_int"], *wide),
+        "u_max_int": reader.integer(SPEC_FIELD_PATHS["u_max_int"], *wide),
+        "input_bits": reader.integer(SPEC_FIELD_PATHS["input_bits"], *wide),
+        "weight_bits": reader.integer(SPEC_FIELD_PATHS["weight_bits"], *wide),
+        "decoder_bits": reader.integer(SPEC_FIELD_PATHS["decoder_bits"], *wide),
+        "sampler_frac_bits": reader.integer(SPEC_FIELD_PATHS["sampler_frac_bits"], *wide),
+        "max_spike_count": reader.integer(SPEC_FIELD_PATHS["max_spike_count"], *wide),
+        "seed": reader.integer(SPEC_FIELD_PATHS["seed"], 0, 2**64 - 1, dtype=UINT64),
+    }
+    try:
+        return FixedPointSpec(**values)
+    except SpecError as error:
+        raise _fail(SPEC_FIELD_PATHS.get(error.field, NEURON), str(error)) from None
+
+
+def _read_all(reader: _Reader) -> ExportedModel:
+    reader.string("format", FORMAT_NAME)
+    version = reader.integer("format_version", -(2**62), 2**62)
+    if version != FORMAT_VERSION:
+        raise _fail("format_version", f"unsupported version {version} (this reader knows {FORMAT_VERSION})")
+    reader.string(f"{INPUT}/type", "input")
+    reader.string(f"{DENSE}/type", "dense")
+    neuron_type = reader.string(f"{NEURON}/type")
+    if neuron_type != NEURON_TYPE:
+        raise _fail(f"{NEURON}/type", f"unknown neuron type {neuron_type!r} (expected {NEURON_TYPE!r})")
+    reader.string(f"{NEURON}/rng", RNG_NAME)
+    reader.integer(f"{NEURON}/rng_bits", RNG_BITS, RNG_BITS)
+    n_inputs = int(reader.array(f"{INPUT}/shape", INT64, (1,))[0])
+    n_latents = int(reader.array(f"{DENSE}/shape", INT64, (1,))[0])
+    for path, size in ((f"{INPUT}/shape", n_inputs), (f"{DENSE}/shape", n_latents)):
+        if size < 1:
+            raise _fail(path, f"{size} must be positive")
+    spec = _spec(reader)
+    reader.integer(f"{DENSE}/num_message_bits", spec.input_bits, spec.input_bits)
+    reader.integer(f"{DENSE}/num_message_bits_rec", spec.spike_message_bits, spec.spike_message_bits)
+    input_scale = reader.real(f"{INPUT}/input_scale", positive=True)
+    ff = _mantissa(reader, f"{DENSE}/weight", (n_latents, n_inputs), spec.weight_bits, f"{DENSE}/weight_exp")
+    rec = _mantissa(reader, f"{DENSE}/weight_rec", (n_latents, n_latents), spec.weight_bits, f"{DENSE}/weight_rec_exp")
+    u_prior = reader.array(f"{NEURON}/u_prior", INT32, (n_latents,))
+    if u_prior.min() < spec.u_min_int or u_prior.max() > spec.u_max_int:
+        raise _fail(f"{NEURON}/u_prior", f"values outside [u_min, u_max] = [{spec.u_min_int}, {spec.u_max_int}]")
+    bias = reader.array(f"{NEURON}/bias", INT32, (n_latents,))
+    cdf = reader.array(f"{NEURON}/cdf", UINT32, (spec.n_sampler_bins, spec.max_spike_count))
+    if cdf.size and (cdf.max() > 1 << RNG_BITS or np.any(np.diff(cdf.astype(np.int64), axis=1) < 0)):
+        raise _fail(f"{NEURON}/cdf", f"must be non-decreasing along counts and at most 2**{RNG_BITS}")
+    n_steps = reader.integer(f"{NEURON}/n_steps", 1, INT32_MAX)
+    phi = reader.array(f"{DECODER}/phi", FLOAT32, (n_inputs, n_latents))
+    decoder = _mantissa(reader, f"{DECODER}/weight", (n_inputs, n_latents), spec.decoder_bits, f"{DECODER}/weight_exp")
+    metadata = ExportMetadata(
+        source=reader.string(f"{METADATA}/source"),
+        source_checkpoint_sha256=reader.string(f"{METADATA}/source_checkpoint_sha256"),
+        calibration=reader.string(f"{METADATA}/calibration"),
+        calibration_images=reader.integer(f"{METADATA}/calibration_images", 0, 2**62),
+        input_max=reader.real(f"{METADATA}/input_max"),
+        float_step_size=reader.real(f"{METADATA}/float_step_size"),
+        toolkit_version=reader.string(f"{METADATA}/toolkit_version"),
+        created_utc=reader.string(f"{METADATA}/created_utc"),
+        content_sha256=reader.string(CONTENT_HASH),
+    )
+    model = IntegerModel(
+        spec=spec, input_scale=input_scale, ff=ff, rec=rec, bias=bias, u_prior=u_prior, cdf=cdf,
+        decoder_phi=phi, decoder=decoder, n_steps=n_steps,
+    )
+    _check_bounds(model)
+    if content_digest(reader.datasets) != metadata.content_sha256:
+        raise _fail(CONTENT_HASH, "does not match the file's contents (modified after export?)")
+    return ExportedModel(model=model, metadata=metadata, format_version=version)
+
+
+def _check_bounds(model: IntegerModel) -> None:
+    bounds = accumulator_bounds(model)
+    paths = {
+        "ff_dot": f"{DENSE}/weight", "ff_out": f"{DENSE}/weight_exp",
+        "rec_dot": f"{DENSE}/weight_rec", "rec_out": f"{DENSE}/weight_rec_exp", "neuron_sum": f"{NEURON}/bias",
+    }
+    for name, bound in bounds.items():
+        if name.endswith("_dot") and not model.spec.lava_compatible:
+            continue
+        if bound > INT32_MAX:
+            raise _fail(paths[name], f"worst-case {name} = {bound} overflows int32")
+
+
+def read_model(path: str | Path) -> ExportedModel:
+    """Read and validate an export; raises ExportFormatError (one line, naming the field) on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportFormatError(f"{path}: no such file")
+    try:
+        file = h5py.File(path, "r")
+    except Exception as error:
+        raise ExportFormatError(f"{path}: not a readable HDF5 file ({_first_line(error)})") from None
+    try:
+        with file:
+            return _read_all(_Reader(file))
+    except ExportFormatError as error:
+        raise ExportFormatError(f"{path}: {error}") from None
+    except Exception as error:  # a damaged file can make h5py fail anywhere; still one line
+        raise ExportFormatError(f"{path}: damaged HDF5 file ({_first_line(error)})") from None
+

@@ -1,0 +1,99 @@
+"""Typed values of the integer model: the float source parameters and the quantized result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from export.spec import FixedPointSpec, QuantizedMatrix
+
+
+@dataclass(frozen=True, eq=False)
+class FloatParams:
+    """The float iP-VAE's inference parameters as float64 numpy arrays.
+
+    phi [M, K], precision [M] (1/sigma^2), bias [K] (b > 0), step_size (lr > 0), u_prior [K];
+    u_min, u_max, max_spike_count. Derived: A = lr Phi^T D [K, M], L = lr Phi^T D Phi [K, K], c = lr b [K].
+    """
+
+    phi: np.ndarray
+    precision: np.ndarray
+    bias: np.ndarray
+    step_size: float
+    u_prior: np.ndarray
+    u_min: float
+    u_max: float
+    max_spike_count: int
+
+    @classmethod
+    def from_inference_params(cls, params) -> "FloatParams":
+        """From ``train`` InferenceParams (torch tensors) or any object with the same attributes."""
+
+        def as_array(value) -> np.ndarray:
+            if hasattr(value, "detach"):
+                value = value.detach().cpu().double().numpy()
+            return np.asarray(value, dtype=np.float64)
+
+        return cls(
+            phi=as_array(params.phi),
+            precision=as_array(params.precision),
+            bias=as_array(params.bias),
+            step_size=float(as_array(params.step_size)),
+            u_prior=as_array(params.u_prior),
+            u_min=float(params.u_min),
+            u_max=float(params.u_max),
+            max_spike_count=int(params.max_spike_count),
+        )
+
+    @property
+    def n_inputs(self) -> int:
+        return self.phi.shape[0]
+
+    @property
+    def n_latents(self) -> int:
+        return self.phi.shape[1]
+
+    def feedforward(self) -> np.ndarray:
+        """A = lr * Phi^T D, float64 [K, M]."""
+        return self.step_size * (self.phi * self.precision[:, None]).T
+
+    def lateral(self) -> np.ndarray:
+        """L = lr * Phi^T D Phi, float64 [K, K]."""
+        return self.feedforward() @ self.phi
+
+    def drive(self) -> np.ndarray:
+        """c = lr * b, float64 [K]."""
+        return self.step_size * self.bias
+
+
+@dataclass(frozen=True, eq=False)
+class IntegerModel:
+    """Everything the integer dynamics need (docs/fixed_point.md).
+
+    ff: mantissas [K, M] + exponent, u-LSBs per input payload unit.
+    rec: mantissas [K, K] + exponent, u-LSBs per spike (the lateral term, already negated: -L).
+    bias: int32 [K], u-LSBs added every step.  u_prior: int32 [K], the initial potential.
+    cdf: uint32 [n_idx, cap], the sampler table.  input_scale: s_x, real input per payload unit.
+    decoder_phi: float32 [M, K] (recon = Phi z).  decoder: quantized Phi (energy accounting only).
+    n_steps: the default number of inference steps T.
+    """
+
+    spec: FixedPointSpec
+    input_scale: float
+    ff: QuantizedMatrix
+    rec: QuantizedMatrix
+    bias: np.ndarray
+    u_prior: np.ndarray
+    cdf: np.ndarray
+    decoder_phi: np.ndarray
+    decoder: QuantizedMatrix
+    n_steps: int
+
+    @property
+    def n_inputs(self) -> int:
+        return self.ff.shape[1]
+
+    @property
+    def n_latents(self) -> int:
+        return self.ff.shape[0]

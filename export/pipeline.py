@@ -1,0 +1,76 @@
+"""Run directory -> integer model -> HDF5 file (what `ipvae export` does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.hdf5 import ExportMetadata, write_model
+from export.integer_model import IntegerModel
+from export.quantize import calibrate_input_scale, quantize, spec_for
+from export.source import SourceRun, load_images, load_source
+from export.spec import symmetric_max
+from ipvae.errors import IpvaeError
+
+CALIBRATION_SPLIT = "train"
+DEFAULT_CALIBRATION_IMAGES = 1000
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Quantization settings; input_max, when set, replaces the calibration batch (s_x = input_max / qmax)."""
+
+    weight_bits: int = 8
+    input_bits: int = 8
+    u_frac_bits: int = 12
+    sampler_frac_bits: int = 5
+    decoder_bits: int = 8
+    seed: int = 0
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    input_max: float | None = None
+    n_steps: int | None = None
+
+
+def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[IntegerModel, ExportMetadata]:
+    """Quantize a loaded run; returns the model and its provenance (not yet written)."""
+    spec = spec_for(
+        source.params,
+        weight_bits=settings.weight_bits,
+        input_bits=settings.input_bits,
+        u_frac_bits=settings.u_frac_bits,
+        sampler_frac_bits=settings.sampler_frac_bits,
+        decoder_bits=settings.decoder_bits,
+        seed=settings.seed,
+    )
+    if settings.input_max is not None:
+        if not settings.input_max > 0:
+            raise IpvaeError(f"--input-max must be positive, got {settings.input_max}")
+        input_max = float(settings.input_max)
+        input_scale = input_max / symmetric_max(spec.input_bits)
+        calibration, n_images = "fixed --input-max", 0
+    else:
+        if settings.calibration_images < 1:
+            raise IpvaeError(f"--calibration must be at least 1 image, got {settings.calibration_images}")
+        images = load_images(source.data, CALIBRATION_SPLIT, settings.calibration_images)  # [N, M]
+        if images.shape[1] != source.params.n_inputs:
+            raise IpvaeError(f"calibration images have {images.shape[1]} pixels, the model {source.params.n_inputs}")
+        input_scale = calibrate_input_scale(images, spec.input_bits)
+        input_max = input_scale * symmetric_max(spec.input_bits)
+        calibration, n_images = f"{source.data}:{CALIBRATION_SPLIT}[:{settings.calibration_images}]", len(images)
+    n_steps = settings.n_steps if settings.n_steps is not None else source.n_steps
+    model = quantize(source.params, spec, input_scale, n_steps)
+    metadata = ExportMetadata(
+        source=str(source.run_dir),
+        source_checkpoint_sha256=source.checkpoint_sha256,
+        calibration=calibration,
+        calibration_images=n_images,
+        input_max=input_max,
+        float_step_size=source.params.step_size,
+    )
+    return model, metadata
+
+
+def export_run(run_dir: str | Path, output: str | Path, settings: ExportSettings) -> tuple[IntegerModel, ExportMetadata]:
+    """Load, quantize and write atomically; returns the model and the metadata as stored."""
+    model, metadata = build_integer_model(load_source(run_dir), settings)
+    return model, write_model(output, model, metadata)

@@ -1,0 +1,134 @@
+"""Float iP-VAE -> integer model (docs/fixed_point.md, section 3).
+
+Scales: u in u-LSBs (2**F per unit); input payload x_int = rint(x / s_x) with s_x from a calibration
+batch; each synapse matrix gets the smallest power-of-two exponent that fits its largest magnitude in
+a symmetric signed mantissa of ``weight_bits``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from export.integer_model import FloatParams, IntegerModel
+from export.sampler import build_cdf_table
+from export.spec import (
+    INT32_MAX,
+    LAVA_MIXED_WEIGHT_WIDTH,
+    FixedPointSpec,
+    QuantizedMatrix,
+    SpecError,
+    symmetric_max,
+)
+
+
+def spec_for(params: FloatParams, **overrides) -> FixedPointSpec:
+    """The default spec for a float model: its u bounds and spike cap, plus any overrides."""
+    fields = {"u_min": params.u_min, "u_max": params.u_max, "max_spike_count": params.max_spike_count}
+    fields.update(overrides)
+    return FixedPointSpec.create(**fields)
+
+
+def quantize_matrix(target: np.ndarray, bits: int) -> QuantizedMatrix:
+    """Symmetric mantissas of `bits` bits and the smallest exponent e with max|target| / 2**e <= 2**(bits-1)-1.
+
+    mantissa = clip(rint(target / 2**e), -(2**(bits-1)-1), 2**(bits-1)-1), int16.
+    """
+    if not np.all(np.isfinite(target)):
+        raise SpecError("cannot quantize a matrix with NaN or Inf entries")
+    limit = symmetric_max(bits)
+    peak = float(np.max(np.abs(target))) if target.size else 0.0
+    if peak == 0.0:
+        return QuantizedMatrix(mantissa=np.zeros(target.shape, dtype=np.int16), exponent=0, bits=bits)
+    exponent = math.ceil(math.log2(peak / limit))
+    mantissa = np.clip(np.rint(target / 2.0**exponent), -limit, limit).astype(np.int16)
+    return QuantizedMatrix(mantissa=mantissa, exponent=int(exponent), bits=bits)
+
+
+def calibrate_input_scale(x_calibration: np.ndarray, input_bits: int) -> float:
+    """s_x = max|x| / (2**(input_bits-1) - 1) over a calibration batch [N, M]."""
+    x = np.asarray(x_calibration, dtype=np.float64)
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise SpecError("the calibration batch is empty or contains NaN/Inf")
+    peak = float(np.max(np.abs(x)))
+    if peak == 0.0:
+        raise SpecError("the calibration batch is all zeros: cannot choose an input scale")
+    return peak / symmetric_max(input_bits)
+
+
+def quantize_input(x: np.ndarray, input_scale: float, input_bits: int) -> np.ndarray:
+    """Graded input payloads x_int = clip(rint(x / s_x), -(2**(b-1)-1), 2**(b-1)-1), float64 math, int32 out."""
+    limit = symmetric_max(input_bits)
+    scaled = np.asarray(x, dtype=np.float64) / np.float64(input_scale)
+    return np.clip(np.rint(scaled), -limit, limit).astype(np.int32)
+
+
+def quantize(params: FloatParams, spec: FixedPointSpec, input_scale: float, n_steps: int) -> IntegerModel:
+    """The integer model of `params` under `spec` (targets: ff = A s_x 2**F, rec = -L 2**F, bias = -lr b 2**F)."""
+    if params.max_spike_count != spec.max_spike_count:
+        raise SpecError(
+            f"max_spike_count {spec.max_spike_count} differs from the float model's {params.max_spike_count}"
+        )
+    if not (np.isfinite(input_scale) and input_scale > 0):
+        raise SpecError(f"input_scale must be a positive finite number, got {input_scale}")
+    if n_steps < 1:
+        raise SpecError(f"n_steps must be positive, got {n_steps}")
+    u_scale = float(spec.u_scale)
+    ff = quantize_matrix(params.feedforward() * input_scale * u_scale, spec.weight_bits)  # [K, M]
+    rec = quantize_matrix(-params.lateral() * u_scale, spec.weight_bits)  # [K, K]
+    bias = np.rint(-params.drive() * u_scale)  # [K]
+    if np.max(np.abs(bias)) > INT32_MAX:
+        raise SpecError("bias * 2**F does not fit in int32")
+    u_prior = np.clip(np.rint(params.u_prior * u_scale), spec.u_min_int, spec.u_max_int)  # [K]
+    model = IntegerModel(
+        spec=spec,
+        input_scale=float(input_scale),
+        ff=ff,
+        rec=rec,
+        bias=bias.astype(np.int32),
+        u_prior=u_prior.astype(np.int32),
+        cdf=build_cdf_table(spec),
+        decoder_phi=params.phi.astype(np.float32),
+        decoder=quantize_matrix(params.phi, spec.decoder_bits),
+        n_steps=int(n_steps),
+    )
+    check_accumulator_bounds(model)
+    return model
+
+
+def accumulator_bounds(model: IntegerModel) -> dict[str, int]:
+    """Worst-case magnitudes (any input payload, any spike counts) of every integer the dynamics form.
+
+    ff_dot / rec_dot: Lava's Dense accumulator before the exponent shift (weights m << (9 - b));
+    ff_out / rec_out: Dense a_out after the shift; neuron_sum: |u| + |a_ff| + |a_rec| + |bias|.
+    """
+    spec = model.spec
+    pre_shift = max(0, LAVA_MIXED_WEIGHT_WIDTH - spec.weight_bits)
+    ff_row = int(np.abs(model.ff.mantissa.astype(np.int64)).sum(axis=1).max()) * spec.input_max
+    rec_row = int(np.abs(model.rec.mantissa.astype(np.int64)).sum(axis=1).max()) * spec.max_spike_count
+    ff_out = _shifted_bound(ff_row, model.ff.exponent)
+    rec_out = _shifted_bound(rec_row, model.rec.exponent)
+    u_peak = max(abs(spec.u_min_int), abs(spec.u_max_int))
+    bias_peak = int(np.abs(model.bias.astype(np.int64)).max())
+    return {
+        "ff_dot": ff_row << pre_shift,
+        "rec_dot": rec_row << pre_shift,
+        "ff_out": ff_out,
+        "rec_out": rec_out,
+        "neuron_sum": u_peak + ff_out + rec_out + bias_peak,
+    }
+
+
+def check_accumulator_bounds(model: IntegerModel) -> None:
+    """Refuse a model whose worst case could overflow int32 (Lava's a_out ports and the neuron sum)."""
+    for name, bound in accumulator_bounds(model).items():
+        if name.endswith("_dot") and not model.spec.lava_compatible:
+            continue  # reference-only widths accumulate in int64
+        if bound > INT32_MAX:
+            raise SpecError(f"worst-case {name} = {bound} overflows int32; use fewer weight or input bits")
+
+
+def _shifted_bound(value: int, exponent: int) -> int:
+    """Upper bound of |floor(v * 2**exponent)| for |v| <= value."""
+    return value << exponent if exponent >= 0 else -((-value) >> -exponent)

@@ -1,0 +1,61 @@
+"""Integer-exact Poisson spike counts by inverse-CDF table lookup (docs/fixed_point.md, section 4).
+
+    idx = clip((u_int - u_min_int) >> (F - G), 0, n_idx - 1)
+    cdf[idx, n] = floor(P(N <= n | lambda_idx) * 2**24), n = 0..cap-1,  N ~ Poisson(lambda_idx)
+    lambda_idx = exp(u_min_int / 2**F + (idx + 0.5) * 2**-G)
+    z = #{n in 0..cap-1 : U >= cdf[idx, n]}                 (U = uniform24(...), so z <= cap)
+
+The table is computed once here (scipy) and stored in the export file; every implementation reads
+the stored integers, so scipy's last-ulp behaviour never matters for bit-exactness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import poisson
+
+from export.spec import RNG_BITS, FixedPointSpec
+
+RNG_SCALE = float(1 << RNG_BITS)
+HALF_BIN = 0.5
+
+
+def bin_log_rates(spec: FixedPointSpec) -> np.ndarray:
+    """Log rate at the centre of each sampler bin, float64 [n_idx]."""
+    idx = np.arange(spec.n_sampler_bins, dtype=np.float64)
+    return spec.u_min + (idx + HALF_BIN) * 2.0 ** (-spec.sampler_frac_bits)
+
+
+def build_cdf_table(spec: FixedPointSpec) -> np.ndarray:
+    """cdf[idx, n] = floor(P(N <= n | lambda_idx) * 2**24) as uint32 [n_idx, cap]."""
+    rates = np.exp(bin_log_rates(spec))  # [n_idx]
+    counts = np.arange(spec.max_spike_count, dtype=np.float64)  # [cap]
+    probabilities = poisson.cdf(counts[None, :], rates[:, None])  # [n_idx, cap]
+    table = np.floor(probabilities * RNG_SCALE)
+    return np.maximum.accumulate(table, axis=1).astype(np.uint32)  # guard monotonicity against ulp noise
+
+
+def sampler_index(u_int: np.ndarray, spec: FixedPointSpec) -> np.ndarray:
+    """Table row of each potential: clip((u - u_min_int) >> (F - G), 0, n_idx - 1)."""
+    offset = u_int.astype(np.int64) - spec.u_min_int
+    return np.clip(offset >> spec.sampler_shift, 0, spec.n_sampler_bins - 1)
+
+
+def sample_counts(u_int: np.ndarray, uniforms: np.ndarray, cdf: np.ndarray, spec: FixedPointSpec) -> np.ndarray:
+    """Spike counts z = #{n : U >= cdf[idx(u), n]} for potentials u_int and draws U of the same shape.
+
+    Returns int16 of the shape of u_int, values 0..cap.
+    """
+    rows = cdf[sampler_index(u_int, spec)]  # [..., cap]
+    return (uniforms[..., None] >= rows).sum(axis=-1, dtype=np.int16)
+
+
+def sample_counts_exact_rate(log_rate: np.ndarray, uniforms: np.ndarray, cap: int) -> np.ndarray:
+    """The same inverse-CDF rule with the exact rate exp(u) of a float potential (no bins).
+
+    z = #{n in 0..cap-1 : U >= floor(P(N <= n | exp(u)) * 2**24)}; int16 of the shape of log_rate.
+    Used by the float reference (the high-precision limit of the integer sampler).
+    """
+    counts = np.arange(cap, dtype=np.float64)  # [cap]
+    thresholds = np.floor(poisson.cdf(counts, np.exp(log_rate)[..., None]) * RNG_SCALE)  # [..., cap]
+    return (uniforms[..., None].astype(np.float64) >= thresholds).sum(axis=-1, dtype=np.int16)

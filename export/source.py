@@ -1,0 +1,75 @@
+"""Where an export comes from: a trained run directory and a calibration batch."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.integer_model import FloatParams
+from ipvae.errors import CheckpointError, DatasetUnavailable, IpvaeError
+
+CHECKPOINT_FILES = ("config.json", "model.safetensors")
+HASH_CHUNK_BYTES = 1 << 20
+MNIST_DATASETS = ("mnist",)
+
+
+@dataclass(frozen=True, eq=False)
+class SourceRun:
+    """A loaded float run: its parameters, default step count, data set name and checkpoint hash."""
+
+    run_dir: Path
+    params: FloatParams
+    n_steps: int
+    data: str
+    checkpoint_sha256: str
+    model: object  # train.model.IterativeVAE, for float evaluations
+
+
+def checkpoint_sha256(run_dir: Path) -> str:
+    """sha256 over config.json then model.safetensors (the files that define the float model)."""
+    digest = hashlib.sha256()
+    for name in CHECKPOINT_FILES:
+        path = run_dir / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing")
+        digest.update(name.encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_source(run_dir: str | Path) -> SourceRun:
+    """Load a run directory written by train.checkpoint.save_run (Poisson family only)."""
+    from train.checkpoint import load_run  # the training package is heavy; import on use
+
+    run_dir = Path(run_dir)
+    loaded = load_run(run_dir)
+    if loaded.config.model.family != "poisson":
+        raise CheckpointError(f"{run_dir} holds a {loaded.config.model.family!r} model; only 'poisson' exports to integers")
+    params = FloatParams.from_inference_params(loaded.model.inference_params())
+    return SourceRun(
+        run_dir=run_dir,
+        params=params,
+        n_steps=int(loaded.config.train.t_train),
+        data=str(loaded.config.train.data),
+        checkpoint_sha256=checkpoint_sha256(run_dir),
+        model=loaded.model,
+    )
+
+
+def load_images(data: str, split: str, count: int) -> np.ndarray:
+    """The first `count` images [N, M] float32 of a split of the run's data set."""
+    if data not in MNIST_DATASETS:
+        raise DatasetUnavailable(f"no loader for data set {data!r} here; pass --input-max instead of calibrating")
+    try:
+        from train.data import load_mnist
+    except ImportError:
+        raise DatasetUnavailable("train.data.load_mnist is not available; pass --input-max instead of calibrating") from None
+    images, _labels = load_mnist(split)
+    if count > len(images):
+        raise IpvaeError(f"asked for {count} {split} images, the {data} {split} split has {len(images)}")
+    return np.asarray(images[:count], dtype=np.float32)

@@ -1,0 +1,208 @@
+"""Fixed-point formats of the integer iP-VAE (the normative text is docs/fixed_point.md).
+
+``FixedPointSpec`` holds every number format and constant the integer dynamics need; it is a plain
+value (frozen) and validates itself. ``QuantizedMatrix`` is a signed-mantissa matrix with one
+power-of-two exponent, in the form Lava's bit-accurate ``Dense`` consumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ipvae.errors import IpvaeError
+
+FORMAT_NAME = "ipvae-integer-poisson"
+FORMAT_VERSION = 1
+NEURON_TYPE = "POISSON"
+RNG_NAME = "splitmix64-chain-v1"
+RNG_BITS = 24  # uniform24 draws integers in [0, 2**RNG_BITS)
+
+MIN_WEIGHT_BITS = 4
+MAX_WEIGHT_BITS = 16
+LAVA_MAX_WEIGHT_BITS = 8  # Lava's bit-accurate Dense clips weights to 8 bits (+ sign in MIXED mode)
+# In SignMode.MIXED, Lava's Dense keeps the top `num_weight_bits` of a 9-bit signed weight
+# (clip to [-256, 255], then drop 9 - num_weight_bits low bits): a b-bit mantissa m enters as m << (9 - b).
+LAVA_MIXED_WEIGHT_WIDTH = 9
+LAVA_SIGN_MODE_MIXED = 1  # lava.utils.weightutils.SignMode.MIXED.value
+MAX_STATE_BITS = 24
+MAX_INPUT_BITS = 16
+MIN_INPUT_BITS = 2
+MAX_SPIKE_COUNT_LIMIT = 255
+INT32_MAX = 2**31 - 1
+
+
+class SpecError(IpvaeError):
+    """A fixed-point format that is inconsistent or out of range (the message names the field).
+
+    ``field`` is the offending FixedPointSpec field name when there is one (the HDF5 reader maps it to
+    the dataset path).
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def symmetric_max(bits: int) -> int:
+    """Largest magnitude of a symmetric signed `bits`-bit integer: 2**(bits-1) - 1."""
+    return (1 << (bits - 1)) - 1
+
+
+def bits_for_count(count: int) -> int:
+    """Unsigned bits needed to carry 0..count."""
+    return max(1, int(count).bit_length())
+
+
+@dataclass(frozen=True)
+class FixedPointSpec:
+    """Number formats of the integer model.
+
+    u_frac_bits: F, fractional bits of the membrane potential u (u_real = u_int / 2**F).
+    u_bits: width of the signed u state; [u_min_int, u_max_int] must fit in it.
+    u_min_int / u_max_int: hard saturation bounds of u, in u-LSBs.
+    input_bits: signed payload bits of an input graded spike (symmetric range).
+    weight_bits: signed mantissa bits of the ff and rec synapses (symmetric range), 4..16.
+    decoder_bits: signed mantissa bits of the quantized decoder (energy accounting only).
+    sampler_frac_bits: G, fractional bits of u seen by the spike sampler (G <= F).
+    max_spike_count: cap, the largest spike count per neuron per step.
+    seed: key of the counter-based random generator (0 <= seed < 2**64).
+    """
+
+    u_frac_bits: int = 12
+    u_bits: int = 24
+    u_min_int: int = -8 * 2**12
+    u_max_int: int = 4 * 2**12
+    input_bits: int = 8
+    weight_bits: int = 8
+    decoder_bits: int = 8
+    sampler_frac_bits: int = 5
+    max_spike_count: int = 15
+    seed: int = 0
+
+    @classmethod
+    def create(cls, *, u_min: float = -8.0, u_max: float = 4.0, u_frac_bits: int = 12, **fields) -> "FixedPointSpec":
+        """Spec from real-valued bounds: u_min_int = round(u_min * 2**F), u_max_int = round(u_max * 2**F)."""
+        scale = 2.0**u_frac_bits
+        return cls(
+            u_frac_bits=u_frac_bits,
+            u_min_int=int(np.rint(u_min * scale)),
+            u_max_int=int(np.rint(u_max * scale)),
+            **fields,
+        )
+
+    def __post_init__(self) -> None:
+        for name in (
+            "u_frac_bits", "u_bits", "u_min_int", "u_max_int", "input_bits", "weight_bits",
+            "decoder_bits", "sampler_frac_bits", "max_spike_count", "seed",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise SpecError(f"{name} must be an integer, got {value!r}", field=name)
+        _check_range("u_bits", self.u_bits, 2, MAX_STATE_BITS)
+        _check_range("u_frac_bits", self.u_frac_bits, 0, self.u_bits - 1)
+        state_min, state_max = -(1 << (self.u_bits - 1)), (1 << (self.u_bits - 1)) - 1
+        _check_range("u_min_int", self.u_min_int, state_min, state_max)
+        _check_range("u_max_int", self.u_max_int, self.u_min_int + 1, state_max)
+        _check_range("input_bits", self.input_bits, MIN_INPUT_BITS, MAX_INPUT_BITS)
+        _check_range("weight_bits", self.weight_bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS)
+        _check_range("decoder_bits", self.decoder_bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS)
+        _check_range("sampler_frac_bits", self.sampler_frac_bits, 0, self.u_frac_bits)
+        _check_range("max_spike_count", self.max_spike_count, 1, MAX_SPIKE_COUNT_LIMIT)
+        _check_range("seed", self.seed, 0, 2**64 - 1)
+
+    @property
+    def u_scale(self) -> int:
+        """u-LSBs per unit of u: 2**F."""
+        return 1 << self.u_frac_bits
+
+    @property
+    def u_min(self) -> float:
+        return self.u_min_int / self.u_scale
+
+    @property
+    def u_max(self) -> float:
+        return self.u_max_int / self.u_scale
+
+    @property
+    def input_max(self) -> int:
+        return symmetric_max(self.input_bits)
+
+    @property
+    def weight_max(self) -> int:
+        return symmetric_max(self.weight_bits)
+
+    @property
+    def sampler_shift(self) -> int:
+        """F - G: right shift from u-LSBs to sampler bins."""
+        return self.u_frac_bits - self.sampler_frac_bits
+
+    @property
+    def n_sampler_bins(self) -> int:
+        """Rows of the inverse-CDF table: ((u_max_int - u_min_int) >> (F - G)) + 1."""
+        return ((self.u_max_int - self.u_min_int) >> self.sampler_shift) + 1
+
+    @property
+    def spike_message_bits(self) -> int:
+        """Graded-spike payload bits of a spike count 0..cap (Dense rec num_message_bits)."""
+        return bits_for_count(self.max_spike_count)
+
+    @property
+    def lava_compatible(self) -> bool:
+        """Whether Lava's bit-accurate Dense can hold the synapse mantissas (weight_bits <= 8)."""
+        return self.weight_bits <= LAVA_MAX_WEIGHT_BITS
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedMatrix:
+    """Signed mantissas with one exponent: effective value = mantissa * 2**exponent.
+
+    For synapses the unit is u-LSBs per unit of presynaptic payload; Dense computes
+    a = floor(sum_j mantissa[i, j] * s[j] * 2**exponent) (a left shift when exponent >= 0).
+    """
+
+    mantissa: np.ndarray  # [rows, cols] int16
+    exponent: int
+    bits: int
+
+    def __post_init__(self) -> None:
+        limit = symmetric_max(self.bits)
+        if self.mantissa.ndim != 2 or self.mantissa.dtype.kind != "i":
+            raise SpecError(f"mantissa must be a 2-D signed integer array, got {self.mantissa.dtype} {self.mantissa.shape}")
+        if self.mantissa.size and int(np.abs(self.mantissa.astype(np.int64)).max()) > limit:
+            raise SpecError(f"mantissa outside the symmetric signed {self.bits}-bit range +-{limit}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.mantissa.shape)
+
+    def dequantize(self) -> np.ndarray:
+        """Effective real weights mantissa * 2**exponent, float64 [rows, cols]."""
+        return self.mantissa.astype(np.float64) * 2.0**self.exponent
+
+    def lava_dense_kwargs(self) -> dict:
+        """Keyword arguments for ``lava.proc.dense.process.Dense`` (bit-accurate model).
+
+        weights = m << (9 - b), weight_exp = e - (9 - b), num_weight_bits = b, sign_mode = MIXED.
+        Lava's clip to [-256, 255] and truncation of 9 - b low bits are then exact no-ops.
+        Add ``num_message_bits`` yourself (input_bits for ff, spike_message_bits for rec).
+        """
+        if self.bits > LAVA_MAX_WEIGHT_BITS:
+            raise SpecError(
+                f"{self.bits}-bit mantissas do not fit Lava's 8-bit Dense synapse (reference-only file)"
+            )
+        from lava.utils.weightutils import SignMode  # imported here: the spec itself does not need Lava
+
+        shift = LAVA_MIXED_WEIGHT_WIDTH - self.bits
+        return {
+            "weights": self.mantissa.astype(np.int32) << shift,
+            "weight_exp": int(self.exponent - shift),
+            "num_weight_bits": int(self.bits),
+            "sign_mode": SignMode.MIXED,
+        }
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise SpecError(f"{name} = {value} is outside {low}..{high}", field=name)
