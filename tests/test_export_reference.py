@@ -1,0 +1,227 @@
+"""The integer reference against second implementations: Lava's Dense arithmetic, a timestep-by-timestep
+simulation of the spec's Lava timing, the float model in the high-precision limit, and torch's dynamics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
+
+from export.quantize import quantize, quantize_input, quantize_matrix, spec_for
+from export.reference import dense_apply, run_float_reference, run_reference
+from export.rng import uniform24
+from export.synthetic import SyntheticConfig, random_float_params, random_images
+
+LAVA_WEIGHT_CLIP_BITS = 8  # PyDenseModelBitAcc clips with num_bits=8 before truncating
+
+
+def lava_dense_arithmetic(kwargs: dict, payload: np.ndarray) -> np.ndarray:
+    """What lava.proc.dense.models.PyDenseModelBitAcc.run_spk computes for one s_in vector [J]."""
+    weights = clip_weights(kwargs["weights"], kwargs["sign_mode"], num_bits=LAVA_WEIGHT_CLIP_BITS)
+    weights = truncate_weights(weights, kwargs["sign_mode"], kwargs["num_weight_bits"])
+    accumulated = weights.astype(np.int64).dot(payload.astype(np.int64))
+    exponent = kwargs["weight_exp"]
+    return np.left_shift(accumulated, exponent) if exponent > 0 else np.right_shift(accumulated, -exponent)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bits=st.integers(4, 8),
+    log_scale=st.floats(-4.0, 12.0),
+    seed=st.integers(0, 2**31),
+)
+def test_dense_apply_is_lavas_bit_accurate_arithmetic(bits, log_scale, seed):
+    rng = np.random.default_rng(seed)
+    matrix = quantize_matrix(rng.normal(0.0, 2.0**log_scale, size=(6, 9)), bits)
+    payload = rng.integers(-127, 128, size=(4, 9))  # [B, J]
+    kwargs = matrix.lava_dense_kwargs()
+    assert kwargs["sign_mode"] == SignMode.MIXED
+    expected = np.stack([lava_dense_arithmetic(kwargs, p) for p in payload])  # [B, I]
+    assert np.array_equal(dense_apply(matrix, payload), expected)
+
+
+@pytest.mark.lava
+def test_dense_apply_matches_a_running_lava_dense():
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    rng = np.random.default_rng(0)
+    n_steps, n_out, n_in = 5, 4, 6
+    matrix = quantize_matrix(rng.normal(0.0, 300.0, size=(n_out, n_in)), 7)
+    payload = rng.integers(-127, 128, size=(n_in, n_steps)).astype(np.int32)  # column = timestep
+    source = Source(data=payload)
+    dense = Dense(num_message_bits=8, **matrix.lava_dense_kwargs())
+    sink = Sink(shape=(n_out,), buffer=n_steps)
+    source.s_out.connect(dense.s_in)
+    dense.a_out.connect(sink.a_in)
+    sink.run(condition=RunSteps(num_steps=n_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    received = sink.data.get()
+    sink.stop()
+    expected = np.zeros((n_out, n_steps), dtype=np.int64)  # a_out at timestep tau = W s(tau - 1)
+    expected[:, 1:] = dense_apply(matrix, payload.T[:-1]).T
+    assert np.array_equal(received, expected)
+
+
+def window_simulation(model, frames_per_image: np.ndarray, n_steps: int, first_image: int):
+    """The spec's Lava timing, one timestep at a time, images back to back, pure-Python sampling.
+
+    frames_per_image: [N, T, M] payloads. Returns z, u as [N, T+1, K] for the window steps t = 0..T.
+    """
+    spec = model.spec
+    ff, rec = model.ff.lava_dense_kwargs(), model.rec.lava_dense_kwargs()
+    n_images, n_latents = frames_per_image.shape[0], model.n_latents
+    buffer_ff = np.zeros(n_latents, np.int64)  # Dense a_buff: computed from the previous timestep's s_in
+    buffer_rec = np.zeros(n_latents, np.int64)
+    u = np.zeros(n_latents, np.int64)
+    z_record = np.zeros((n_images, n_steps + 1, n_latents), np.int64)
+    u_record = np.zeros_like(z_record)
+    for image in range(n_images):
+        for tau in range(1, n_steps + 2):
+            a_in = buffer_ff + buffer_rec  # what the neuron receives this timestep
+            if tau == 1:
+                u = model.u_prior.astype(np.int64).copy()  # a_in (previous image's traffic) discarded
+            else:
+                u = np.clip(u + a_in + model.bias, spec.u_min_int, spec.u_max_int)
+            step = tau - 1
+            z = np.zeros(n_latents, np.int64)
+            for k in range(n_latents):
+                row = min(max((int(u[k]) - spec.u_min_int) >> spec.sampler_shift, 0), spec.n_sampler_bins - 1)
+                draw = int(uniform24(spec.seed, first_image + image, step, k))
+                z[k] = sum(1 for threshold in model.cdf[row] if draw >= int(threshold))
+            z_record[image, step], u_record[image, step] = z, u
+            frame = frames_per_image[image, min(tau - 1, n_steps - 1)]  # the source's message this timestep
+            buffer_ff = lava_dense_arithmetic(ff, frame)
+            buffer_rec = lava_dense_arithmetic(rec, z)
+    return z_record, u_record
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    params = random_float_params(SyntheticConfig(n_inputs=10, n_latents=7, seed=3))
+    spec = spec_for(params, weight_bits=6, seed=99)
+    return params, quantize(params, spec, input_scale=1.0 / 127, n_steps=4)
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_reference_equals_timestep_simulation_of_the_spec(small_model, static):
+    _, model = small_model
+    n_images, n_steps, first_image = 3, model.n_steps, 5
+    rng = np.random.default_rng(1)
+    if static:
+        x_int = rng.integers(0, 128, size=(n_images, model.n_inputs))  # [B, M]
+        frames = np.repeat(x_int[:, None, :], n_steps, axis=1)  # [N, T, M]
+    else:
+        x_int = rng.integers(-127, 128, size=(n_steps, n_images, model.n_inputs))  # [T, B, M]
+        frames = x_int.transpose(1, 0, 2)
+    result = run_reference(model, x_int, n_steps, image_offset=first_image)
+    z_sim, u_sim = window_simulation(model, frames, n_steps, first_image)
+    assert np.array_equal(result.z, z_sim.transpose(1, 0, 2))
+    assert np.array_equal(result.u, u_sim.transpose(1, 0, 2))
+    assert result.z.max() > 0  # the comparison saw spikes
+    expected_recon = result.z.astype(np.float64) @ model.decoder_phi.T.astype(np.float64)
+    assert np.allclose(result.recon, expected_recon, rtol=1e-5, atol=1e-5)
+
+
+def test_batching_and_offsets_do_not_change_results(small_model):
+    _, model = small_model
+    x_int = np.random.default_rng(2).integers(0, 128, size=(7, model.n_inputs))
+    whole = run_reference(model, x_int, image_offset=10)
+    first = run_reference(model, x_int[:3], image_offset=10)
+    rest = run_reference(model, x_int[3:], image_offset=13)
+    assert np.array_equal(whole.z, np.concatenate([first.z, rest.z], axis=1))
+    assert np.array_equal(whole.u, np.concatenate([first.u, rest.u], axis=1))
+    single = run_reference(model, x_int[5:6], image_offset=15)
+    assert np.array_equal(single.z[:, 0], whole.z[:, 5])
+
+
+def test_static_image_equals_repeated_frames(small_model):
+    _, model = small_model
+    x_int = np.random.default_rng(4).integers(0, 128, size=(5, model.n_inputs))
+    frames = np.repeat(x_int[None], model.n_steps, axis=0)
+    static, sequence = run_reference(model, x_int), run_reference(model, frames)
+    assert np.array_equal(static.z, sequence.z) and np.array_equal(static.u, sequence.u)
+
+
+# High-precision limit: 16-bit weights and inputs, 20 fractional bits of u, 10 sampler bits.
+HIGH_PRECISION = dict(weight_bits=16, input_bits=16, u_frac_bits=20, sampler_frac_bits=10)
+HP_AGREEMENT_FIRST_STEP = 0.999  # stated tolerance: identical counts for the same uniforms
+HP_AGREEMENT_ALL_STEPS = 0.98  # a single differing count changes the rest of that image's trajectory
+HP_U_ERROR_FIRST_STEP = 2e-3  # |u_int/2^F - u_float| at t = 1 (16-bit lateral weights dominate)
+
+
+def test_integer_reference_reaches_the_float_dynamics_in_the_high_precision_limit():
+    params = random_float_params(SyntheticConfig(seed=5))
+    x = random_images(200, params.n_inputs, seed=6)
+    spec = spec_for(params, seed=17, **HIGH_PRECISION)
+    input_scale = 1.0 / spec.input_max
+    model = quantize(params, spec, input_scale, n_steps=8)
+    integer = run_reference(model, quantize_input(x, input_scale, spec.input_bits), image_offset=40)
+    floating = run_float_reference(params, x, 8, seed=17, image_offset=40, clamp="hard")
+    assert np.mean(integer.z[:2] == floating.z[:2]) >= HP_AGREEMENT_FIRST_STEP
+    assert np.mean(integer.z == floating.z) >= HP_AGREEMENT_ALL_STEPS
+    u_first = integer.u[1] / spec.u_scale
+    assert np.max(np.abs(u_first - floating.u[1])) < HP_U_ERROR_FIRST_STEP
+    assert 0.05 < floating.z.mean() < 5.0  # lively dynamics, not a trivial all-zero comparison
+
+
+def test_float_reference_step_equals_the_torch_model_step():
+    torch = pytest.importorskip("torch")
+    train_model = pytest.importorskip("train.model")
+    from train.config import ModelConfig
+    from train.inference.common import LatentSample, decode
+    from train.inference.poisson import PoissonState, step
+
+    from export.integer_model import FloatParams
+
+    model = _lively_torch_model(train_model, ModelConfig, torch)
+    params = FloatParams.from_inference_params(model.inference_params())
+    x = random_images(16, params.n_inputs, seed=8)
+    floating = run_float_reference(params, x, 3, seed=1, clamp="soft")
+    torch_params = model.inference_params()
+    for t in range(1, 4):
+        z_prev = torch.tensor(floating.z[t - 1], dtype=torch.float32)
+        state = PoissonState(u=torch.tensor(floating.u[t - 1], dtype=torch.float32))
+        latent = LatentSample(z=z_prev, recon=decode(z_prev, torch_params))
+        with torch.no_grad():
+            u_torch = step(state, latent, torch.tensor(x), torch_params).u.double().numpy()
+        assert np.allclose(u_torch, floating.u[t], atol=1e-4)
+
+
+STAT_SIGMAS = 5.0
+
+
+def test_float_reference_spike_statistics_match_the_torch_model():
+    torch = pytest.importorskip("torch")
+    train_model = pytest.importorskip("train.model")
+    from train.config import ModelConfig
+
+    from export.integer_model import FloatParams
+
+    model = _lively_torch_model(train_model, ModelConfig, torch)
+    params = FloatParams.from_inference_params(model.inference_params())
+    n_images, n_steps = 400, 6
+    x = random_images(n_images, params.n_inputs, seed=9)
+    ours = run_float_reference(params, x, n_steps, seed=2, clamp="soft").z[1:].astype(np.float64)  # [T, B, K]
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        theirs = np.stack([s.z.numpy() for s in model.iterate(torch.tensor(x), n_steps, generator=generator)])
+    per_image_ours, per_image_theirs = ours.mean(axis=2), theirs.mean(axis=2)  # [T, B]
+    difference = per_image_ours.mean(axis=1) - per_image_theirs.mean(axis=1)  # [T]
+    standard_error = np.sqrt((per_image_ours.var(axis=1) + per_image_theirs.var(axis=1)) / n_images)
+    assert np.all(np.abs(difference) < STAT_SIGMAS * standard_error)
+    assert per_image_ours.mean() > 0.05
+
+
+def _lively_torch_model(train_model, model_config, torch):
+    config = model_config(
+        n_inputs=64, n_latents=32, init_phi_std=0.15, init_log_sigma=math.log(0.5), init_log_b=-2.0,
+        init_log_lr=math.log(0.5), init_u_prior_low=-2.0, init_u_prior_high=0.0,
+    )
+    return train_model.IterativeVAE(config, generator=torch.Generator().manual_seed(0)).eval()
