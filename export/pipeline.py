@@ -51,7 +51,9 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
     else:
         if settings.calibration_images < 1:
             raise IpvaeError(f"--calibration must be at least 1 image, got {settings.calibration_images}")
-        images = load_images(source.data, CALIBRATION_SPLIT, settings.calibration_images)  # [N, M]
+        images = load_images(
+            source.data, CALIBRATION_SPLIT, settings.calibration_images, data_dir=source.data_dir, seed=source.data_seed
+        )  # [N, M]
         if images.shape[1] != source.params.n_inputs:
             raise IpvaeError(f"calibration images have {images.shape[1]} pixels, the model {source.params.n_inputs}")
         input_scale = calibrate_input_scale(images, spec.input_bits)

@@ -13,7 +13,6 @@ from ipvae.errors import CheckpointError, DatasetUnavailable, IpvaeError
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
 HASH_CHUNK_BYTES = 1 << 20
-MNIST_DATASETS = ("mnist",)
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,6 +23,8 @@ class SourceRun:
     params: FloatParams
     n_steps: int
     data: str
+    data_dir: str | None
+    data_seed: int
     checkpoint_sha256: str
     model: object  # train.model.IterativeVAE, for float evaluations
 
@@ -56,20 +57,21 @@ def load_source(run_dir: str | Path) -> SourceRun:
         params=params,
         n_steps=int(loaded.config.train.t_train),
         data=str(loaded.config.train.data),
+        data_dir=loaded.config.train.data_dir,
+        data_seed=int(loaded.config.train.seed),
         checkpoint_sha256=checkpoint_sha256(run_dir),
         model=loaded.model,
     )
 
 
-def load_images(data: str, split: str, count: int) -> np.ndarray:
-    """The first `count` images [N, M] float32 of a split of the run's data set."""
-    if data not in MNIST_DATASETS:
-        raise DatasetUnavailable(f"no loader for data set {data!r} here; pass --input-max instead of calibrating")
+def load_images(data: str, split: str, count: int, *, data_dir: str | None = None, seed: int = 0) -> np.ndarray:
+    """The first `count` samples [N, M] float32 of a split of a data set (train.data.get_dataset)."""
     try:
-        from train.data import load_mnist
+        from train.data import get_dataset
     except ImportError:
-        raise DatasetUnavailable("train.data.load_mnist is not available; pass --input-max instead of calibrating") from None
-    images, _labels = load_mnist(split)
-    if count > len(images):
-        raise IpvaeError(f"asked for {count} {split} images, the {data} {split} split has {len(images)}")
+        raise DatasetUnavailable("train.data is not available; pass --input-max instead of calibrating") from None
+    images, _labels = get_dataset(data, split, data_dir=data_dir, seed=seed, limit=count)
+    images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
+    if len(images) < count:
+        raise IpvaeError(f"asked for {count} {split} samples, the {data} {split} split has {len(images)}")
     return np.asarray(images[:count], dtype=np.float32)

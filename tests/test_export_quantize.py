@@ -1,0 +1,105 @@
+"""Quantizer and spec: closed-form properties of the mantissa/exponent choice, input payloads and bounds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from export.quantize import (
+    accumulator_bounds,
+    calibrate_input_scale,
+    quantize,
+    quantize_input,
+    quantize_matrix,
+    spec_for,
+)
+from export.reference import dense_apply
+from export.spec import FixedPointSpec, SpecError
+from export.synthetic import SyntheticConfig, random_float_params
+
+
+@settings(max_examples=100, deadline=None)
+@given(bits=st.integers(4, 16), log_scale=st.floats(-20.0, 20.0), seed=st.integers(0, 2**31))
+def test_quantize_matrix_uses_the_smallest_fitting_exponent(bits, log_scale, seed):
+    target = np.random.default_rng(seed).normal(0.0, 2.0**log_scale, size=(5, 7))
+    quantized = quantize_matrix(target, bits)
+    limit = 2 ** (bits - 1) - 1
+    peak = np.abs(target).max()
+    assert np.abs(quantized.mantissa).max() <= limit
+    assert peak <= limit * 2.0**quantized.exponent * (1 + 1e-12)  # it fits ...
+    assert peak > limit * 2.0 ** (quantized.exponent - 1)  # ... and one exponent less would not
+    assert np.max(np.abs(quantized.dequantize() - target)) <= 2.0 ** (quantized.exponent - 1) * (1 + 1e-9)
+
+
+def test_zero_matrix_and_non_finite_input():
+    assert quantize_matrix(np.zeros((2, 3)), 8).mantissa.max() == 0
+    with pytest.raises(SpecError):
+        quantize_matrix(np.array([[np.nan]]), 8)
+
+
+def test_input_payloads_closed_form():
+    x = np.array([[0.0, 0.5, 1.0, -1.0, 2.0, 0.25 / 127]])
+    scale = calibrate_input_scale(np.array([[0.0, 1.0]]), 8)
+    assert scale == 1.0 / 127
+    # 0.5 * 127 = 63.5 rounds half to even -> 64; 0.25 rounds to 0; 2.0 saturates at 127
+    assert quantize_input(x, scale, 8).tolist() == [[0, 64, 127, -127, 127, 0]]
+    with pytest.raises(SpecError):
+        calibrate_input_scale(np.zeros((2, 2)), 8)
+
+
+def test_spec_derived_constants():
+    spec = FixedPointSpec()
+    assert (spec.u_min_int, spec.u_max_int) == (-32768, 16384)
+    assert spec.n_sampler_bins == 385 and spec.sampler_shift == 7 and spec.spike_message_bits == 4
+    assert spec.input_max == 127 and spec.weight_max == 127 and spec.lava_compatible
+    assert FixedPointSpec.create(u_min=-8.0, u_max=4.0) == spec
+    assert not FixedPointSpec(weight_bits=12).lava_compatible
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"weight_bits": 3}, "weight_bits"),
+        ({"weight_bits": 17}, "weight_bits"),
+        ({"sampler_frac_bits": 13}, "sampler_frac_bits"),
+        ({"u_min_int": -(2**23) - 1}, "u_min_int"),  # outside the 24-bit state
+        ({"u_max_int": -40000}, "u_max_int"),  # not above u_min_int
+        ({"seed": -1}, "seed"),
+        ({"u_bits": 25}, "u_bits"),
+    ],
+)
+def test_spec_rejects_bad_fields(fields, field):
+    with pytest.raises(SpecError) as info:
+        FixedPointSpec(**fields)
+    assert info.value.field == field
+
+
+def test_accumulator_bounds_are_attained_by_extreme_inputs():
+    params = random_float_params(SyntheticConfig(seed=2))
+    spec = spec_for(params)
+    model = quantize(params, spec, 1.0 / 127, n_steps=4)
+    bounds = accumulator_bounds(model)
+    ff_out = rec_out = 0
+    for sign in (1, -1):  # floor makes the negative extreme one LSB larger in magnitude
+        worst_input = sign * np.sign(model.ff.mantissa) * spec.input_max  # row i's worst payload, [K, M]
+        worst_spikes = sign * np.sign(model.rec.mantissa) * spec.max_spike_count  # [K, K] (signed: a bound only)
+        ff_out = max([ff_out] + [abs(int(dense_apply(model.ff, worst_input)[i, i])) for i in range(model.n_latents)])
+        rec_out = max([rec_out] + [abs(int(dense_apply(model.rec, worst_spikes)[i, i])) for i in range(model.n_latents)])
+    assert ff_out == bounds["ff_out"] and rec_out == bounds["rec_out"]
+
+
+def test_quantized_model_targets(tmp_path):
+    params = random_float_params(SyntheticConfig(seed=4))
+    spec = spec_for(params, weight_bits=8)
+    scale = 1.0 / 127
+    model = quantize(params, spec, scale, n_steps=4)
+    a_matrix = params.step_size * params.phi.T * params.precision[None, :]  # lr Phi^T D, [K, M]
+    l_matrix = a_matrix @ params.phi  # [K, K]
+    assert np.allclose(model.ff.dequantize(), a_matrix * scale * 4096, atol=2.0 ** (model.ff.exponent - 1))
+    assert np.allclose(model.rec.dequantize(), -l_matrix * 4096, atol=2.0 ** (model.rec.exponent - 1))
+    assert np.array_equal(model.u_prior, np.rint(params.u_prior * 4096).astype(np.int32))
+    assert math.isclose(model.bias[0], -params.step_size * params.bias[0] * 4096, abs_tol=0.5)
