@@ -50,12 +50,20 @@ def sample_counts(u_int: np.ndarray, uniforms: np.ndarray, cdf: np.ndarray, spec
     return (uniforms[..., None] >= rows).sum(axis=-1, dtype=np.int16)
 
 
+def poisson_cdf_rows(log_rate: np.ndarray, cap: int) -> np.ndarray:
+    """P(N <= n | exp(u)) for n = 0..cap-1 by the pmf recursion p_n = p_{n-1} * rate / n; [..., cap] float64."""
+    rate = np.exp(np.asarray(log_rate, dtype=np.float64))[..., None]  # [..., 1]
+    steps = np.concatenate([np.ones(1), 1.0 / np.arange(1, cap)])  # [cap]: 1, 1/1, 1/2, ...
+    factors = np.concatenate([np.exp(-rate), np.broadcast_to(rate, rate.shape[:-1] + (cap - 1,))], axis=-1)
+    pmf = np.cumprod(factors * steps, axis=-1)  # [..., cap]: e^-r, e^-r r, e^-r r^2/2, ...
+    return np.minimum(np.cumsum(pmf, axis=-1), 1.0)
+
+
 def sample_counts_exact_rate(log_rate: np.ndarray, uniforms: np.ndarray, cap: int) -> np.ndarray:
     """The same inverse-CDF rule with the exact rate exp(u) of a float potential (no bins).
 
     z = #{n in 0..cap-1 : U >= floor(P(N <= n | exp(u)) * 2**24)}; int16 of the shape of log_rate.
     Used by the float reference (the high-precision limit of the integer sampler).
     """
-    counts = np.arange(cap, dtype=np.float64)  # [cap]
-    thresholds = np.floor(poisson.cdf(counts, np.exp(log_rate)[..., None]) * RNG_SCALE)  # [..., cap]
+    thresholds = np.floor(poisson_cdf_rows(log_rate, cap) * RNG_SCALE)  # [..., cap]
     return (uniforms[..., None].astype(np.float64) >= thresholds).sum(axis=-1, dtype=np.int16)

@@ -79,3 +79,11 @@ def test_counts_never_exceed_cap():
     u = np.full(5, SPEC.u_max_int)
     assert sample_counts(u, uniforms, table, SPEC).max() == SPEC.max_spike_count
     assert sample_counts(np.full(5, SPEC.u_min_int), np.zeros(5, np.uint32), table, SPEC).max() == 0
+
+
+def test_recursive_poisson_cdf_equals_scipy():
+    from export.sampler import poisson_cdf_rows
+
+    log_rates = np.linspace(-8.0, 6.0, 57)
+    expected = poisson.cdf(np.arange(15)[None, :], np.exp(log_rates)[:, None])
+    assert np.allclose(poisson_cdf_rows(log_rates, 15), expected, rtol=1e-12, atol=1e-15)
