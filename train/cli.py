@@ -1,0 +1,184 @@
+"""`ipvae train` and `ipvae eval`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from ipvae.errors import IpvaeError
+from ipvae.fileio import write_json
+
+EVAL_FILE = "eval.json"
+CURVES_FILE = "curves.json"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+# CLI flag -> (section, field); one table for both the parser and the config overrides.
+_TRAIN_OVERRIDES = {
+    "data": ("train", "data"),
+    "data_dir": ("train", "data_dir"),
+    "train_limit": ("train", "train_limit"),
+    "epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "t_train": ("train", "t_train"),
+    "learning_rate": ("train", "learning_rate"),
+    "beta": ("train", "beta"),
+    "seed": ("train", "seed"),
+    "threads": ("train", "num_threads"),
+    "family": ("model", "family"),
+    "n_latents": ("model", "n_latents"),
+    "max_spike_count": ("model", "max_spike_count"),
+}
+
+
+def register(subparsers) -> None:
+    train_parser = subparsers.add_parser("train", help="train an iP-VAE (or iG/iG_relu-VAE) into a run directory")
+    train_parser.add_argument("--out", required=True, help="run directory (model.safetensors, config.json, ...)")
+    train_parser.add_argument("--config", help="JSON file with 'model' and/or 'train' sections (partial is fine)")
+    train_parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    train_parser.add_argument("--data", help="dataset name (mnist, fashion_mnist, natural_patches, bars)")
+    train_parser.add_argument("--data-dir", help="directory with IDX files instead of the bundled MNIST")
+    train_parser.add_argument("--train-limit", type=positive_int, help="use only the first N training images")
+    train_parser.add_argument("--epochs", type=positive_int)
+    train_parser.add_argument("--batch-size", type=positive_int)
+    train_parser.add_argument("--t-train", type=positive_int, help="unrolled inference steps per batch")
+    train_parser.add_argument("--learning-rate", type=positive_float)
+    train_parser.add_argument("--beta", type=positive_float, help="final KL weight")
+    train_parser.add_argument("--seed", type=non_negative_int)
+    train_parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    train_parser.add_argument("--family", choices=["poisson", "gaussian", "gaussian_relu"])
+    train_parser.add_argument("--n-latents", type=positive_int)
+    train_parser.add_argument("--max-spike-count", type=positive_int)
+    train_parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                              help="progress bar (default: only on a terminal)")
+    train_parser.set_defaults(func=run_train)
+
+    eval_parser = subparsers.add_parser("eval", help="evaluate a run directory (JSON metrics, curves, plots)")
+    eval_parser.add_argument("run_dir")
+    eval_parser.add_argument("--data", default=None, help="dataset (default: the one it was trained on)")
+    eval_parser.add_argument("--data-dir")
+    eval_parser.add_argument("--t-test", type=positive_int, default=64, help="inference steps")
+    eval_parser.add_argument("--limit", type=positive_int, help="evaluate only the first N test images")
+    eval_parser.add_argument("--probe-train", type=non_negative_int, default=10_000,
+                             help="training images for the logistic-regression probe (0: no probe)")
+    eval_parser.add_argument("--curves", type=positive_int, default=0,
+                             help="also record per-step curves up to this step (e.g. 1000)")
+    eval_parser.add_argument("--seed", type=non_negative_int, default=0)
+    eval_parser.add_argument("--out", help="write eval.json, curves.json and PNG plots here")
+    eval_parser.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
+    eval_parser.set_defaults(func=run_eval)
+
+
+def build_config(args) -> "RunConfig":
+    from train.config import ModelConfig, RunConfig, TrainConfig, replace
+    from train.data import image_shape
+
+    sections = {"model": {}, "train": {}}
+    if args.config:
+        try:
+            loaded = json.loads(Path(args.config).read_text())
+        except FileNotFoundError:
+            raise IpvaeError(f"config file {args.config} does not exist") from None
+        except json.JSONDecodeError as error:
+            raise IpvaeError(f"config file {args.config} is not valid JSON ({error})") from None
+        unknown = sorted(set(loaded) - set(sections))
+        if unknown:
+            raise IpvaeError(f"config file {args.config} has unknown section(s) {unknown}; use 'model' and 'train'")
+        for name in sections:
+            sections[name].update(loaded.get(name, {}))
+    for flag, (section, field) in _TRAIN_OVERRIDES.items():
+        value = getattr(args, flag)
+        if value is not None:
+            sections[section][field] = value
+    try:
+        train_config = replace(TrainConfig(), **sections["train"])
+        height, width = image_shape(train_config.data)
+        sections["model"].setdefault("n_inputs", height * width)
+        model_config = replace(ModelConfig(), **sections["model"])
+    except (TypeError, ValueError) as error:
+        raise IpvaeError(f"invalid configuration: {error}") from None
+    return RunConfig(model=model_config, train=train_config)
+
+
+def run_train(args) -> int:
+    from train.checkpoint import load_config
+    from train.trainer import train
+
+    if args.resume:
+        config = load_config(args.out)
+    else:
+        config = build_config(args)
+        if (Path(args.out) / "model.safetensors").exists():
+            raise IpvaeError(f"{args.out} already holds a model; use --resume to continue it or another --out")
+    result = train(config, args.out, resume=args.resume, show_progress=args.progress)
+    print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
+                      **result.last_epoch_metrics}))
+    return 0
+
+
+def run_eval(args) -> int:
+    import torch
+
+    from train.checkpoint import load_run
+    from train.data import image_shape
+    from train.evaluate import EvalSettings, evaluate_run
+    from train.plots import plot_curves, plot_dictionary
+
+    run = load_run(args.run_dir)
+    data = args.data or run.config.train.data
+    settings = EvalSettings(t_test=args.t_test, seed=args.seed, curve_steps=args.curves)
+    report = evaluate_run(
+        run.model, data, settings, data_dir=args.data_dir, test_limit=args.limit, probe_train_limit=args.probe_train
+    )
+    if args.out:
+        out = Path(args.out)
+        write_json(out / EVAL_FILE, report.metrics)
+        t_train = run.config.train.t_train
+        if args.curves:
+            write_json(out / CURVES_FILE, {k: v.tolist() for k, v in report.curves.items()})
+            plot_curves(report.curves, t_train, out / "curves.png", title=f"{args.run_dir} on {data}")
+        with torch.no_grad():
+            phi = run.model.phi.numpy()
+        plot_dictionary(phi, image_shape(data), out / "dictionary.png")
+    if args.json:
+        print(json.dumps(report.metrics))
+    else:
+        print(format_table(report.metrics))
+    return 0
+
+
+def format_table(metrics: dict) -> str:
+    width = max(len(key) for key in metrics)
+    lines = []
+    for key, value in metrics.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""Frozen configuration dataclasses, saved as ``config.json`` beside every checkpoint.
+
+Configs are plain values: they never touch the disk or seed anything themselves. ``RunConfig`` is the
+pair (model, training) that fully describes a run; ``to_dict``/``from_dict`` round-trip it through
+JSON and reject unknown or missing fields with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipvae.errors import CheckpointError
+
+FAMILIES = ("poisson", "gaussian", "gaussian_relu")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The iterative VAE's architecture and initialisation.
+
+    family: "poisson" (iP-VAE), "gaussian" (iG-VAE) or "gaussian_relu" (iG_relu-VAE).
+    n_inputs: M, pixels per image.  n_latents: K, neurons.
+    max_spike_count: cap on a neuron's spike count per step (the graded-spike payload on hardware;
+        the relaxed sampler draws this many arrival times).
+    u_min / u_max: hard lower clamp / soft upper clamp of the membrane potential u = log rate.
+    log_sigma_bound: log sigma is soft-clamped to +-bound by bound * tanh(s / bound).
+    """
+
+    family: str = "poisson"
+    n_inputs: int = 784
+    n_latents: int = 512
+    max_spike_count: int = 15
+    u_min: float = -8.0
+    u_max: float = 4.0
+    log_sigma_bound: float = 3.45
+    init_phi_std: float = 0.05
+    init_log_sigma: float = -1.0
+    init_log_b: float = -3.0
+    init_log_lr: float = -4.0
+    init_u_prior_low: float = -6.0
+    init_u_prior_high: float = -4.0
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
+        if self.n_inputs <= 0 or self.n_latents <= 0 or self.max_spike_count <= 0:
+            raise ValueError("n_inputs, n_latents and max_spike_count must be positive")
+        if not self.u_min < self.u_max:
+            raise ValueError("u_min must be below u_max")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training recipe (defaults: the paper's MNIST recipe, shortened to fit a 2-core CPU budget).
+
+    beta: KL weight, held at beta_start for beta_hold_fraction of the steps, then linear to beta
+        over beta_ramp_fraction.  temperature: relaxed-Poisson temperature, annealed geometrically
+        from temperature_start to temperature_end over temperature_anneal_fraction of the steps.
+    """
+
+    data: str = "mnist"
+    data_dir: str | None = None
+    train_limit: int | None = None
+    epochs: int = 20
+    batch_size: int = 100
+    t_train: int = 16
+    learning_rate: float = 3e-3
+    learning_rate_min: float = 1e-5
+    warmup_fraction: float = 0.005
+    weight_decay: float = 0.0
+    optimizer: str = "adamax"
+    grad_clip: float = 3000.0
+    beta: float = 1.0
+    beta_start: float = 1e-4
+    beta_hold_fraction: float = 0.001
+    beta_ramp_fraction: float = 0.1
+    temperature_start: float = 1.0
+    temperature_end: float = 0.01
+    temperature_anneal_fraction: float = 0.5
+    seed: int = 0
+    checkpoint_every_steps: int = 200
+    num_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        try:
+            return cls(model=_build(ModelConfig, data["model"]), train=_build(TrainConfig, data["train"]))
+        except KeyError as error:
+            raise CheckpointError(f"config.json lacks the section {error}") from None
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"config.json is invalid: {error}") from None
+
+
+def _build(config_type: type, values: Any):
+    if not isinstance(values, dict):
+        raise TypeError(f"{config_type.__name__} must be a JSON object")
+    known = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TypeError(f"{config_type.__name__} has no field(s) {', '.join(unknown)}")
+    return config_type(**values)
+
+
+def replace(config, **changes):
+    """dataclasses.replace that ignores ``None`` values (handy for CLI overrides)."""
+    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})

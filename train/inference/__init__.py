@@ -1,0 +1,35 @@
+"""Inference dynamics of the iterative VAE family, one module per algorithm behind one interface.
+
+Every family module provides pure functions (no state is kept anywhere):
+
+    initial_state(params, batch_size)              -> State        the prior, before any data
+    sample(state, params, temperature, generator)  -> LatentSample z (and the noise that made it)
+    step(state, latent, x, params)                 -> State        one natural-gradient update
+    kl(state, prior_state, params)                 -> [B]          KL(q_t || q_{t-1}) summed over K
+    features(state)                                -> [B, K]       rates / means (probe, rate decoding)
+    potential(state)                               -> [B, K]       the membrane-potential-like variable
+
+``FAMILY_DYNAMICS`` is the one table that maps a config's ``family`` name to its module.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from train.inference import gaussian, poisson
+from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
+
+FAMILY_DYNAMICS: dict[str, ModuleType] = {
+    "poisson": poisson,
+    "gaussian": gaussian,
+    "gaussian_relu": gaussian,
+}
+
+__all__ = [
+    "FAMILY_DYNAMICS",
+    "InferenceParams",
+    "LatentSample",
+    "decode",
+    "reconstruction_drive",
+    "soft_clamp",
+]

@@ -1,0 +1,74 @@
+"""iG-VAE and iG_relu-VAE: Gaussian posterior N(m, s^2) updated by natural-gradient steps.
+
+    eps ~ N(0, 1),  y = m + s * eps,  z = y (iG)  or  z = gain * relu(y) (iG_relu)
+    g   = dz/dy * Phi^T D (x - Phi z)                       (minus the gradient of the error in y)
+    m'  = m + lr * s^2 * g                                  (Fisher of m is 1/s^2)
+    log s' = log s + lr * (1/2) * g * eps * s               (Fisher of log s is 2)
+
+The KL term's gradient is zero at the start of each step (the previous posterior is the prior),
+so only the reconstruction error drives the update, as in the Poisson family.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from train.distributions import gaussian_kl
+from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
+
+LOG_SCALE_MIN = -6.0
+LOG_SCALE_MAX = 2.0
+FISHER_LOG_SCALE = 2.0
+
+
+class GaussianState(NamedTuple):
+    mean: Tensor  # [B, K]
+    log_scale: Tensor  # [B, K]
+
+
+def initial_state(params: InferenceParams, batch_size: int) -> GaussianState:
+    return GaussianState(
+        mean=params.u_prior.expand(batch_size, -1),  # [B, K]
+        log_scale=params.prior_log_scale.expand(batch_size, -1),  # [B, K]
+    )
+
+
+def _code(pre_activation: Tensor, params: InferenceParams) -> Tensor:
+    if params.rectify:
+        return params.gain * torch.relu(pre_activation)
+    return pre_activation
+
+
+def sample(
+    state: GaussianState, params: InferenceParams, temperature: float, generator: torch.Generator | None
+) -> LatentSample:
+    noise = torch.randn(state.mean.shape, generator=generator, dtype=state.mean.dtype)  # [B, K]
+    pre_activation = state.mean + state.log_scale.exp() * noise  # [B, K]
+    z = _code(pre_activation, params)  # [B, K]
+    return LatentSample(z=z, recon=decode(z, params), noise=noise)
+
+
+def step(state: GaussianState, latent: LatentSample, x: Tensor, params: InferenceParams) -> GaussianState:
+    scale = state.log_scale.exp()  # [B, K]
+    grad_z = reconstruction_drive(x, latent.recon, params)  # [B, K]
+    if params.rectify:
+        pre_activation = state.mean + scale * latent.noise
+        grad_z = grad_z * params.gain * (pre_activation > 0).to(grad_z.dtype)
+    mean = state.mean + params.step_size * scale.square() * grad_z
+    log_scale = state.log_scale + params.step_size * grad_z * latent.noise * scale / FISHER_LOG_SCALE
+    return GaussianState(mean=mean, log_scale=soft_clamp(log_scale, LOG_SCALE_MIN, LOG_SCALE_MAX))
+
+
+def kl(state: GaussianState, prior_state: GaussianState, params: InferenceParams) -> Tensor:
+    return gaussian_kl(state.mean, state.log_scale, prior_state.mean, prior_state.log_scale).sum(dim=-1)
+
+
+def features(state: GaussianState) -> Tensor:
+    return state.mean
+
+
+def potential(state: GaussianState) -> Tensor:
+    return state.mean

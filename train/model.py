@@ -1,0 +1,188 @@
+"""The iterative VAE as a thin ``nn.Module``: it owns the learnable tensors, nothing else.
+
+Inference state never lives on the module: ``iterate`` and ``trajectory`` take an input and return
+the whole state trajectory; the dynamics themselves are the pure step functions of
+``train.inference``.
+
+Step convention (shared with the integer reference and the Lava network):
+    state_0 = prior;  latent_0 ~ q(state_0)
+    for t = 1..T:  state_t = step(state_{t-1}, latent_{t-1}, x_t);  latent_t ~ q(state_t)
+    recon_t = Phi z_t
+so step t's update is driven by the spikes of step t-1 (the lateral synapse delivers the previous
+step's spikes), and the loss at step t scores latent_t against x plus KL(q_t || q_{t-1}).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from train.config import ModelConfig
+from train.inference import FAMILY_DYNAMICS, InferenceParams
+
+LOG_TWO_PI = math.log(2.0 * math.pi)
+
+
+class StepOutput(NamedTuple):
+    """One inference step for a batch: u [B, K] (potential), z [B, K], recon [B, M], kl [B], state."""
+
+    u: Tensor
+    z: Tensor
+    recon: Tensor
+    kl: Tensor
+    state: tuple
+
+
+class Trajectory(NamedTuple):
+    """Stacked steps t = 1..T: u [T, B, K], z [T, B, K], recon [T, B, M], kl [T, B]; features [B, K] at T."""
+
+    u: Tensor
+    z: Tensor
+    recon: Tensor
+    kl: Tensor
+    features: Tensor
+
+
+class LossTerms(NamedTuple):
+    """Scalars averaged over steps and batch; ``total`` is what is minimised."""
+
+    total: Tensor
+    nll: Tensor
+    kl: Tensor
+    mse_per_pixel: Tensor
+    zeros: Tensor
+
+
+class IterativeVAE(nn.Module):
+    """iP-VAE (and its Gaussian relatives): learned dictionary, pixel noise, biases, step size, prior."""
+
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        self.dynamics = FAMILY_DYNAMICS[config.family]
+        n_inputs, n_latents = config.n_inputs, config.n_latents
+        phi = torch.randn(n_inputs, n_latents, generator=generator) * config.init_phi_std  # [M, K]
+        self.phi = nn.Parameter(phi)
+        self.log_sigma = nn.Parameter(torch.full((n_inputs,), config.init_log_sigma))  # [M]
+        self.log_lr = nn.Parameter(torch.tensor(config.init_log_lr))  # []
+        if config.family == "poisson":
+            low, high = config.init_u_prior_low, config.init_u_prior_high
+            u_prior = low + (high - low) * torch.rand(n_latents, generator=generator)  # [K]
+            self.u_prior = nn.Parameter(u_prior)
+            self.log_b = nn.Parameter(torch.full((n_latents,), config.init_log_b))  # [K]
+        else:
+            self.u_prior = nn.Parameter(torch.zeros(n_latents))  # [K] prior mean
+            self.prior_log_scale = nn.Parameter(torch.zeros(n_latents))  # [K]
+            if config.family == "gaussian_relu":
+                self.log_gain = nn.Parameter(torch.zeros(n_latents))  # [K]
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def sigma(self) -> Tensor:
+        bound = self.config.log_sigma_bound
+        return torch.exp(bound * torch.tanh(self.log_sigma / bound))  # [M]
+
+    def inference_params(self) -> InferenceParams:
+        config = self.config
+        is_poisson = config.family == "poisson"
+        return InferenceParams(
+            phi=self.phi,
+            precision=self.sigma().pow(-2),
+            bias=self.log_b.exp() if is_poisson else torch.zeros_like(self.u_prior),
+            step_size=self.log_lr.exp(),
+            u_prior=self.u_prior,
+            u_min=config.u_min,
+            u_max=config.u_max,
+            max_spike_count=config.max_spike_count,
+            prior_log_scale=None if is_poisson else self.prior_log_scale,
+            gain=self.log_gain.exp() if config.family == "gaussian_relu" else None,
+            rectify=config.family == "gaussian_relu",
+        )
+
+    def iterate(
+        self,
+        x: Tensor,
+        n_steps: int,
+        *,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[StepOutput]:
+        """Run inference on x [B, M] (static) or [T, B, M] (one frame per step); yield t = 1..T."""
+        if n_steps <= 0:
+            raise ValueError("n_steps must be positive")
+        frames = x if x.dim() == 3 else None
+        if frames is not None and frames.shape[0] < n_steps:
+            raise ValueError(f"got {frames.shape[0]} frames for {n_steps} steps")
+        params = self.inference_params()
+        batch_size = x.shape[-2]
+        dynamics = self.dynamics
+        state = dynamics.initial_state(params, batch_size)
+        latent = dynamics.sample(state, params, temperature, generator)
+        for t in range(n_steps):
+            x_t = frames[t] if frames is not None else x  # [B, M]
+            previous = state
+            state = dynamics.step(state, latent, x_t, params)
+            latent = dynamics.sample(state, params, temperature, generator)
+            kl = dynamics.kl(state, previous, params)  # [B]
+            yield StepOutput(dynamics.potential(state), latent.z, latent.recon, kl, state)
+
+    def trajectory(
+        self,
+        x: Tensor,
+        n_steps: int,
+        *,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Trajectory:
+        steps = list(self.iterate(x, n_steps, temperature=temperature, generator=generator))
+        return Trajectory(
+            u=torch.stack([s.u for s in steps]),  # [T, B, K]
+            z=torch.stack([s.z for s in steps]),  # [T, B, K]
+            recon=torch.stack([s.recon for s in steps]),  # [T, B, M]
+            kl=torch.stack([s.kl for s in steps]),  # [T, B]
+            features=self.dynamics.features(steps[-1].state),  # [B, K]
+        )
+
+    def forward(self, x: Tensor, n_steps: int, **kwargs) -> Trajectory:
+        return self.trajectory(x, n_steps, **kwargs)
+
+    def gaussian_nll(self, x: Tensor, recon: Tensor) -> Tensor:
+        """-log N(x; recon, diag(sigma^2)) summed over pixels, [B]."""
+        log_sigma = torch.log(self.sigma())  # [M]
+        squared = ((x - recon) / self.sigma()).square()  # [B, M]
+        return 0.5 * squared.sum(-1) + log_sigma.sum() + 0.5 * x.shape[-1] * LOG_TWO_PI
+
+    def loss(
+        self,
+        x: Tensor,
+        n_steps: int,
+        *,
+        beta: float,
+        temperature: float,
+        generator: torch.Generator | None = None,
+    ) -> LossTerms:
+        """Mean over the T unrolled steps of  NLL(x | Phi z_t) + beta * KL(q_t || q_{t-1})."""
+        nll_sum = x.new_zeros(())
+        kl_sum = x.new_zeros(())
+        squared_error_sum = x.new_zeros(())
+        zeros_sum = x.new_zeros(())
+        for step_output in self.iterate(x, n_steps, temperature=temperature, generator=generator):
+            nll_sum = nll_sum + self.gaussian_nll(x, step_output.recon).mean()
+            kl_sum = kl_sum + step_output.kl.mean()
+            with torch.no_grad():
+                squared_error_sum += (x - step_output.recon).square().mean()
+                zeros_sum += (step_output.z < 0.5).float().mean()
+        nll, kl = nll_sum / n_steps, kl_sum / n_steps
+        return LossTerms(
+            total=nll + beta * kl,
+            nll=nll,
+            kl=kl,
+            mse_per_pixel=squared_error_sum / n_steps,
+            zeros=zeros_sum / n_steps,
+        )

@@ -1,0 +1,203 @@
+"""Training: unrolled inference, loss averaged over steps, one backward pass (BPTT) per batch.
+
+Schedules are pure functions of the optimisation step (``Schedules``); randomness comes from two
+explicit generators (``data``: a fresh one per epoch seeded by (seed, epoch), so the batch order of
+any epoch is reproducible on its own; ``sampling``: the relaxed-Poisson draws, saved in the train
+state), which makes a resumed run bit-identical to an uninterrupted one on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ipvae.errors import TrainingDiverged
+from train.checkpoint import load_run, load_train_state, save_run, save_train_state
+from train.config import RunConfig, TrainConfig
+from train.data import get_dataset
+from train.model import IterativeVAE
+
+METRICS_FILE = "metrics.jsonl"
+EPOCH_SEED_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class Schedules:
+    """Learning rate (linear warm-up, then cosine), KL weight beta, relaxation temperature."""
+
+    config: TrainConfig
+    total_steps: int
+
+    def learning_rate_factor(self, step: int) -> float:
+        config = self.config
+        warmup = max(1, round(config.warmup_fraction * self.total_steps))
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, self.total_steps - warmup))
+        floor = config.learning_rate_min / config.learning_rate
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def beta(self, step: int) -> float:
+        config = self.config
+        hold = config.beta_hold_fraction * self.total_steps
+        ramp = max(1.0, config.beta_ramp_fraction * self.total_steps)
+        progress = min(1.0, max(0.0, (step - hold) / ramp))
+        return config.beta_start + (config.beta - config.beta_start) * progress
+
+    def temperature(self, step: int) -> float:
+        config = self.config
+        anneal = max(1.0, config.temperature_anneal_fraction * self.total_steps)
+        progress = min(1.0, step / anneal)
+        log_t = math.log(config.temperature_start) + progress * (
+            math.log(config.temperature_end) - math.log(config.temperature_start)
+        )
+        return math.exp(log_t)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    steps: int
+    epochs: int
+    seconds: float
+    last_epoch_metrics: dict
+
+
+def make_optimizer(model: IterativeVAE, config: TrainConfig) -> torch.optim.Optimizer:
+    optimizers = {"adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW}
+    if config.optimizer not in optimizers:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; expected one of {sorted(optimizers)}")
+    return optimizers[config.optimizer](
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+
+
+def _epoch_order(n_samples: int, seed: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * EPOCH_SEED_STRIDE + epoch)
+    return torch.randperm(n_samples, generator=generator)  # [N]
+
+
+def train(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    show_progress: bool | None = None,
+) -> TrainResult:
+    """Train a model described by ``config`` into ``run_dir`` (or continue it with ``resume``)."""
+    run_dir = Path(run_dir)
+    tc = config.train
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    x_train, _ = get_dataset(tc.data, "train", data_dir=tc.data_dir, seed=tc.seed, limit=tc.train_limit)
+    x_train = x_train.reshape(x_train.shape[0], -1).float()  # [N, M]
+    if x_train.shape[1] != config.model.n_inputs:
+        raise ValueError(
+            f"dataset {tc.data!r} has {x_train.shape[1]} inputs, model expects {config.model.n_inputs}"
+        )
+    n_samples = x_train.shape[0]
+    batches_per_epoch = n_samples // tc.batch_size
+    if batches_per_epoch == 0:
+        raise ValueError(f"batch size {tc.batch_size} exceeds the {n_samples} training samples")
+    total_steps = batches_per_epoch * tc.epochs
+    schedules = Schedules(tc, total_steps)
+
+    sampling = torch.Generator().manual_seed(tc.seed)
+    model = IterativeVAE(config.model, generator=torch.Generator().manual_seed(tc.seed))
+    optimizer = make_optimizer(model, tc)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
+    step = 0
+    if resume:
+        model.load_state_dict(load_run(run_dir).model.state_dict())
+        state = load_train_state(run_dir)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampling.set_state(state["sampling_generator"])
+        step = int(state["step"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint() -> None:
+        save_run(run_dir, config, model)
+        save_train_state(
+            run_dir,
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "sampling_generator": sampling.get_state(),
+                "step": step,
+            },
+        )
+
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    started = time.perf_counter()
+    epoch_metrics: dict = {}
+    model.train()
+    progress = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="batch", dynamic_ncols=True)
+    try:
+        while step < total_steps:
+            epoch, first_batch = divmod(step, batches_per_epoch)
+            order = _epoch_order(n_samples, tc.seed, epoch)
+            sums = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "mse_per_pixel": 0.0, "zeros": 0.0}
+            for batch_index in range(first_batch, batches_per_epoch):
+                indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
+                x = x_train[indices]  # [B, M]
+                terms = model.loss(
+                    x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step), generator=sampling
+                )
+                optimizer.zero_grad(set_to_none=True)
+                terms.total.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                values = {
+                    "loss": terms.total.item(),
+                    "nll": terms.nll.item(),
+                    "kl": terms.kl.item(),
+                    "mse_per_pixel": terms.mse_per_pixel.item(),
+                    "zeros": terms.zeros.item(),
+                }
+                if not (math.isfinite(values["loss"]) and torch.isfinite(grad_norm)):
+                    raise TrainingDiverged(
+                        f"loss or gradient became NaN/Inf at step {step} (epoch {epoch}); "
+                        f"the last good checkpoint in {run_dir} is kept"
+                    )
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                for key, value in values.items():
+                    sums[key] += value
+                progress.update(1)
+                progress.set_postfix(
+                    loss=f"{values['loss']:.1f}", mse=f"{values['mse_per_pixel']:.4f}", zeros=f"{values['zeros']:.2f}"
+                )
+                if step % tc.checkpoint_every_steps == 0:
+                    checkpoint()
+            n_batches = batches_per_epoch - first_batch
+            epoch_metrics = {
+                "epoch": epoch + 1,
+                "step": step,
+                "seconds": round(time.perf_counter() - started, 2),
+                "beta": schedules.beta(step - 1),
+                "temperature": schedules.temperature(step - 1),
+                **{key: total / n_batches for key, total in sums.items()},
+            }
+            checkpoint()
+            with open(run_dir / METRICS_FILE, "a") as log:
+                log.write(json.dumps(epoch_metrics) + "\n")
+            if not show_progress:
+                print(json.dumps(epoch_metrics), flush=True)
+    finally:
+        progress.close()
+    return TrainResult(
+        run_dir=run_dir,
+        steps=step,
+        epochs=tc.epochs,
+        seconds=time.perf_counter() - started,
+        last_epoch_metrics=epoch_metrics,
+    )
