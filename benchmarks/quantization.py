@@ -27,6 +27,7 @@ from export.source import load_images, load_source
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 DEFAULT_BITS = (4, 6, 8, 12, 16)
 R2_BUDGET_8BIT = 0.02  # issue 3: 8-bit loses at most 0.02 R^2
+FLOAT_MODEL_REPEATS = 3  # torch's own Poisson draws: average a few seeds to shrink the sampling noise
 TEST_SPLIT = "test"
 METRICS = ("r2", "zeros", "spikes_per_inference", "mse_per_pixel")
 LABELS = {"r2": "R^2 (spikes, t=T)", "zeros": "fraction of zeros", "spikes_per_inference": "spikes / inference",
@@ -39,17 +40,24 @@ def batches(n_images: int, batch_size: int):
 
 
 def float_model_fidelity(source, x: np.ndarray, n_steps: int, batch_size: int, seed: int) -> dict:
+    """The torch model with its own draws, averaged over FLOAT_MODEL_REPEATS generator seeds."""
     import torch
 
-    accumulator = FidelityAccumulator()
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for start, stop in batches(len(x), batch_size):
-            steps = list(source.model.iterate(torch.from_numpy(x[start:stop]), n_steps, generator=generator))
-            z = np.stack([s.z.numpy() for s in steps])  # [T, B, K]
-            recon = np.stack([s.recon.numpy() for s in steps])  # [T, B, M]
-            accumulator.add(x[start:stop], z, recon)
-    return accumulator.result().as_dict()
+    runs = []
+    for repeat in range(FLOAT_MODEL_REPEATS):
+        accumulator = FidelityAccumulator()
+        generator = torch.Generator().manual_seed(seed + repeat)
+        with torch.no_grad():
+            for start, stop in batches(len(x), batch_size):
+                steps = list(source.model.iterate(torch.from_numpy(x[start:stop]), n_steps, generator=generator))
+                z = np.stack([s.z.numpy() for s in steps])  # [T, B, K]
+                recon = np.stack([s.recon.numpy() for s in steps])  # [T, B, M]
+                accumulator.add(x[start:stop], z, recon)
+        runs.append(accumulator.result().as_dict())
+    mean = {key: float(np.mean([run[key] for run in runs])) for key in runs[0]}
+    mean["r2_std_over_seeds"] = float(np.std([run["r2"] for run in runs]))
+    mean["repeats"] = FLOAT_MODEL_REPEATS
+    return mean
 
 
 def float_reference_fidelity(source, x, n_steps, batch_size, seed) -> tuple[dict, list]:
@@ -105,16 +113,16 @@ def plot(report: dict, path: Path) -> None:
 
 
 def print_table(report: dict) -> None:
-    header = f"{'model':<22}{'R^2':>8}{'dR^2':>8}{'MSE/px':>10}{'zeros':>8}{'spikes':>9}{'agree':>8}"
+    header = f"{'model':<24}{'R^2':>8}{'dR^2':>8}{'MSE/px':>10}{'zeros':>8}{'spikes':>9}{'agree':>8}"
     print(header)
     print("-" * len(header))
     reference_r2 = report["float_model"]["r2"]
-    rows = [("float model (torch)", report["float_model"]), ("float-u (shared U)", report["float_reference"])]
+    rows = [(f"float model (torch) x{FLOAT_MODEL_REPEATS}", report["float_model"]), ("float-u (shared U)", report["float_reference"])]
     rows += [(f"integer {b}-bit", report["integer"][b]) for b in report["integer"]]
     for name, metrics in rows:
         agreement = metrics.get("spike_agreement_with_float_reference")
         print(
-            f"{name:<22}{metrics['r2']:>8.4f}{metrics['r2'] - reference_r2:>+8.4f}{metrics['mse_per_pixel']:>10.5f}"
+            f"{name:<24}{metrics['r2']:>8.4f}{metrics['r2'] - reference_r2:>+8.4f}{metrics['mse_per_pixel']:>10.5f}"
             f"{metrics['zeros']:>8.3f}{metrics['spikes_per_inference']:>9.1f}"
             + (f"{agreement:>8.3f}" if agreement is not None else f"{'':>8}")
         )
@@ -152,14 +160,20 @@ def main(argv: list[str] | None = None) -> int:
         settings = ExportSettings(weight_bits=bits, seed=args.seed, calibration_images=args.calibration, n_steps=n_steps)
         model, _ = build_integer_model(source, settings)
         report["integer"][str(bits)] = integer_fidelity(model, x, n_steps, args.batch_size, float_spikes)
+    for metrics in report["integer"].values():
+        metrics["r2_loss_vs_float_model"] = report["float_model"]["r2"] - metrics["r2"]
+        metrics["r2_loss_vs_float_reference_paired"] = report["float_reference"]["r2"] - metrics["r2"]
     if "8" in report["integer"]:
-        delta = report["integer"]["8"]["r2"] - report["float_model"]["r2"]
-        report["r2_loss_8bit"] = -delta
-        report["pass_8bit_within_0.02"] = bool(-delta <= R2_BUDGET_8BIT)
+        report["r2_loss_8bit"] = report["integer"]["8"]["r2_loss_vs_float_model"]
+        report["pass_8bit_within_0.02"] = bool(report["r2_loss_8bit"] <= R2_BUDGET_8BIT)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "quantization.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, args.out / "quantization.png")
     print_table(report)
+    if "r2_loss_8bit" in report:
+        verdict = "PASS" if report["pass_8bit_within_0.02"] else "FAIL"
+        print(f"8-bit R^2 loss vs float model: {report['r2_loss_8bit']:+.4f} (budget {R2_BUDGET_8BIT}): {verdict}; "
+              f"float model R^2 std over seeds {report['float_model']['r2_std_over_seeds']:.4f}")
     print(f"wrote {args.out / 'quantization.json'} and {args.out / 'quantization.png'}")
     return 0
 
