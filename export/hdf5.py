@@ -32,7 +32,7 @@ from export.spec import (
     symmetric_max,
 )
 from ipvae import __version__ as TOOLKIT_VERSION
-from ipvae.errors import ExportFormatError
+from ipvae.errors import ExportFormatError, IpvaeError
 
 INPUT = "layer/0"
 DENSE = "layer/1"
@@ -163,16 +163,21 @@ def write_model(path: str | Path, model: IntegerModel, metadata: ExportMetadata)
     datasets = layout(model, metadata)
     digest = content_digest(datasets)
     datasets[CONTENT_HASH] = _string(digest)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+    except OSError as error:
+        raise IpvaeError(f"cannot write {path} ({_first_line(error)})") from None
     try:
         with h5py.File(temporary, "w") as file:
             for name, array in datasets.items():
                 file.create_dataset(name, data=array)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise IpvaeError(f"cannot write {path} ({_first_line(error)})") from None
         raise
     return ExportMetadata(**{**metadata.__dict__, "content_sha256": digest})
 

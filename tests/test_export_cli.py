@@ -73,17 +73,19 @@ def test_export_matches_the_float_parameters(run_dir, tmp_path):
         (["export", "{run}", "-o", "{out}", "--weight-bits", "20", "--input-max", "1"], "weight_bits = 20"),
         (["export", "{run}", "-o", "{out}", "--input-max", "-1"], "--input-max must be positive"),
         (["inspect", "{bad}"], "not a readable HDF5 file"),
+        (["export", "{run}", "-o", "{dir}", "--input-max", "1"], "cannot write"),
         (["inspect", "{missing}"], "no such file"),
     ],
 )
 def test_bad_input_gives_one_line_and_nonzero_exit(run_dir, tmp_path, capsys, argv, expected):
     bad = tmp_path / "bad.h5"
     bad.write_text("garbage")
-    names = {"missing": str(tmp_path / "absent"), "out": str(tmp_path / "o.h5"), "run": str(run_dir), "bad": str(bad)}
+    (tmp_path / "adir").mkdir()
+    names = {"dir": str(tmp_path / "adir"), "missing": str(tmp_path / "absent"), "out": str(tmp_path / "o.h5"), "run": str(run_dir), "bad": str(bad)}
     code = main([arg.format(**names) for arg in argv])
     error = capsys.readouterr().err.strip()
     assert code != 0 and expected in error and "\n" not in error and "Traceback" not in error
-    assert not (tmp_path / "o.h5").exists()
+    assert not (tmp_path / "o.h5").exists() and list((tmp_path / "adir").iterdir()) == []
 
 
 def test_calibration_uses_the_run_data(tmp_path):
