@@ -1,0 +1,15 @@
+"""The iterative Poisson VAE on Lava: Processes, ProcessModels, network builder, runner, energy proxies.
+
+Layout (Lava finds a Process's ProcessModels by importing every module in the Process's folder, so
+each ``proc/<name>/`` folder holds exactly one ``process.py`` and its ``models.py``):
+
+- ``proc/poisson``: the :class:`PoissonNeuron` Process and its ``floating_pt`` / ``fixed_pt`` models.
+- ``proc/io``: :class:`FrameSource` (host -> graph, graded input spikes) and :class:`StateTap`
+  (graph -> host, spike counts and membrane potentials every timestep).
+- ``proc/block``: :class:`PoissonDenseBlock`, feed-forward ``Dense`` + lateral ``Dense`` + PoissonNeuron.
+- ``network``: integer model (``export.hdf5.read_model``) or float parameters -> process graph.
+- ``runner``: many images through one compiled graph, clean runtime shutdown.
+- ``energy``: spike counts, synaptic operations and the documented energy proxies.
+
+Importing this package is cheap: nothing here imports Lava until a network is built.
+"""

@@ -1,0 +1,164 @@
+"""Build the iP-VAE process graph: FrameSource -> PoissonDenseBlock (ff Dense, rec Dense, PoissonNeuron) -> StateTap.
+
+``build_fixed_network`` takes the integer model of an export file (``export.hdf5.read_model(path).model``)
+and builds the bit-accurate graph of docs/fixed_point.md; ``build_float_network`` takes the float
+parameters (``export.integer_model.FloatParams``) and builds the same graph with float arithmetic.
+Neither starts Lava: ``lava_models.runner.LavaSimulation`` compiles and runs the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from export.integer_model import FloatParams, IntegerModel
+from export.quantize import quantize_input
+from ipvae.errors import IpvaeError
+
+FIXED_PT = "fixed_pt"
+FLOATING_PT = "floating_pt"
+MODES = (FIXED_PT, FLOATING_PT)
+# Dense processes treat s_in as graded (payload-weighted) only when num_message_bits > 0; the float
+# models ignore the width itself, so the float graph declares the widest graded payload.
+FLOAT_MESSAGE_BITS = 24
+DEFAULT_FLOAT_SAMPLER_BITS = (12, 5)  # (F, G): unused by the float model, recorded for completeness
+
+
+class NetworkBuildError(IpvaeError):
+    """A model that cannot be mapped to the Lava graph (e.g. mantissas wider than Lava's 8-bit synapse)."""
+
+
+@dataclass(frozen=True, eq=False)
+class LavaNetwork:
+    """A built (not yet compiled) process graph and what the host needs to drive it.
+
+    encode: host-side float pixels [..., M] -> the payloads the FrameSource sends (int32 for
+    fixed_pt: export.quantize.quantize_input; float64 for floating_pt).
+    decoder_phi: float32 [M, K], recon_t = Phi z_t (computed on the host: the readout is not in the graph).
+    """
+
+    mode: str
+    n_steps: int
+    n_inputs: int
+    n_latents: int
+    max_spike_count: int
+    image_offset: int
+    source: object  # lava_models.proc.io.process.FrameSource
+    block: object  # lava_models.proc.block.process.PoissonDenseBlock
+    tap: object  # lava_models.proc.io.process.StateTap
+    encode: Callable[[np.ndarray], np.ndarray]
+    decoder_phi: np.ndarray
+
+    @property
+    def window(self) -> int:
+        """Lava timesteps per image: T + 1."""
+        return self.n_steps + 1
+
+
+def _check_steps(n_steps: int) -> int:
+    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+        raise IpvaeError(f"the number of steps must be a positive integer, got {n_steps}")
+    return int(n_steps)
+
+
+def _check_offset(image_offset: int) -> int:
+    if int(image_offset) < 0:
+        raise IpvaeError(f"image_offset must be non-negative, got {image_offset}")
+    return int(image_offset)
+
+
+def _wire(mode: str, n_steps: int, image_offset: int, synapse: dict, synapse_rec: dict, neuron: dict,
+          encode: Callable, decoder_phi: np.ndarray, input_message_bits: int) -> LavaNetwork:
+    """Create the Processes and connect source -> block -> tap."""
+    from lava_models.proc.block.process import PoissonDenseBlock
+    from lava_models.proc.io.process import FrameSource, StateTap
+
+    block = PoissonDenseBlock(synapse=synapse, synapse_rec=synapse_rec, neuron=neuron)
+    n_latents, n_inputs = synapse["weights"].shape
+    source = FrameSource(shape=(n_inputs,), num_message_bits=input_message_bits)
+    tap = StateTap(shape=(n_latents,))
+    source.s_out.connect(block.inp)
+    block.out.connect(tap.s_in)
+    block.u_out.connect(tap.u_in)
+    return LavaNetwork(
+        mode=mode,
+        n_steps=n_steps,
+        n_inputs=n_inputs,
+        n_latents=n_latents,
+        max_spike_count=neuron["max_spike_count"],
+        image_offset=image_offset,
+        source=source,
+        block=block,
+        tap=tap,
+        encode=encode,
+        decoder_phi=np.asarray(decoder_phi, dtype=np.float32),
+    )
+
+
+def build_fixed_network(model: IntegerModel, n_steps: int | None = None, *, image_offset: int = 0) -> LavaNetwork:
+    """The bit-accurate graph of an integer model (docs/fixed_point.md, checklist of section 9)."""
+    spec = model.spec
+    n_steps = _check_steps(model.n_steps if n_steps is None else n_steps)
+    image_offset = _check_offset(image_offset)
+    if not spec.lava_compatible:
+        raise NetworkBuildError(
+            f"{spec.weight_bits}-bit weight mantissas do not fit Lava's 8-bit Dense synapse "
+            "(this export is for the integer reference only; re-export with --weight-bits 8 or fewer)"
+        )
+    synapse = dict(model.ff.lava_dense_kwargs(), num_message_bits=spec.input_bits)
+    synapse_rec = dict(model.rec.lava_dense_kwargs(), num_message_bits=spec.spike_message_bits)
+    neuron = dict(
+        shape=(model.n_latents,),
+        u_prior=model.u_prior.astype(np.int32),
+        bias=model.bias.astype(np.int32),
+        u_min=int(spec.u_min_int),
+        u_max=int(spec.u_max_int),
+        n_steps=n_steps,
+        max_spike_count=int(spec.max_spike_count),
+        seed=int(spec.seed),
+        image_offset=image_offset,
+        cdf=model.cdf,
+        u_frac_bits=int(spec.u_frac_bits),
+        sampler_frac_bits=int(spec.sampler_frac_bits),
+        num_message_bits=int(spec.spike_message_bits),
+    )
+    input_scale, input_bits = model.input_scale, spec.input_bits
+
+    def encode(x: np.ndarray) -> np.ndarray:
+        return quantize_input(x, input_scale, input_bits)  # int32 payloads
+
+    return _wire(FIXED_PT, n_steps, image_offset, synapse, synapse_rec, neuron, encode, model.decoder_phi, input_bits)
+
+
+def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_offset: int = 0) -> LavaNetwork:
+    """The float graph: Dense weights A = lr Phi^T D and -L = -lr Phi^T D Phi, bias -lr b (docs/fixed_point.md, section 1)."""
+    n_steps = _check_steps(n_steps)
+    image_offset = _check_offset(image_offset)
+    arrays = (params.phi, params.precision, params.bias, params.u_prior)
+    if not all(np.all(np.isfinite(array)) for array in arrays) or not np.isfinite(params.step_size):
+        raise NetworkBuildError("the float parameters contain NaN or Inf")
+    frac_bits, sampler_bits = DEFAULT_FLOAT_SAMPLER_BITS
+    synapse = dict(weights=params.feedforward(), num_message_bits=FLOAT_MESSAGE_BITS)  # [K, M]
+    synapse_rec = dict(weights=-params.lateral(), num_message_bits=FLOAT_MESSAGE_BITS)  # [K, K]
+    neuron = dict(
+        shape=(params.n_latents,),
+        u_prior=params.u_prior.astype(np.float64),
+        bias=-params.drive(),
+        u_min=float(params.u_min),
+        u_max=float(params.u_max),
+        n_steps=n_steps,
+        max_spike_count=int(params.max_spike_count),
+        seed=int(seed),
+        image_offset=image_offset,
+        cdf=None,
+        u_frac_bits=frac_bits,
+        sampler_frac_bits=sampler_bits,
+        num_message_bits=FLOAT_MESSAGE_BITS,
+    )
+
+    def encode(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+    return _wire(FLOATING_PT, n_steps, image_offset, synapse, synapse_rec, neuron, encode, params.phi, FLOAT_MESSAGE_BITS)

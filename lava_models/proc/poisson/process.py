@@ -1,0 +1,140 @@
+"""PoissonNeuron: the membrane-potential neuron of the iterative Poisson VAE, as a Lava Process."""
+
+from __future__ import annotations
+
+import typing as ty
+
+import numpy as np
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess, LogConfig
+from lava.magma.core.process.variable import Var
+
+# Placeholder shape of the sampler table for the floating_pt model, which computes exact Poisson CDFs.
+NO_TABLE_SHAPE = (1, 1)
+
+
+class PoissonNeuron(AbstractProcess):
+    """Population of iP-VAE neurons: u is a log firing rate, the output a Poisson spike count per step.
+
+    Realizes the following abstract behavior, in windows of ``n_steps + 1`` timesteps per image
+    (image ``n`` of a run occupies global timesteps ``n (T+1) + 1 .. (n+1)(T+1)``):
+
+    - window timestep 1:  u := u_prior (the a_in received, the previous image's traffic, is discarded)
+    - window timestep tau = 2..T+1:  u := clamp(u + a_in + bias)
+    - every timestep: z ~ min(Poisson(exp(u)), max_spike_count), drawn by inverse-CDF sampling from
+      the counter-based uniform U = export.rng.uniform24(seed, image_index, step, neuron) with
+      step = tau - 1, and sent on ``s_out`` as a graded spike whose payload is the count z.
+
+    a_in is the sum of everything connected to the ``a_in`` port: in the iP-VAE block, the feed-forward
+    drive ``lr Phi^T D x`` (one-timestep Dense delay) plus the lateral term ``-lr Phi^T D Phi z``.
+
+    The two ProcessModels differ in arithmetic (see docs/lava.md and docs/fixed_point.md):
+
+    - ``floating_pt``: u real (float64); clamp = the float model's soft upper clamp
+      ``u_max - softplus(u_max - y)`` then a hard floor at ``u_min``; z from the exact Poisson CDF of
+      ``exp(u)`` (``cdf`` unused).
+    - ``fixed_pt``: u integer in u-LSBs (``u_frac_bits`` fractional bits), sum exact then saturated to
+      [u_min, u_max]; z by table lookup ``cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1)]``, bit-exact
+      to the integer reference ``export.reference.run_reference``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Number of neurons, ``(K,)``.
+    u_prior : numpy.ndarray
+        Initial potential of every window, [K] (float log rates, or int u-LSBs for fixed_pt).
+    bias : numpy.ndarray
+        Drive added every step, [K] (``-lr b``; int u-LSBs for fixed_pt).
+    u_min, u_max : float or int
+        Clamp bounds of u (u-LSBs for fixed_pt).
+    n_steps : int
+        T, inference steps per image; a window is T + 1 timesteps.
+    max_spike_count : int
+        Cap of the spike count per neuron and step (payload of the graded spike).
+    seed : int
+        Key of the counter-based generator, 0 <= seed < 2**64 (kept in proc_params: it may not fit int64).
+    image_offset : int, optional
+        Global index of the first image of the run (the generator key); default 0.
+    cdf : numpy.ndarray, optional
+        fixed_pt: uint32 inverse-CDF table [n_idx, max_spike_count] (values 0..2**24).
+    u_frac_bits : int, optional
+        fixed_pt: F, fractional bits of u. Default 12.
+    sampler_frac_bits : int, optional
+        fixed_pt: G, fractional bits of u seen by the sampler (G <= F). Default 5.
+    num_message_bits : int, optional
+        Payload bits of the output graded spike (bits of 0..max_spike_count). Default 4.
+
+    Ports: ``a_in`` (InPort [K], synaptic input), ``s_out`` (OutPort [K], graded spike counts),
+    ``u_out`` (OutPort [K], the potential each timestep, for observation in simulation; not a
+    hardware port). Vars: ``u`` (state), ``u_prior``, ``bias``, ``cdf``.
+    """
+
+    def __init__(
+        self,
+        *,
+        shape: tuple[int, ...],
+        u_prior: np.ndarray,
+        bias: np.ndarray,
+        u_min: float,
+        u_max: float,
+        n_steps: int,
+        max_spike_count: int,
+        seed: int,
+        image_offset: int = 0,
+        cdf: ty.Optional[np.ndarray] = None,
+        u_frac_bits: int = 12,
+        sampler_frac_bits: int = 5,
+        num_message_bits: int = 4,
+        name: ty.Optional[str] = None,
+        log_config: ty.Optional[LogConfig] = None,
+    ) -> None:
+        _check_neuron_arguments(shape, u_prior, bias, u_min, u_max, n_steps, max_spike_count, seed, image_offset, cdf)
+        super().__init__(
+            shape=shape,
+            n_steps=int(n_steps),
+            max_spike_count=int(max_spike_count),
+            seed=int(seed),
+            image_offset=int(image_offset),
+            u_min=u_min,
+            u_max=u_max,
+            u_frac_bits=int(u_frac_bits),
+            sampler_frac_bits=int(sampler_frac_bits),
+            num_message_bits=int(num_message_bits),
+            name=name,
+            log_config=log_config,
+        )
+        table = np.zeros(NO_TABLE_SHAPE, dtype=np.int64) if cdf is None else np.asarray(cdf, dtype=np.int64)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.u_out = OutPort(shape=shape)
+        self.u = Var(shape=shape, init=np.asarray(u_prior).copy())
+        self.u_prior = Var(shape=shape, init=np.asarray(u_prior).copy())
+        self.bias = Var(shape=shape, init=np.asarray(bias).copy())
+        self.cdf = Var(shape=table.shape, init=table)
+
+    @property
+    def n_steps(self) -> int:
+        return self.proc_params["n_steps"]
+
+
+def _check_neuron_arguments(shape, u_prior, bias, u_min, u_max, n_steps, max_spike_count, seed, image_offset, cdf):
+    """Reject inconsistent construction arguments with a ValueError naming the argument."""
+    if len(shape) != 1 or shape[0] < 1:
+        raise ValueError(f"shape must be (K,) with K >= 1, got {shape}")
+    for name, array in (("u_prior", u_prior), ("bias", bias)):
+        if np.shape(array) != tuple(shape):
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got {np.shape(array)}")
+        if not np.all(np.isfinite(np.asarray(array, dtype=np.float64))):
+            raise ValueError(f"{name} contains NaN or Inf")
+    if not u_min < u_max:
+        raise ValueError(f"u_min ({u_min}) must be below u_max ({u_max})")
+    if int(n_steps) < 1:
+        raise ValueError(f"n_steps must be positive, got {n_steps}")
+    if int(max_spike_count) < 1:
+        raise ValueError(f"max_spike_count must be positive, got {max_spike_count}")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"seed must be in 0..2**64-1, got {seed}")
+    if int(image_offset) < 0:
+        raise ValueError(f"image_offset must be non-negative, got {image_offset}")
+    if cdf is not None and (np.ndim(cdf) != 2 or np.shape(cdf)[1] != int(max_spike_count)):
+        raise ValueError(f"cdf must be [n_idx, {max_spike_count}], got shape {np.shape(cdf)}")

@@ -1,0 +1,316 @@
+"""Run many images through one compiled iP-VAE graph on the Lava CPU simulator (Loihi2SimCfg).
+
+One ``LavaSimulation`` compiles the graph once; every ``run(x)`` streams its images back to back
+(image n occupies Lava timesteps n(T+1)+1 .. (n+1)(T+1); the neuron resets itself at the first
+timestep of each window, so nothing is rebuilt or reset from the host). The host pushes one input
+frame per timestep into the FrameSource pipe and pulls (z, u) of every timestep from the StateTap
+pipe while the graph runs (non-blocking ``RunSteps``), so the record costs one message per timestep.
+
+Shutdown: the runtime is stopped in ``close()`` on every path (use the simulation as a context
+manager). The Lava worker processes are started with SIGINT ignored, so a Ctrl-C reaches only the
+host process, which then stops the runtime cleanly; a worker that receives SIGINT itself dies and
+leaves ``Runtime.stop`` waiting forever.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ipvae.errors import IpvaeError
+from lava_models.network import FIXED_PT, LavaNetwork
+
+LOOKAHEAD_FRAMES = 8  # frames pushed ahead of the graph (< the FrameSource pipe's buffer)
+POLL_MIN_S = 20e-6  # first sleep while waiting for the graph; doubles up to POLL_MAX_S
+POLL_MAX_S = 1e-3
+LIVENESS_CHECK_S = 0.2  # how often a waiting host checks that the workers are alive
+FORCE_JOIN_TIMEOUT_S = 5.0
+
+
+class LavaRunError(IpvaeError):
+    """The Lava runtime failed (a ProcessModel raised); the runtime has been stopped."""
+
+    exit_code = 3
+
+
+class InputError(IpvaeError):
+    """Images that cannot be fed to the network (shape, NaN, too few frames)."""
+
+
+@dataclass(frozen=True, eq=False)
+class LavaTrajectory:
+    """What one ``run`` recorded, in the integer reference's layout.
+
+    z: int16 [T+1, N, K] spike counts for steps t = 0..T; u: [T+1, N, K] potentials (int32 u-LSBs in
+    fixed_pt, float64 in floating_pt) or None when not recorded; image_offset: global index of image 0;
+    seconds: wall time of the streaming run (compilation excluded).
+    """
+
+    z: np.ndarray
+    u: np.ndarray | None
+    image_offset: int
+    seconds: float
+    mode: str
+
+    @property
+    def n_images(self) -> int:
+        return self.z.shape[1]
+
+    @property
+    def n_steps(self) -> int:
+        return self.z.shape[0] - 1
+
+
+def validate_images(x: np.ndarray, n_inputs: int, n_steps: int) -> np.ndarray:
+    """x as float64 [N, M] (static) or [N, F, M] (F >= T frames); IpvaeError on a wrong shape or NaN/Inf."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise InputError(f"images must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if x.ndim not in (2, 3):
+        raise InputError(f"images must be [N, {n_inputs}] or [N, frames, {n_inputs}], got shape {x.shape}")
+    if x.shape[0] < 1:
+        raise InputError("no images to run")
+    if x.shape[-1] != n_inputs:
+        raise InputError(f"images have {x.shape[-1]} pixels, the model expects {n_inputs}")
+    if x.ndim == 3 and x.shape[1] < n_steps:
+        raise InputError(f"a sequence needs at least {n_steps} frames for {n_steps} steps, got {x.shape[1]}")
+    if not np.all(np.isfinite(x)):
+        raise InputError("images contain NaN or Inf pixels")
+    return x
+
+
+def frame_index(window_step: int, n_steps: int) -> int:
+    """Frame the source sends at window timestep tau = window_step + 1: min(tau - 1, T - 1)."""
+    return min(window_step, n_steps - 1)
+
+
+class LavaSimulation:
+    """A compiled graph on Loihi2SimCfg; ``run`` images through it; always ``close`` (or use ``with``).
+
+    Parameters
+    ----------
+    network : LavaNetwork
+        From ``build_fixed_network`` / ``build_float_network``; one simulation per network.
+    progress : bool or None
+        tqdm progress bar over images; None: only on a terminal.
+    """
+
+    def __init__(self, network: LavaNetwork, *, progress: bool | None = None) -> None:
+        self.network = network
+        self.progress = progress
+        self.images_done = 0
+        self._started = False
+        self._closed = False
+        self._mid_run = False
+        self._runtime = None
+
+    # -------------------------------------------------------------------------------- lifecycle
+    def __enter__(self) -> "LavaSimulation":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Compile and start the runtime (workers forked with SIGINT ignored); idempotent."""
+        if self._started:
+            return
+        if self._closed:
+            raise RuntimeError("this LavaSimulation was closed; build a new network to run again")
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        run_cfg = Loihi2SimCfg(select_tag=self.network.mode)
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+        try:
+            self._started = True  # from here on close() must stop whatever was started
+            self.network.block.create_runtime(run_cfg=run_cfg)
+            self._runtime = self.network.block.runtime
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous)
+
+    def close(self) -> None:
+        """Stop the runtime and its worker processes; safe to call more than once.
+
+        Between runs (every worker idle) Lava's own STOP handshake is used. After an interruption or a
+        failure in the middle of a run it cannot be: Lava's runtime service reads STOP only between
+        phases, and a worker blocked inside a phase (the FrameSource waiting for a frame the host will
+        not send, the StateTap waiting for the host to read, a Dense waiting for a dead neuron) never
+        finishes it. Then the workers, which this simulation started, are terminated by handle.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if not self._started or self._runtime is None:
+            return
+        if self._mid_run:
+            _force_stop(self._runtime)
+            return
+        try:
+            self.network.block.stop()
+        except Exception as error:  # the runtime is gone either way; say so and clean up what is left
+            print(f"warning: Lava runtime stop failed ({type(error).__name__}: {error}); terminating workers",
+                  file=sys.stderr)
+            _force_stop(self._runtime)
+
+    # -------------------------------------------------------------------------------- running
+    def run(self, x: np.ndarray, *, record_u: bool = True) -> LavaTrajectory:
+        """Stream images x ([N, M] static or [N, F, M] frames) through the graph; returns z (and u) per step."""
+        net = self.network
+        x = validate_images(x, net.n_inputs, net.n_steps)
+        self.start()
+        payload = net.encode(x)  # [N, M] or [N, F, M]
+        static = payload.ndim == 2
+        n_images, window = payload.shape[0], net.window
+        n_timesteps = n_images * window
+        z = np.zeros((window, n_images, net.n_latents), dtype=np.int16)  # [T+1, N, K]
+        u_dtype = np.int32 if net.mode == FIXED_PT else np.float64
+        u = np.zeros((window, n_images, net.n_latents), dtype=u_dtype) if record_u else None  # [T+1, N, K]
+
+        def frame(timestep: int) -> np.ndarray:
+            image, step = divmod(timestep, window)
+            return payload[image] if static else payload[image, frame_index(step, net.n_steps)]
+
+        from lava.magma.core.run_conditions import RunSteps
+        from tqdm import tqdm
+
+        image_offset = net.image_offset + self.images_done
+        bar = tqdm(total=n_images, unit="img", desc=f"lava {net.mode}", disable=self._bar_disabled(), leave=False)
+        started = time.perf_counter()
+        receiver = _StateReceiver(net.tap.receive_port(), self._runtime)
+        try:
+            self._mid_run = True
+            net.block.run(condition=RunSteps(num_steps=n_timesteps, blocking=False))
+            receiver.running = True
+            sent = 0
+            for _ in range(min(LOOKAHEAD_FRAMES, n_timesteps)):
+                net.source.send(frame(sent))
+                sent += 1
+            for timestep in range(n_timesteps):
+                state = receiver.receive()  # [2, K]
+                image, step = divmod(timestep, window)
+                z[step, image] = state[0]
+                if u is not None:
+                    u[step, image] = state[1]
+                if sent < n_timesteps:
+                    net.source.send(frame(sent))
+                    sent += 1
+                if step == window - 1:
+                    bar.update(1)
+            receiver.finish()
+            self._mid_run = False
+        except _WorkerFailure as failure:
+            self.close()
+            raise LavaRunError(f"the Lava simulation failed: {failure}") from None
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            bar.close()
+        self.images_done += n_images
+        return LavaTrajectory(z=z, u=u, image_offset=image_offset, seconds=time.perf_counter() - started, mode=net.mode)
+
+    def _bar_disabled(self) -> bool | None:
+        if self.progress is None:
+            return None  # tqdm: disable when not writing to a terminal
+        return not self.progress
+
+
+class _WorkerFailure(Exception):
+    """A Lava worker process died or its runtime service reported an error during a run."""
+
+
+class _StateReceiver:
+    """Reads the StateTap pipe while watching the runtime.
+
+    A ProcessModel that raises ends its worker process; the other workers stay blocked inside the
+    phase, so neither more data nor (usually) an ERROR message ever arrives. Waiting on the data pipe
+    alone would block forever: every wait polls the data pipe (sleeping between polls, so a Ctrl-C
+    is delivered at once) and, periodically, the liveness of the workers and the service channels.
+    """
+
+    def __init__(self, data_port, runtime) -> None:
+        self.data_port = data_port
+        self.runtime = runtime
+        self.running = False
+
+    def receive(self) -> np.ndarray:
+        port = self.data_port
+        pause = POLL_MIN_S
+        next_check = time.monotonic() + LIVENESS_CHECK_S
+        while not port.probe():
+            if self.running and time.monotonic() >= next_check:
+                self.check()
+                next_check = time.monotonic() + LIVENESS_CHECK_S
+            time.sleep(pause)
+            pause = min(2.0 * pause, POLL_MAX_S)
+        return port.recv()
+
+    def check(self) -> None:
+        """Raise _WorkerFailure if a worker died or a service reported anything but DONE."""
+        from lava.magma.runtime.mgmt_token_enums import MGMT_RESPONSE, enum_equal
+
+        for actor in self.runtime._messaging_infrastructure.actors:
+            if not actor.is_alive():
+                raise _WorkerFailure(_describe_actor_failure(actor))
+        for service in self.runtime.service_to_runtime:
+            if service.probe():
+                message = service.peek()
+                if enum_equal(message, MGMT_RESPONSE.DONE):
+                    self.finish()  # the run ended: the remaining data is in the pipe
+                    return
+                raise _WorkerFailure(f"the runtime service answered {message!r}")
+
+    def finish(self) -> None:
+        """Collect the runtime's end-of-run answer (Runtime.wait)."""
+        if self.running:
+            self.running = False
+            self.runtime.wait()
+
+
+def _describe_actor_failure(actor) -> str:
+    error = actor.exception
+    if error:
+        exception, _ = error
+        return f"a worker process raised {type(exception).__name__}: {_first_line(exception)}"
+    return f"a worker process exited (exit code {actor.exitcode})"
+
+
+def _force_stop(runtime) -> None:
+    """Terminate the runtime's worker processes (by handle), free its shared memory, mark it stopped.
+
+    Uses Lava internals (``Runtime._messaging_infrastructure``): Lava has no public way to stop a
+    runtime whose workers are blocked mid-phase.
+    """
+    infrastructure = runtime._messaging_infrastructure
+    actors = list(getattr(infrastructure, "actors", []))
+    for actor in actors:
+        if actor.is_alive():
+            actor.terminate()
+    for actor in actors:
+        multiprocessing.Process.join(actor, FORCE_JOIN_TIMEOUT_S)
+        if actor.is_alive():
+            actor.kill()
+            multiprocessing.Process.join(actor, FORCE_JOIN_TIMEOUT_S)
+    try:
+        infrastructure.smm.shutdown()
+    except Exception as error:  # the manager process may already be gone
+        print(f"warning: Lava shared memory manager shutdown: {error}", file=sys.stderr)
+    runtime._is_running = False
+    runtime._is_started = False  # Runtime.__del__ would otherwise attempt the STOP handshake again
+    if runtime._watchdog_manager is not None:
+        runtime._watchdog_manager.stop()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
