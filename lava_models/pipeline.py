@@ -1,0 +1,165 @@
+"""What `ipvae run`, `ipvae parity`, the demo and the benchmarks share: inputs, backends, the summary table."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.integer_model import IntegerModel
+from ipvae.errors import IpvaeError
+from lava_models.energy import Fanouts, count_operations, dense_baselines, table_as_dict
+from lava_models.metrics import trajectory_metrics
+from lava_models.parity import ParityReport, compare_trajectories
+from lava_models.runner import InputError, validate_images
+
+BACKENDS = ("lava", "reference")
+DEFAULT_SPLIT = "test"
+
+
+@dataclass(frozen=True, eq=False)
+class BackendRun:
+    """Spike counts z [T+1, N, K] and potentials u [T+1, N, K] of one backend, with its wall time."""
+
+    backend: str
+    z: np.ndarray
+    u: np.ndarray | None
+    seconds: float
+    image_offset: int
+
+
+def read_export(path: str | Path, seed: int | None = None) -> IntegerModel:
+    """The validated integer model of an export file; ``seed`` replaces the file's generator key."""
+    from export.hdf5 import read_model
+
+    model = read_model(path).model
+    if seed is None:
+        return model
+    if isinstance(seed, bool) or not 0 <= int(seed) < 2**64:
+        raise IpvaeError(f"--seed must be in 0..2**64-1, got {seed}")
+    return dataclasses.replace(model, spec=dataclasses.replace(model.spec, seed=int(seed)))
+
+
+def check_steps(n_steps: int) -> int:
+    if n_steps is None or int(n_steps) < 1:
+        raise IpvaeError(f"--steps must be a positive integer, got {n_steps}")
+    return int(n_steps)
+
+
+def load_inputs(data: str, n_images: int, n_inputs: int, *, split: str = DEFAULT_SPLIT, start: int = 0,
+                rotate_degrees: float | None = None, n_steps: int = 1) -> np.ndarray:
+    """Images [N, M] from a data set name (train.data.get_dataset) or a .npy file; with ``rotate_degrees``
+    each image becomes a sequence [N, T, M] turning by that many degrees per frame."""
+    if n_images is None or n_images < 1:
+        raise IpvaeError(f"-n must be a positive number of images, got {n_images}")
+    if start < 0:
+        raise IpvaeError(f"--start must be non-negative, got {start}")
+    if data.endswith(".npy"):
+        path = Path(data)
+        if not path.is_file():
+            raise IpvaeError(f"{path}: no such file")
+        try:
+            images = np.load(path, allow_pickle=False)
+        except Exception as error:
+            raise InputError(f"{path}: not a readable .npy array ({type(error).__name__})") from None
+        images = images.reshape(images.shape[0], -1) if images.ndim > 2 else images
+    else:
+        from train.data import get_dataset
+
+        tensor, _ = get_dataset(data, split, limit=start + n_images)
+        images = tensor.reshape(tensor.shape[0], -1).numpy()
+    images = images[start : start + n_images]
+    if images.shape[0] < n_images:
+        raise IpvaeError(f"{data} has only {images.shape[0]} images from index {start}, asked for {n_images}")
+    images = validate_images(images, n_inputs, n_steps)
+    if rotate_degrees is None:
+        return images
+    return rotating_inputs(images, n_steps, rotate_degrees)
+
+
+def rotating_inputs(images: np.ndarray, n_frames: int, degrees_per_frame: float) -> np.ndarray:
+    """[N, T, M] sequences: each image turning by degrees_per_frame per frame (train.data.rotating_sequence)."""
+    import torch
+
+    from train.data import rotating_sequence
+
+    side = int(round(np.sqrt(images.shape[1])))
+    if side * side != images.shape[1]:
+        raise InputError(f"rotation needs square images, got {images.shape[1]} pixels")
+    frames = [rotating_sequence(torch.from_numpy(image).float(), n_frames, degrees_per_frame, side=side).numpy()
+              for image in images]
+    return np.stack(frames).astype(np.float64)  # [N, T, M]
+
+
+def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, *, image_offset: int = 0,
+                progress: bool | None = None, record_u: bool = True) -> BackendRun:
+    """Run images x ([N, M] or [N, F, M] floats) through the Lava fixed_pt graph or the integer reference."""
+    if backend not in BACKENDS:
+        raise IpvaeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    x = validate_images(x, model.n_inputs, n_steps)
+    if backend == "lava":
+        from lava_models.network import build_fixed_network
+        from lava_models.runner import LavaSimulation
+
+        network = build_fixed_network(model, n_steps, image_offset=image_offset)
+        with LavaSimulation(network, progress=progress) as simulation:
+            trajectory = simulation.run(x, record_u=record_u)
+        return BackendRun("lava", trajectory.z, trajectory.u, trajectory.seconds, image_offset)
+    from export.quantize import quantize_input
+    from export.reference import run_reference
+
+    payload = quantize_input(x, model.input_scale, model.spec.input_bits)
+    if payload.ndim == 3:
+        payload = payload.transpose(1, 0, 2)  # the reference takes frames as [T, B, M]
+    started = time.perf_counter()
+    result = run_reference(model, payload, n_steps, image_offset=image_offset)
+    return BackendRun("reference", result.z, result.u, time.perf_counter() - started, image_offset)
+
+
+def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun) -> tuple[dict, dict]:
+    """(the summary table as a dict, per-step curves) of a run on images x."""
+    from export.quantize import quantize_input
+
+    n_window, n_images, _ = run.z.shape
+    n_steps = n_window - 1
+    payload = quantize_input(x, model.input_scale, model.spec.input_bits)
+    counts = count_operations(run.z, payload, Fanouts.from_integer_model(model))
+    metrics = trajectory_metrics(x, run.z, model.decoder_phi)
+    table = {
+        "images": n_images,
+        "steps": n_steps,
+        "backend": run.backend,
+        "seed": int(model.spec.seed),
+        "input": "sequence" if x.ndim == 3 else "static",
+        **counts.per_inference(),
+        **dense_baselines(model.n_inputs, model.n_latents, n_steps),
+        **metrics.final(),
+        "images_per_second": n_images / run.seconds if run.seconds > 0 else float("inf"),
+        "ms_per_step": 1e3 * run.seconds / (n_images * n_window),
+        "energy_table": table_as_dict(),
+        "per_inference": f"one image = a window of T+1 = {n_window} timesteps (t = 0..T)",
+    }
+    table["energy_ratio_dense_fp32_over_estimate"] = table["dense_fp32_energy_nj"] / max(table["energy_estimate_nj"], 1e-30)
+    curves = {
+        "step": np.arange(n_window),
+        "spikes": counts.spikes,
+        "events": counts.events,
+        "synops": counts.synops,
+        "energy_nj": counts.energy_joules() * 1e9,
+        "mse_per_pixel": metrics.mse_per_pixel,
+        "r2": metrics.r2,
+        "zeros": metrics.zeros,
+    }
+    return table, curves
+
+
+def parity(model: IntegerModel, x: np.ndarray, n_steps: int, *, image_offset: int = 0,
+           progress: bool | None = None) -> tuple[ParityReport, BackendRun, BackendRun]:
+    """Lava fixed_pt vs the integer reference on the same images, seed and image indices."""
+    lava = run_backend(model, x, n_steps, "lava", image_offset=image_offset, progress=progress)
+    reference = run_backend(model, x, n_steps, "reference", image_offset=image_offset)
+    report = compare_trajectories(lava.z, lava.u, reference.z, reference.u, image_offset=image_offset)
+    return report, lava, reference
