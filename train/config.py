@@ -26,6 +26,9 @@ class ModelConfig:
         the relaxed sampler draws this many arrival times).
     u_min / u_max: hard lower clamp / soft upper clamp of the membrane potential u = log rate.
     log_sigma_bound: log sigma is soft-clamped to +-bound by bound * tanh(s / bound).
+    init_log_lr: initial log step size; None derives it from init_lateral_gain, the initial
+        self-inhibition lr * W_kk = lr * M * init_phi_std^2 / sigma_0^2, so that the iteration starts
+        stable (well below 1) whatever the input size: -4.06 for MNIST's M = 784.
     """
 
     family: str = "poisson"
@@ -33,12 +36,13 @@ class ModelConfig:
     n_latents: int = 512
     max_spike_count: int = 15
     u_min: float = -8.0
-    u_max: float = 4.0
+    u_max: float = 10.0
     log_sigma_bound: float = 3.45
     init_phi_std: float = 0.05
     init_log_sigma: float = -1.0
     init_log_b: float = -3.0
-    init_log_lr: float = -4.0
+    init_log_lr: float | None = None
+    init_lateral_gain: float = 0.25
     init_u_prior_low: float = -6.0
     init_u_prior_high: float = -4.0
 

@@ -57,6 +57,14 @@ class LossTerms(NamedTuple):
     zeros: Tensor
 
 
+def initial_log_step_size(config: ModelConfig) -> float:
+    """config.init_log_lr, or the step size giving initial self-inhibition lr * W_kk = init_lateral_gain."""
+    if config.init_log_lr is not None:
+        return config.init_log_lr
+    expected_lateral_diagonal = config.n_inputs * config.init_phi_std**2 * math.exp(-2.0 * config.init_log_sigma)
+    return math.log(config.init_lateral_gain / expected_lateral_diagonal)
+
+
 class IterativeVAE(nn.Module):
     """iP-VAE (and its Gaussian relatives): learned dictionary, pixel noise, biases, step size, prior."""
 
@@ -68,7 +76,7 @@ class IterativeVAE(nn.Module):
         phi = torch.randn(n_inputs, n_latents, generator=generator) * config.init_phi_std  # [M, K]
         self.phi = nn.Parameter(phi)
         self.log_sigma = nn.Parameter(torch.full((n_inputs,), config.init_log_sigma))  # [M]
-        self.log_lr = nn.Parameter(torch.tensor(config.init_log_lr))  # []
+        self.log_lr = nn.Parameter(torch.tensor(initial_log_step_size(config)))  # []
         if config.family == "poisson":
             low, high = config.init_u_prior_low, config.init_u_prior_high
             u_prior = low + (high - low) * torch.rand(n_latents, generator=generator)  # [K]

@@ -20,7 +20,7 @@ from train.distributions import gaussian_kl
 from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
 
 LOG_SCALE_MIN = -6.0
-LOG_SCALE_MAX = 2.0
+LOG_SCALE_MAX = 6.0
 FISHER_LOG_SCALE = 2.0
 
 

@@ -1,0 +1,101 @@
+"""Poisson KL and relaxed Poisson sampling against scipy, torch and Monte Carlo oracles."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from train.distributions import PoissonLatent, poisson_kl
+
+RATE_PAIRS = [(0.3, 1.7), (2.0, 0.5), (5.0, 5.0), (0.01, 0.2), (12.0, 3.0)]
+
+
+def scipy_poisson_kl(rate: float, prior_rate: float) -> float:
+    support = np.arange(0, 200)
+    p = stats.poisson.pmf(support, rate)
+    log_p = stats.poisson.logpmf(support, rate)
+    log_q = stats.poisson.logpmf(support, prior_rate)
+    mask = p > 0
+    return float(np.sum(p[mask] * (log_p[mask] - log_q[mask])))
+
+
+@pytest.mark.parametrize("rate,prior_rate", RATE_PAIRS)
+def test_poisson_kl_matches_scipy_sum(rate, prior_rate):
+    ours = poisson_kl(torch.tensor(math.log(rate), dtype=torch.float64), torch.tensor(math.log(prior_rate), dtype=torch.float64))
+    assert float(ours) == pytest.approx(scipy_poisson_kl(rate, prior_rate), rel=1e-9, abs=1e-12)
+
+
+def test_poisson_kl_matches_torch_and_registered_kl():
+    rates = torch.tensor([r for r, _ in RATE_PAIRS], dtype=torch.float64)
+    prior_rates = torch.tensor([q for _, q in RATE_PAIRS], dtype=torch.float64)
+    reference = torch.distributions.kl_divergence(torch.distributions.Poisson(rates), torch.distributions.Poisson(prior_rates))
+    registered = torch.distributions.kl_divergence(PoissonLatent(rates.log(), 15), PoissonLatent(prior_rates.log(), 15))
+    torch.testing.assert_close(registered, reference)
+
+
+def test_poisson_kl_monte_carlo():
+    rate, prior_rate, n = 3.0, 1.2, 200_000
+    rng = np.random.default_rng(0)
+    z = rng.poisson(rate, size=n)
+    log_ratio = stats.poisson.logpmf(z, rate) - stats.poisson.logpmf(z, prior_rate)
+    standard_error = log_ratio.std() / math.sqrt(n)
+    ours = float(poisson_kl(torch.tensor(math.log(rate)), torch.tensor(math.log(prior_rate))))
+    assert abs(ours - log_ratio.mean()) < 4 * standard_error
+
+
+def test_public_code_form_is_posterior_scaled():
+    """The authors' code computes r * f(r/r0); the exact KL is r0 * f(r/r0): they differ by r/r0."""
+    rate, prior_rate = 4.0, 1.0
+    y = rate / prior_rate
+    posterior_scaled = rate * (1 - y + y * math.log(y))
+    exact = float(poisson_kl(torch.tensor(math.log(rate), dtype=torch.float64), torch.tensor(math.log(prior_rate), dtype=torch.float64)))
+    assert posterior_scaled == pytest.approx(exact * rate / prior_rate)
+    assert exact == pytest.approx(scipy_poisson_kl(rate, prior_rate), rel=1e-9)
+
+
+def capped_poisson_mean(rate: float, cap: int) -> float:
+    support = np.arange(0, cap)
+    return float(np.sum(support * stats.poisson.pmf(support, rate)) + cap * stats.poisson.sf(cap - 1, rate))
+
+
+@pytest.mark.parametrize("rate,cap", [(3.0, 15), (30.0, 15), (0.2, 4)])
+def test_exact_sample_is_capped_poisson(rate, cap):
+    generator = torch.Generator().manual_seed(1)
+    n = 100_000
+    z = PoissonLatent(torch.full((n,), math.log(rate), dtype=torch.float64), cap).sample(generator=generator)
+    assert torch.all(z == z.round()) and z.max() <= cap
+    expected = capped_poisson_mean(rate, cap)
+    assert abs(float(z.mean()) - expected) < 4 * float(z.std()) / math.sqrt(n) + 1e-12
+
+
+def test_relaxed_sample_mean_tends_to_rate_as_temperature_falls():
+    rate, cap, n = 3.0, 15, 100_000
+    expected = capped_poisson_mean(rate, cap)
+    log_rate = torch.full((n,), math.log(rate), dtype=torch.float64)
+    biases = []
+    for temperature in (1.0, 0.3, 0.01):
+        generator = torch.Generator().manual_seed(2)
+        z = PoissonLatent(log_rate, cap).rsample(temperature=temperature, generator=generator)
+        biases.append(abs(float(z.mean()) - expected))
+        if temperature == 0.01:
+            assert biases[-1] < 4 * float(z.std()) / math.sqrt(n) + 0.01
+    assert biases[0] > biases[1] > biases[2]
+
+
+def test_relaxed_sample_gradient_matches_autograd_of_unfused_formula():
+    """The fused backward equals autograd through cumsum/sigmoid of the textbook construction."""
+    log_rate = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    weights = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    cap, temperature = 15, 0.4
+    fused = PoissonLatent(log_rate, cap).rsample(temperature=temperature, generator=torch.Generator().manual_seed(3))
+    (grad_fused,) = torch.autograd.grad((fused * weights).sum(), log_rate)
+
+    generator = torch.Generator().manual_seed(3)
+    unit = torch.empty((cap, 4, 6), dtype=torch.float64).exponential_(generator=generator)
+    arrivals = torch.cumsum(unit / log_rate.exp(), dim=0)
+    textbook = torch.sigmoid((1 - arrivals) / temperature).sum(0)
+    (grad_textbook,) = torch.autograd.grad((textbook * weights).sum(), log_rate)
+    torch.testing.assert_close(fused, textbook)
+    torch.testing.assert_close(grad_fused, grad_textbook)

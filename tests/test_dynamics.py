@@ -1,0 +1,139 @@
+"""The hand-written inference updates against autograd of the free energy (closed-form expectations)."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from train.config import ModelConfig
+from train.inference import LatentSample, decode, gaussian, poisson
+from train.model import IterativeVAE
+
+M, K, B = 12, 7, 3
+DTYPE = torch.float64
+
+
+def small_params(family: str, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    model = IterativeVAE(ModelConfig(family=family, n_inputs=M, n_latents=K, init_phi_std=0.3), generator=generator)
+    model = model.to(DTYPE)
+    with torch.no_grad():
+        model.log_sigma.copy_(torch.randn(M, generator=generator, dtype=DTYPE) * 0.3)
+        model.log_lr.fill_(-1.3)
+    return model, model.inference_params(), generator
+
+
+def expected_error(x, rate, params):
+    """E_{z ~ Poisson(rate)} 0.5 ||x - Phi z||^2_D = 0.5 ||x - Phi r||^2_D + 0.5 sum_k r_k W_kk."""
+    lateral_diagonal = (params.phi.square() * params.precision[:, None]).sum(0)  # [K] W_kk
+    residual = x - rate @ params.phi.T
+    return 0.5 * (residual.square() * params.precision).sum(-1) + 0.5 * (rate * lateral_diagonal).sum(-1)
+
+
+def test_poisson_update_is_natural_gradient_of_free_energy():
+    """With b = diag(W)/2 and z replaced by its mean, step(u) - u = -lr exp(-u) dF/du at the prior u."""
+    model, params, generator = small_params("poisson")
+    lateral_diagonal = (params.phi.square() * params.precision[:, None]).sum(0).detach()
+    params = dataclasses.replace(params, bias=lateral_diagonal / 2, u_max=50.0, u_min=-50.0)
+    x = torch.rand(B, M, generator=generator, dtype=DTYPE)
+    u_prior = torch.randn(B, K, generator=generator, dtype=DTYPE) * 0.5 - 1.0
+    u = u_prior.clone().requires_grad_(True)
+    rate = u.exp()
+    kl = (u_prior.exp() - rate + rate * (u - u_prior)).sum(-1)  # KL(q || previous posterior)
+    free_energy = (expected_error(x, rate, params) + kl).sum()
+    (gradient,) = torch.autograd.grad(free_energy, u)
+    mean_rate = u_prior.exp()
+    latent = LatentSample(z=mean_rate, recon=decode(mean_rate, params))
+    with torch.no_grad():
+        updated = poisson.step(poisson.PoissonState(u_prior), latent, x, params).u
+    # soft clamp at u_max = 50 is the identity to ~1e-20 here
+    torch.testing.assert_close(updated - u_prior, -params.step_size.detach() * torch.exp(-u_prior) * gradient)
+
+
+def test_poisson_update_is_linear_feedforward_plus_lateral():
+    """u' = u + lr (Phi^T D x - b) - lr (Phi^T D Phi) z: drive and inhibition computed separately."""
+    model, params, generator = small_params("poisson", seed=1)
+    params = dataclasses.replace(params, u_max=50.0)
+    x = torch.rand(B, M, generator=generator, dtype=DTYPE)
+    z = torch.poisson(torch.full((B, K), 2.0, dtype=DTYPE), generator=generator)
+    u = torch.randn(B, K, generator=generator, dtype=DTYPE)
+    with torch.no_grad():
+        feedforward = params.step_size * ((x * params.precision) @ params.phi - params.bias)
+        lateral = params.step_size * (params.phi.T * params.precision) @ params.phi
+        expected = u + feedforward - z @ lateral.T
+        got = poisson.step(poisson.PoissonState(u), LatentSample(z, decode(z, params)), x, params).u
+    torch.testing.assert_close(got, expected)
+
+
+def test_gaussian_mean_update_is_natural_gradient():
+    model, params, generator = small_params("gaussian")
+    x = torch.rand(B, M, generator=generator, dtype=DTYPE)
+    mean0 = torch.randn(B, K, generator=generator, dtype=DTYPE)
+    log_scale = torch.randn(B, K, generator=generator, dtype=DTYPE) * 0.2 - 1.0
+    mean = mean0.clone().requires_grad_(True)
+    lateral_diagonal = (params.phi.square() * params.precision[:, None]).sum(0)
+    expected_loss = 0.5 * ((x - mean @ params.phi.T).square() * params.precision).sum() + 0.5 * (
+        log_scale.exp().square() * lateral_diagonal
+    ).sum()
+    (gradient,) = torch.autograd.grad(expected_loss, mean)
+    zero_noise = torch.zeros(B, K, dtype=DTYPE)
+    latent = LatentSample(z=mean0, recon=decode(mean0, params), noise=zero_noise)
+    with torch.no_grad():
+        state = gaussian.step(gaussian.GaussianState(mean0, log_scale), latent, x, params)
+    torch.testing.assert_close(state.mean - mean0, -params.step_size.detach() * log_scale.exp().square() * gradient)
+
+
+def test_gaussian_log_scale_update_matches_natural_gradient_in_expectation():
+    """E_eps[update of log s] = -lr * (1/2) * s^2 W_kk: Monte Carlo over the noise."""
+    model, params, generator = small_params("gaussian", seed=2)
+    x = torch.rand(1, M, generator=generator, dtype=DTYPE)
+    n = 200_000
+    mean = torch.randn(1, K, generator=generator, dtype=DTYPE).expand(n, K)
+    log_scale = torch.full((n, K), -1.5, dtype=DTYPE)
+    noise = torch.randn(n, K, generator=generator, dtype=DTYPE)
+    z = mean + log_scale.exp() * noise
+    params = dataclasses.replace(params)
+    with torch.no_grad():
+        updated = gaussian.step(gaussian.GaussianState(mean, log_scale), LatentSample(z, decode(z, params), noise), x.expand(n, M), params)
+        lateral_diagonal = (params.phi.square() * params.precision[:, None]).sum(0)
+        expected = -params.step_size * 0.5 * log_scale[0].exp().square() * lateral_diagonal  # [K]
+        # undo the soft upper clamp c - softplus(c - y): y = c - log(expm1(c - out))
+        ceiling = gaussian.LOG_SCALE_MAX
+        unclamped = ceiling - torch.log(torch.expm1(ceiling - updated.log_scale))
+        delta = unclamped - log_scale
+        standard_error = delta.std(0) / n**0.5
+    assert torch.all((delta.mean(0) - expected).abs() < 5 * standard_error + 1e-6)
+
+
+@pytest.mark.parametrize("n_steps", [1, 16, 100])
+@pytest.mark.parametrize("family", ["poisson", "gaussian", "gaussian_relu"])
+def test_trajectory_shapes_and_finiteness(n_steps, family):
+    model = IterativeVAE(ModelConfig(family=family, n_inputs=M, n_latents=K), generator=torch.Generator().manual_seed(0))
+    x = torch.rand(B, M, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        trajectory = model.trajectory(x, n_steps, generator=torch.Generator().manual_seed(2))
+    assert trajectory.u.shape == (n_steps, B, K)
+    assert trajectory.z.shape == (n_steps, B, K)
+    assert trajectory.recon.shape == (n_steps, B, M)
+    assert trajectory.kl.shape == (n_steps, B)
+    assert trajectory.features.shape == (B, K)
+    assert all(torch.isfinite(t).all() for t in trajectory)
+    if family == "poisson":
+        assert torch.all(trajectory.z == trajectory.z.round())
+        assert trajectory.z.max() <= model.config.max_spike_count
+        assert trajectory.u.min() >= model.config.u_min and trajectory.u.max() <= model.config.u_max
+    torch.testing.assert_close(trajectory.recon, trajectory.z @ model.phi.detach().T)
+
+
+def test_frames_drive_each_step_and_inference_is_stateless():
+    """A sequence input uses frame t at step t; running twice with one seed gives the same result."""
+    model = IterativeVAE(ModelConfig(n_inputs=M, n_latents=K, init_log_lr=0.0), generator=torch.Generator().manual_seed(0))
+    static = torch.rand(B, M, generator=torch.Generator().manual_seed(1))
+    frames = static.expand(5, B, M)
+    with torch.no_grad():
+        a = model.trajectory(static, 5, generator=torch.Generator().manual_seed(3))
+        b = model.trajectory(frames, 5, generator=torch.Generator().manual_seed(3))
+        c = model.trajectory(torch.zeros(5, B, M), 5, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a.u, b.u)
+    assert not torch.allclose(a.u, c.u)
+    assert not any(isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[0] == B for v in vars(model).values())
