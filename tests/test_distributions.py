@@ -99,3 +99,16 @@ def test_relaxed_sample_gradient_matches_autograd_of_unfused_formula():
     (grad_textbook,) = torch.autograd.grad((textbook * weights).sum(), log_rate)
     torch.testing.assert_close(fused, textbook)
     torch.testing.assert_close(grad_fused, grad_textbook)
+
+
+def test_expected_capped_count_matches_scipy():
+    from train.inference import poisson
+    from train.inference.common import InferenceParams
+
+    rates = np.array([0.05, 1.0, 7.0, 15.0, 40.0])
+    cap = 15
+    params = InferenceParams(phi=None, precision=None, bias=None, step_size=None, u_prior=None,
+                             u_min=-8.0, u_max=10.0, max_spike_count=cap)
+    state = poisson.PoissonState(torch.tensor(np.log(rates), dtype=torch.float64))
+    got = poisson.expected_code(state, params).numpy()
+    np.testing.assert_allclose(got, [capped_poisson_mean(r, cap) for r in rates], rtol=1e-10)

@@ -3,7 +3,8 @@
 Definitions (x [B, M] images, z_t [B, K] spike counts, u_t potentials, t = 1..T):
     mse_per_pixel  mean over images and pixels of (x - Phi z_T)^2
     r2             per-image 1 - sum (x - Phi z_T)^2 / sum (x - mean(x))^2, averaged over images
-    r2_rate        the same, decoding the rates: Phi exp(u_T)   (Gaussian families: Phi mean)
+    r2_rate        the same, decoding the rates: Phi E[z_T] with E[z] = E[min(Poisson(exp(u)), cap)]
+                   (Gaussian families: Phi times the code at the posterior mean)
     zeros          fraction of z_T entries equal to 0
     spikes_per_inference   sum of all spike counts over the T steps and K neurons, per image
     lifetime_sparsity / population_sparsity   Treves-Rolls sparseness of z_T, normalised to [0, 1]:
@@ -87,7 +88,7 @@ def run_inference(
         batch = x[start : start + settings.batch_size]  # [B, M]
         for t, step in enumerate(model.iterate(batch, n_steps, generator=generator)):
             features = model.dynamics.features(step.state)  # [B, K]
-            rate_recon = decode(features, params)  # [B, M]
+            rate_recon = decode(model.dynamics.expected_code(step.state, params), params)  # [B, M]
             squared_error = (batch - step.recon).square().sum()
             sums.squared_error[t] += squared_error
             sums.r2[t] += r2_per_image(batch, step.recon).sum()

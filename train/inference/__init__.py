@@ -6,7 +6,8 @@ Every family module provides pure functions (no state is kept anywhere):
     sample(state, params, temperature, generator)  -> LatentSample z (and the noise that made it)
     step(state, latent, x, params)                 -> State        one natural-gradient update
     kl(state, prior_state, params)                 -> [B]          KL(q_t || q_{t-1}) summed over K
-    features(state)                                -> [B, K]       rates / means (probe, rate decoding)
+    features(state)                                -> [B, K]       rates / means (probe features)
+    expected_code(state, params)                   -> [B, K]       E[z] (decoding from rates)
     potential(state)                               -> [B, K]       the membrane-potential-like variable
 
 ``FAMILY_DYNAMICS`` is the one table that maps a config's ``family`` name to its module.

@@ -70,5 +70,10 @@ def features(state: GaussianState) -> Tensor:
     return state.mean
 
 
+def expected_code(state: GaussianState, params: InferenceParams) -> Tensor:
+    """The code at the posterior mean (iG: the mean; iG_relu: gain * relu(mean))."""
+    return _code(state.mean, params)
+
+
 def potential(state: GaussianState) -> Tensor:
     return state.mean

@@ -48,5 +48,16 @@ def features(state: PoissonState) -> Tensor:
     return state.u.exp()  # [B, K] firing rates
 
 
+def expected_code(state: PoissonState, params: InferenceParams) -> Tensor:
+    """E[min(N, c)] for N ~ Poisson(exp(u)): sum_{n<c} P(N > n) = sum_{n=1..c} P(n, r) (regularised gamma).
+
+    Decoding from rates must use the mean of the capped count: exp(u) itself exceeds the cap c for
+    saturated neurons and would overshoot.
+    """
+    rate = state.u.exp()  # [B, K]
+    orders = torch.arange(1, params.max_spike_count + 1, dtype=rate.dtype)  # [c]
+    return torch.special.gammainc(orders, rate.unsqueeze(-1)).sum(-1)  # [B, K]
+
+
 def potential(state: PoissonState) -> Tensor:
     return state.u
