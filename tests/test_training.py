@@ -141,3 +141,14 @@ def test_schedules_follow_their_definitions():
     assert schedules.temperature(0) == pytest.approx(1.0)
     assert schedules.temperature(250) == pytest.approx(math.sqrt(0.01))
     assert schedules.temperature(900) == pytest.approx(0.01)
+
+
+def test_nan_training_data_is_rejected_before_training(monkeypatch, tmp_path):
+    from ipvae.errors import IpvaeError
+
+    x = torch.rand(100, BARS_SIDE**2)
+    x[17, 3] = float("nan")
+    monkeypatch.setattr(trainer_module, "get_dataset", lambda name, split, **kw: (x, None))
+    with pytest.raises(IpvaeError, match="NaN"):
+        train(tiny_config(), tmp_path, show_progress=False)
+    assert not (tmp_path / WEIGHTS_FILE).exists()

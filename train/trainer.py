@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ipvae.errors import TrainingDiverged
+from ipvae.errors import IpvaeError, TrainingDiverged
 from train.checkpoint import load_run, load_train_state, save_run, save_train_state
 from train.config import RunConfig, TrainConfig
 from train.data import get_dataset
@@ -99,13 +99,15 @@ def train(
     x_train, _ = get_dataset(tc.data, "train", data_dir=tc.data_dir, seed=tc.seed, limit=tc.train_limit)
     x_train = x_train.reshape(x_train.shape[0], -1).float()  # [N, M]
     if x_train.shape[1] != config.model.n_inputs:
-        raise ValueError(
-            f"dataset {tc.data!r} has {x_train.shape[1]} inputs, model expects {config.model.n_inputs}"
+        raise IpvaeError(
+            f"dataset {tc.data!r} has {x_train.shape[1]} inputs, the model expects {config.model.n_inputs}"
         )
+    if not torch.isfinite(x_train).all():
+        raise IpvaeError(f"the training data {tc.data!r} contains NaN or Inf values")
     n_samples = x_train.shape[0]
     batches_per_epoch = n_samples // tc.batch_size
     if batches_per_epoch == 0:
-        raise ValueError(f"batch size {tc.batch_size} exceeds the {n_samples} training samples")
+        raise IpvaeError(f"batch size {tc.batch_size} exceeds the {n_samples} training samples")
     total_steps = batches_per_epoch * tc.epochs
     schedules = Schedules(tc, total_steps)
 
