@@ -100,11 +100,15 @@ class LavaSimulation:
         From ``build_fixed_network`` / ``build_float_network``; one simulation per network.
     progress : bool or None
         tqdm progress bar over images; None: only on a terminal.
+    run_config : lava RunConfig, optional
+        Default ``Loihi2SimCfg(select_tag=network.mode)`` (the CPU simulator); hw_tests pass
+        ``Loihi2HwCfg()``.
     """
 
-    def __init__(self, network: LavaNetwork, *, progress: bool | None = None) -> None:
+    def __init__(self, network: LavaNetwork, *, progress: bool | None = None, run_config=None) -> None:
         self.network = network
         self.progress = progress
+        self.run_config = run_config
         self.images_done = 0
         self._started = False
         self._closed = False
@@ -125,9 +129,11 @@ class LavaSimulation:
             return
         if self._closed:
             raise RuntimeError("this LavaSimulation was closed; build a new network to run again")
-        from lava.magma.core.run_configs import Loihi2SimCfg
+        run_cfg = self.run_config
+        if run_cfg is None:
+            from lava.magma.core.run_configs import Loihi2SimCfg
 
-        run_cfg = Loihi2SimCfg(select_tag=self.network.mode)
+            run_cfg = Loihi2SimCfg(select_tag=self.network.mode)
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
         try:
