@@ -163,3 +163,33 @@ def parity(model: IntegerModel, x: np.ndarray, n_steps: int, *, image_offset: in
     reference = run_backend(model, x, n_steps, "reference", image_offset=image_offset)
     report = compare_trajectories(lava.z, lava.u, reference.z, reference.u, image_offset=image_offset)
     return report, lava, reference
+
+
+@dataclass(frozen=True, eq=False)
+class ModelPair:
+    """An integer model and the float parameters it was quantized from, with where they came from."""
+
+    integer: IntegerModel
+    float_params: object  # export.integer_model.FloatParams
+    label: str
+    n_steps: int
+
+
+def models_from_run(run_dir: str | Path, *, seed: int = 0) -> ModelPair:
+    """Quantize a trained run in memory with the default export settings (what `ipvae export` writes)."""
+    from export.pipeline import ExportSettings, build_integer_model
+    from export.source import load_source
+
+    source = load_source(run_dir)
+    model, _ = build_integer_model(source, ExportSettings(seed=seed))
+    return ModelPair(model, source.params, f"trained run {run_dir}", source.n_steps)
+
+
+def synthetic_models(n_inputs: int = 784, n_latents: int = 512, *, seed: int = 0) -> ModelPair:
+    """A random model of the given size (export.synthetic) for when no trained run is available."""
+    from export.quantize import quantize, spec_for
+    from export.synthetic import SyntheticConfig, random_float_params
+
+    params = random_float_params(SyntheticConfig(n_inputs=n_inputs, n_latents=n_latents, phi_std=0.05, sigma=1.0, seed=seed))
+    model = quantize(params, spec_for(params, seed=seed), 1.0 / 127, n_steps=16)
+    return ModelPair(model, params, f"synthetic random model (M={n_inputs}, K={n_latents})", 16)
