@@ -71,6 +71,7 @@ class ExportMetadata:
     calibration_images: int
     input_max: float
     float_step_size: float
+    exponent_rule: str = "max-abs"
     toolkit_version: str = TOOLKIT_VERSION
     created_utc: str = ""
     content_sha256: str = ""
@@ -139,6 +140,7 @@ def layout(model: IntegerModel, metadata: ExportMetadata) -> dict[str, np.ndarra
         f"{METADATA}/calibration_images": _scalar(metadata.calibration_images, INT64),
         f"{METADATA}/input_max": _scalar(metadata.input_max, FLOAT64),
         f"{METADATA}/float_step_size": _scalar(metadata.float_step_size, FLOAT64),
+        f"{METADATA}/exponent_rule": _string(metadata.exponent_rule),
     }
 
 
@@ -318,6 +320,7 @@ def _read_all(reader: _Reader) -> ExportedModel:
         calibration_images=reader.integer(f"{METADATA}/calibration_images", 0, 2**62),
         input_max=reader.real(f"{METADATA}/input_max"),
         float_step_size=reader.real(f"{METADATA}/float_step_size"),
+        exponent_rule=reader.string(f"{METADATA}/exponent_rule"),
         toolkit_version=reader.string(f"{METADATA}/toolkit_version"),
         created_utc=reader.string(f"{METADATA}/created_utc"),
         content_sha256=reader.string(CONTENT_HASH),

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from export.hdf5 import ExportMetadata, write_model
 from export.integer_model import IntegerModel
-from export.quantize import calibrate_input_scale, quantize, spec_for
+from export.calibration import calibration_probes
+from export.quantize import (
+    EXPONENT_RULE_CALIBRATED,
+    EXPONENT_RULE_MAX_ABS,
+    calibrate_input_scale,
+    quantize,
+    spec_for,
+)
 from export.source import SourceRun, load_images, load_source
 from export.spec import symmetric_max
 from ipvae.errors import IpvaeError
@@ -48,6 +55,7 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
         input_max = float(settings.input_max)
         input_scale = input_max / symmetric_max(spec.input_bits)
         calibration, n_images = "fixed --input-max", 0
+        probes = None
     else:
         if settings.calibration_images < 1:
             raise IpvaeError(f"--calibration must be at least 1 image, got {settings.calibration_images}")
@@ -60,7 +68,13 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
         input_max = input_scale * symmetric_max(spec.input_bits)
         calibration, n_images = f"{source.data}:{CALIBRATION_SPLIT}[:{settings.calibration_images}]", len(images)
     n_steps = settings.n_steps if settings.n_steps is not None else source.n_steps
-    model = quantize(source.params, spec, input_scale, n_steps)
+    if settings.input_max is None:
+        probes = calibration_probes(source.params, images, input_scale, spec.input_bits, n_steps, seed=spec.seed)
+    model = quantize(
+        source.params, spec, input_scale, n_steps,
+        ff_probes=None if probes is None else probes.ff,
+        rec_probes=None if probes is None else probes.rec,
+    )
     metadata = ExportMetadata(
         source=str(source.run_dir),
         source_checkpoint_sha256=source.checkpoint_sha256,
@@ -68,6 +82,7 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
         calibration_images=n_images,
         input_max=input_max,
         float_step_size=source.params.step_size,
+        exponent_rule=EXPONENT_RULE_MAX_ABS if probes is None else EXPONENT_RULE_CALIBRATED,
     )
     return model, metadata
 

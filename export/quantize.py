@@ -30,10 +30,19 @@ def spec_for(params: FloatParams, **overrides) -> FixedPointSpec:
     return FixedPointSpec.create(**fields)
 
 
-def quantize_matrix(target: np.ndarray, bits: int) -> QuantizedMatrix:
-    """Symmetric mantissas of `bits` bits and the smallest exponent e with max|target| / 2**e <= 2**(bits-1)-1.
+MAX_CLIP_STEPS = 6  # calibrated exponents: try e_max, e_max - 1, ..., e_max - MAX_CLIP_STEPS
+EXPONENT_RULE_MAX_ABS = "max-abs"
+EXPONENT_RULE_CALIBRATED = "calibrated-output-mse"
 
-    mantissa = clip(rint(target / 2**e), -(2**(bits-1)-1), 2**(bits-1)-1), int16.
+
+def quantize_matrix(target: np.ndarray, bits: int, probes: np.ndarray | None = None) -> QuantizedMatrix:
+    """Symmetric mantissas of `bits` bits and one power-of-two exponent.
+
+    mantissa = clip(rint(target / 2**e), -(2**(bits-1)-1), 2**(bits-1)-1), int16, with
+    - probes None ("max-abs"): e = e_max, the smallest exponent with max|target| / 2**e <= 2**(bits-1)-1;
+    - probes [N, cols] ("calibrated-output-mse"): the e in e_max - MAX_CLIP_STEPS .. e_max minimising the
+      output error sum_n ||(dequantized - target) probes[n]||^2 on the calibration vectors (ties: the
+      larger e). Smaller e clips the few largest weights but resolves the many small ones.
     """
     if not np.all(np.isfinite(target)):
         raise SpecError("cannot quantize a matrix with NaN or Inf entries")
@@ -41,9 +50,18 @@ def quantize_matrix(target: np.ndarray, bits: int) -> QuantizedMatrix:
     peak = float(np.max(np.abs(target))) if target.size else 0.0
     if peak == 0.0:
         return QuantizedMatrix(mantissa=np.zeros(target.shape, dtype=np.int16), exponent=0, bits=bits)
-    exponent = math.ceil(math.log2(peak / limit))
-    mantissa = np.clip(np.rint(target / 2.0**exponent), -limit, limit).astype(np.int16)
-    return QuantizedMatrix(mantissa=mantissa, exponent=int(exponent), bits=bits)
+    largest = math.ceil(math.log2(peak / limit))
+    candidates = [largest] if probes is None else [largest - step for step in range(MAX_CLIP_STEPS + 1)]
+    best, best_error = None, math.inf
+    for exponent in candidates:
+        mantissa = np.clip(np.rint(target / 2.0**exponent), -limit, limit).astype(np.int16)
+        quantized = QuantizedMatrix(mantissa=mantissa, exponent=int(exponent), bits=bits)
+        if probes is None:
+            return quantized
+        error = float(np.sum((probes @ (quantized.dequantize() - target).T) ** 2))  # [N, rows] summed
+        if error < best_error:
+            best, best_error = quantized, error
+    return best
 
 
 def calibrate_input_scale(x_calibration: np.ndarray, input_bits: int) -> float:
@@ -64,8 +82,20 @@ def quantize_input(x: np.ndarray, input_scale: float, input_bits: int) -> np.nda
     return np.clip(np.rint(scaled), -limit, limit).astype(np.int32)
 
 
-def quantize(params: FloatParams, spec: FixedPointSpec, input_scale: float, n_steps: int) -> IntegerModel:
-    """The integer model of `params` under `spec` (targets: ff = A s_x 2**F, rec = -L 2**F, bias = -lr b 2**F)."""
+def quantize(
+    params: FloatParams,
+    spec: FixedPointSpec,
+    input_scale: float,
+    n_steps: int,
+    *,
+    ff_probes: np.ndarray | None = None,
+    rec_probes: np.ndarray | None = None,
+) -> IntegerModel:
+    """The integer model of `params` under `spec` (targets: ff = A s_x 2**F, rec = -L 2**F, bias = -lr b 2**F).
+
+    ff_probes [N, M] (calibration input payloads) and rec_probes [N', K] (the float model's spike counts
+    on calibration images) select calibrated exponents (see quantize_matrix); without them: max-abs.
+    """
     if params.max_spike_count != spec.max_spike_count:
         raise SpecError(
             f"max_spike_count {spec.max_spike_count} differs from the float model's {params.max_spike_count}"
@@ -75,8 +105,8 @@ def quantize(params: FloatParams, spec: FixedPointSpec, input_scale: float, n_st
     if n_steps < 1:
         raise SpecError(f"n_steps must be positive, got {n_steps}")
     u_scale = float(spec.u_scale)
-    ff = quantize_matrix(params.feedforward() * input_scale * u_scale, spec.weight_bits)  # [K, M]
-    rec = quantize_matrix(-params.lateral() * u_scale, spec.weight_bits)  # [K, K]
+    ff = quantize_matrix(params.feedforward() * input_scale * u_scale, spec.weight_bits, ff_probes)  # [K, M]
+    rec = quantize_matrix(-params.lateral() * u_scale, spec.weight_bits, rec_probes)  # [K, K]
     bias = np.rint(-params.drive() * u_scale)  # [K]
     if np.max(np.abs(bias)) > INT32_MAX:
         raise SpecError("bias * 2**F does not fit in int32")

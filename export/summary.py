@@ -59,6 +59,6 @@ def summary_lines(path: Path, exported: ExportedModel) -> list[str]:
         f"metadata toolkit {meta.toolkit_version}, created {meta.created_utc}",
         f"         source {meta.source} (sha256 {meta.source_checkpoint_sha256[:16]}...)",
         f"         calibration {meta.calibration} ({meta.calibration_images} images, max|x| {meta.input_max:.6g}); "
-        f"float lr {meta.float_step_size:.6g}",
+        f"float lr {meta.float_step_size:.6g}; exponents: {meta.exponent_rule}",
         f"         content sha256 {meta.content_sha256}",
     ]

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from export.quantize import (
+    MAX_CLIP_STEPS,
     accumulator_bounds,
     calibrate_input_scale,
     quantize,
@@ -33,6 +34,31 @@ def test_quantize_matrix_uses_the_smallest_fitting_exponent(bits, log_scale, see
     assert peak <= limit * 2.0**quantized.exponent * (1 + 1e-12)  # it fits ...
     assert peak > limit * 2.0 ** (quantized.exponent - 1)  # ... and one exponent less would not
     assert np.max(np.abs(quantized.dequantize() - target)) <= 2.0 ** (quantized.exponent - 1) * (1 + 1e-9)
+
+
+def test_calibrated_exponent_clips_an_outlier_that_the_probes_never_drive():
+    """Closed form: column 0 holds one huge weight but every probe has s_0 = 0, so clipping it costs nothing,
+    while the max-abs exponent (set by that outlier) rounds all the small weights to zero."""
+    rng = np.random.default_rng(0)
+    target = rng.uniform(-1.0, 1.0, size=(4, 6))
+    target[2, 0] = 1000.0
+    probes = rng.uniform(0.0, 1.0, size=(50, 6))
+    probes[:, 0] = 0.0
+    by_max = quantize_matrix(target, 8)
+    calibrated = quantize_matrix(target, 8, probes)
+    assert by_max.exponent == math.ceil(math.log2(1000.0 / 127))
+    assert calibrated.exponent == by_max.exponent - MAX_CLIP_STEPS  # the finest candidate resolves the rest
+    def output_error(q):
+        return np.sum((probes @ (q.dequantize() - target).T) ** 2)
+    assert output_error(calibrated) < output_error(by_max)
+    assert np.max(np.abs(calibrated.dequantize() - target)[:, 1:]) <= 2.0 ** (calibrated.exponent - 1)
+
+
+def test_calibrated_exponent_keeps_max_abs_when_every_weight_matters():
+    """Probes that drive the largest weight hard: clipping it would dominate the error, so e stays e_max."""
+    target = np.array([[100.0, 1.0, -1.0], [0.5, -0.25, 2.0]])
+    probes = np.array([[10.0, 0.0, 0.0], [5.0, 1.0, 1.0]])
+    assert quantize_matrix(target, 8, probes).exponent == quantize_matrix(target, 8).exponent
 
 
 def test_zero_matrix_and_non_finite_input():
