@@ -105,3 +105,19 @@ def test_consecutive_runs_continue_the_image_index():
     assert (first.image_offset, second.image_offset) == (100, 102)
     assert_identical(first, reference_of(model, x[:2], 10, image_offset=100), image_offset=100)
     assert_identical(second, reference_of(model, x[2:], 10, image_offset=102), image_offset=102)
+
+
+def test_the_tap_reports_what_lavas_own_monitor_reads():
+    """The u streamed through StateTap equals the neuron's u Var as lava.proc.monitor.Monitor reads it."""
+    from lava.proc.monitor.process import Monitor
+
+    model = integer_model("sparse", seed=2, n_steps=6)
+    network = build_fixed_network(model)
+    x = images(3, seed=60)
+    monitor = Monitor()
+    monitor.probe(network.block.neuron.u, x.shape[0] * network.window)  # sized for every timestep of the run
+    with LavaSimulation(network, progress=False) as simulation:
+        trajectory = simulation.run(x)
+        monitored = monitor.get_data()[network.block.neuron.name]["u"]  # [timesteps, K], float
+    streamed = trajectory.u.transpose(1, 0, 2).reshape(-1, model.n_latents)  # timestep order
+    assert np.array_equal(monitored.astype(np.int64), streamed.astype(np.int64))
