@@ -7,9 +7,10 @@ frame per timestep into the FrameSource pipe and pulls (z, u) of every timestep 
 pipe while the graph runs (non-blocking ``RunSteps``), so the record costs one message per timestep.
 
 Shutdown: the runtime is stopped in ``close()`` on every path (use the simulation as a context
-manager). The Lava worker processes are started with SIGINT ignored, so a Ctrl-C reaches only the
-host process, which then stops the runtime cleanly; a worker that receives SIGINT itself dies and
-leaves ``Runtime.stop`` waiting forever.
+manager). The Lava worker processes are forked while SIGINT only sets a flag, and keep that
+handler: a Ctrl-C (which a terminal sends to every process of the foreground group) interrupts only
+the host process, which then stops the runtime; a worker killed by SIGINT would leave
+``Runtime.stop`` waiting forever.
 """
 
 from __future__ import annotations
@@ -124,7 +125,12 @@ class LavaSimulation:
         self.close()
 
     def start(self) -> None:
-        """Compile and start the runtime (workers forked with SIGINT ignored); idempotent."""
+        """Compile and start the runtime; idempotent.
+
+        While the workers are forked, SIGINT only sets a flag (the workers inherit that handler and
+        so never die of a Ctrl-C); a Ctrl-C that arrived meanwhile is raised once the runtime exists,
+        after stopping it. If compiling or starting fails, whatever was started is terminated.
+        """
         if self._started:
             return
         if self._closed:
@@ -134,15 +140,25 @@ class LavaSimulation:
             from lava.magma.core.run_configs import Loihi2SimCfg
 
             run_cfg = Loihi2SimCfg(select_tag=self.network.mode)
+        interrupts: list[int] = []
         in_main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+        previous = signal.signal(signal.SIGINT, lambda signum, _: interrupts.append(signum)) if in_main_thread else None
         try:
             self._started = True  # from here on close() must stop whatever was started
             self.network.block.create_runtime(run_cfg=run_cfg)
             self._runtime = self.network.block.runtime
+        except BaseException:
+            runtime = getattr(self.network.block, "runtime", None)
+            if runtime is not None and getattr(runtime, "_messaging_infrastructure", None) is not None:
+                _force_stop(runtime)
+            self._closed = True
+            raise
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGINT, previous)
+        if interrupts:
+            self.close()
+            raise KeyboardInterrupt
 
     def close(self) -> None:
         """Stop the runtime and its worker processes; safe to call more than once.
