@@ -79,28 +79,26 @@ def test_same_seed_same_weights_and_resume_is_bit_identical(planted_bars, tmp_pa
     assert all(torch.equal(resumed[name], weights_a[name]) for name in weights_a)
 
 
-def test_resume_mid_epoch_from_periodic_checkpoint(planted_bars, tmp_path, monkeypatch):
-    """Interrupt after step 9 (periodic checkpoint at step 7): resuming replays steps 8.. exactly."""
+def test_training_in_slices_equals_one_run(planted_bars, tmp_path):
+    """--max-steps stops mid-epoch with a checkpoint; resuming replays the remaining steps exactly."""
     config = tiny_config()
     train(config, tmp_path / "full", show_progress=False)
     reference = load_file(str(tmp_path / "full" / WEIGHTS_FILE))
-
-    calls = {"n": 0}
-    original_step = torch.optim.Adamax.step
-
-    def failing_step(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 10:
-            raise KeyboardInterrupt
-        return original_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adamax, "step", failing_step)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "cut", show_progress=False)
-    monkeypatch.setattr(torch.optim.Adamax, "step", original_step)
-    train(config, tmp_path / "cut", resume=True, show_progress=False)
-    resumed = load_file(str(tmp_path / "cut" / WEIGHTS_FILE))
+    first = train(config, tmp_path / "sliced", show_progress=False, max_steps=9)
+    assert first.steps == 9
+    assert torch.load(tmp_path / "sliced" / "train_state.pt")["step"] == 9
+    train(config, tmp_path / "sliced", resume=True, show_progress=False)
+    resumed = load_file(str(tmp_path / "sliced" / WEIGHTS_FILE))
     assert all(torch.equal(resumed[name], reference[name]) for name in reference)
+
+
+def test_resume_with_more_epochs_extends_the_run(planted_bars, tmp_path):
+    config = tiny_config(epochs=1)
+    train(config, tmp_path, show_progress=False)
+    longer = RunConfig(model=config.model, train=TrainConfig(**{**config.train.__dict__, "epochs": 2}))
+    result = train(longer, tmp_path, resume=True, show_progress=False)
+    assert result.steps == 2 * (1000 // 50)
+    assert load_run(tmp_path).config.train.epochs == 2
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(planted_bars, tmp_path, monkeypatch):

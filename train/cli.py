@@ -63,7 +63,10 @@ def register(subparsers) -> None:
     train_parser = subparsers.add_parser("train", help="train an iP-VAE (or iG/iG_relu-VAE) into a run directory")
     train_parser.add_argument("--out", required=True, help="run directory (model.safetensors, config.json, ...)")
     train_parser.add_argument("--config", help="JSON file with 'model' and/or 'train' sections (partial is fine)")
-    train_parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    train_parser.add_argument("--resume", action="store_true",
+                              help="continue the run in --out (bit-identical to not stopping); --epochs may change its length")
+    train_parser.add_argument("--max-steps", type=positive_int,
+                              help="stop with a checkpoint after this many optimisation steps in total (train in slices)")
     train_parser.add_argument("--data", help="dataset name (mnist, fashion_mnist, natural_patches, bars)")
     train_parser.add_argument("--data-dir", help="directory with IDX files instead of the bundled MNIST")
     train_parser.add_argument("--train-limit", type=positive_int, help="use only the first N training images")
@@ -130,15 +133,21 @@ def build_config(args) -> "RunConfig":
 
 def run_train(args) -> int:
     from train.checkpoint import load_config
+    from train.config import RunConfig, replace
     from train.trainer import train
 
     if args.resume:
         config = load_config(args.out)
+        changed = sorted(flag for flag in _TRAIN_OVERRIDES if flag != "epochs" and getattr(args, flag) is not None)
+        if changed or args.config:
+            raise IpvaeError(f"--resume continues the saved config; only --epochs may change (got {changed or '--config'})")
+        if args.epochs is not None:
+            config = RunConfig(model=config.model, train=replace(config.train, epochs=args.epochs))
     else:
         config = build_config(args)
         if (Path(args.out) / "model.safetensors").exists():
             raise IpvaeError(f"{args.out} already holds a model; use --resume to continue it or another --out")
-    result = train(config, args.out, resume=args.resume, show_progress=args.progress)
+    result = train(config, args.out, resume=args.resume, show_progress=args.progress, max_steps=args.max_steps)
     print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
                       **result.last_epoch_metrics}))
     return 0

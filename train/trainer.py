@@ -90,8 +90,14 @@ def train(
     *,
     resume: bool = False,
     show_progress: bool | None = None,
+    max_steps: int | None = None,
 ) -> TrainResult:
-    """Train a model described by ``config`` into ``run_dir`` (or continue it with ``resume``)."""
+    """Train a model described by ``config`` into ``run_dir`` (or continue it with ``resume``).
+
+    ``max_steps`` stops (with a checkpoint) once the run has reached that many optimisation steps, so a
+    long run can be done in slices: resuming is bit-identical to an uninterrupted run. Resuming with a
+    config of another ``epochs`` recomputes the schedules for the new length from the saved step on.
+    """
     run_dir = Path(run_dir)
     tc = config.train
     if tc.num_threads:
@@ -109,6 +115,7 @@ def train(
     if batches_per_epoch == 0:
         raise IpvaeError(f"batch size {tc.batch_size} exceeds the {n_samples} training samples")
     total_steps = batches_per_epoch * tc.epochs
+    stop_step = total_steps if max_steps is None else min(total_steps, max_steps)
     schedules = Schedules(tc, total_steps)
 
     sampling = torch.Generator().manual_seed(tc.seed)
@@ -121,6 +128,7 @@ def train(
         state = load_train_state(run_dir)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        scheduler.lr_lambdas[0] = schedules.learning_rate_factor  # the saved one may be for another length
         sampling.set_state(state["sampling_generator"])
         step = int(state["step"])
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,11 +152,12 @@ def train(
     model.train()
     progress = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="batch", dynamic_ncols=True)
     try:
-        while step < total_steps:
+        while step < stop_step:
             epoch, first_batch = divmod(step, batches_per_epoch)
             order = _epoch_order(n_samples, tc.seed, epoch)
             sums = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "mse_per_pixel": 0.0, "zeros": 0.0}
-            for batch_index in range(first_batch, batches_per_epoch):
+            last_batch = min(batches_per_epoch, first_batch + stop_step - step)
+            for batch_index in range(first_batch, last_batch):
                 indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
                 x = x_train[indices]  # [B, M]
                 terms = model.loss(
@@ -180,7 +189,7 @@ def train(
                 )
                 if step % tc.checkpoint_every_steps == 0:
                     checkpoint()
-            n_batches = batches_per_epoch - first_batch
+            n_batches = last_batch - first_batch
             epoch_metrics = {
                 "epoch": epoch + 1,
                 "step": step,
