@@ -78,7 +78,8 @@ def run_command(args) -> int:
     if args.backend not in BACKENDS:
         raise IpvaeError(f"unknown backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
     model, n_steps, x = _prepare(args)
-    run = run_backend(model, x, n_steps, args.backend, image_offset=args.start, progress=None if not args.json else False)
+    run = run_backend(model, x, n_steps, args.backend, image_offset=args.start,
+                      progress=None if not args.json else False, record_u=False)
     table, curves = summarize(model, x, run)
     out = Path(args.out)
     if not args.no_figures:

@@ -151,7 +151,7 @@ class OperationCounts:
 
 
 def count_operations(z: np.ndarray, input_payload: np.ndarray, fanouts: Fanouts) -> OperationCounts:
-    """Operation counts of a run.
+    """Operation counts of a run (one step at a time, so memory stays at one [N, K] / [N, M] slice).
 
     z: spike counts [T+1, N, K] (t = 0..T). input_payload: what the source sent, [N, M] for a static
     image (the same frame every timestep) or [N, F, M] frames (timestep t + 1 sends frame min(t, T-1)).
@@ -161,35 +161,36 @@ def count_operations(z: np.ndarray, input_payload: np.ndarray, fanouts: Fanouts)
     n_steps = n_window - 1
     if n_latents != fanouts.n_latents:
         raise ValueError(f"z has {n_latents} neurons, the fan-outs {fanouts.n_latents}")
-    counts = z.astype(np.int64)  # [T+1, N, K]
-    fired = counts != 0  # [T+1, N, K]
-    spikes = counts.sum(axis=(1, 2)) / n_images  # [T+1]
-    events = fired.sum(axis=(1, 2)) / n_images  # [T+1]
-    synops_lateral = (fired @ fanouts.lateral).sum(axis=1) / n_images  # [T+1]
-    synops_readout = (fired @ fanouts.readout).sum(axis=1) / n_images  # [T+1]
-    binary_spikes = (counts @ (fanouts.lateral + fanouts.readout)).sum(axis=1) / n_images  # [T+1]
-
     payload = np.asarray(input_payload)
-    if payload.ndim == 2:  # static: the same frame every timestep
-        frames = np.broadcast_to(payload[None], (n_window,) + payload.shape)  # [T+1, N, M]
-    else:
-        frame_of_step = np.minimum(np.arange(n_window), n_steps - 1)  # [T+1]
-        frames = payload[:, frame_of_step].transpose(1, 0, 2)  # [T+1, N, M]
-    nonzero_input = frames != 0  # [T+1, N, M]
-    input_events = nonzero_input.sum(axis=(1, 2)) / n_images  # [T+1]
-    synops_feedforward = (nonzero_input @ fanouts.feedforward).sum(axis=1) / n_images  # [T+1]
-    if payload.dtype.kind in "iu":  # a binary implementation would send |x_int| spikes per pixel
-        binary_input = (np.abs(frames.astype(np.int64)) @ fanouts.feedforward).sum(axis=1) / n_images  # [T+1]
-    else:  # float pixels have no spike-count equivalent: one event each
-        binary_input = synops_feedforward
+    integer_payload = payload.dtype.kind in "iu"
+    spike_fanout = fanouts.lateral + fanouts.readout  # [K]
+    names = ("spikes", "events", "input_events", "ff", "lateral", "readout", "binary")
+    totals = {name: np.zeros(n_window) for name in names}
+    for t in range(n_window):
+        counts = z[t].astype(np.int64)  # [N, K]
+        fired = counts != 0  # [N, K]
+        frame = payload if payload.ndim == 2 else payload[:, min(t, n_steps - 1)]  # [N, M]
+        nonzero_input = frame != 0  # [N, M]
+        totals["spikes"][t] = counts.sum()
+        totals["events"][t] = fired.sum()
+        totals["lateral"][t] = (fired @ fanouts.lateral).sum()
+        totals["readout"][t] = (fired @ fanouts.readout).sum()
+        totals["input_events"][t] = nonzero_input.sum()
+        totals["ff"][t] = (nonzero_input @ fanouts.feedforward).sum()
+        if integer_payload:  # a binary implementation would send |x_int| spikes per pixel
+            binary_input = (np.abs(frame.astype(np.int64)) @ fanouts.feedforward).sum()
+        else:  # float pixels have no spike-count equivalent: one event each
+            binary_input = totals["ff"][t]
+        totals["binary"][t] = (counts @ spike_fanout).sum() + binary_input
+    per_image = {name: values / n_images for name, values in totals.items()}  # [T+1] each
     return OperationCounts(
-        spikes=spikes,
-        events=events,
-        input_events=input_events,
-        synops_feedforward=synops_feedforward,
-        synops_lateral=synops_lateral,
-        synops_readout=synops_readout,
-        binary_synops=binary_spikes + binary_input,
+        spikes=per_image["spikes"],
+        events=per_image["events"],
+        input_events=per_image["input_events"],
+        synops_feedforward=per_image["ff"],
+        synops_lateral=per_image["lateral"],
+        synops_readout=per_image["readout"],
+        binary_synops=per_image["binary"],
         neuron_updates=np.full(n_window, float(n_latents)),
     )
 

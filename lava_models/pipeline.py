@@ -18,6 +18,7 @@ from lava_models.runner import InputError, validate_images
 
 BACKENDS = ("lava", "reference")
 DEFAULT_SPLIT = "test"
+REFERENCE_CHUNK_IMAGES = 256  # the reference keeps [T+1, B, K] int32 potentials per call: bound B
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,12 +112,20 @@ def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, 
     from export.quantize import quantize_input
     from export.reference import run_reference
 
-    payload = quantize_input(x, model.input_scale, model.spec.input_bits)
-    if payload.ndim == 3:
-        payload = payload.transpose(1, 0, 2)  # the reference takes frames as [T, B, M]
+    payload = quantize_input(x, model.input_scale, model.spec.input_bits)  # [N, M] or [N, F, M]
     started = time.perf_counter()
-    result = run_reference(model, payload, n_steps, image_offset=image_offset)
-    return BackendRun("reference", result.z, result.u, time.perf_counter() - started, image_offset)
+    z_chunks, u_chunks = [], []
+    for first in range(0, payload.shape[0], REFERENCE_CHUNK_IMAGES):
+        chunk = payload[first : first + REFERENCE_CHUNK_IMAGES]
+        if chunk.ndim == 3:
+            chunk = chunk.transpose(1, 0, 2)  # the reference takes frames as [T, B, M]
+        result = run_reference(model, chunk, n_steps, image_offset=image_offset + first)
+        z_chunks.append(result.z)
+        if record_u:
+            u_chunks.append(result.u)
+    z = np.concatenate(z_chunks, axis=1)  # [T+1, N, K]
+    u = np.concatenate(u_chunks, axis=1) if record_u else None
+    return BackendRun("reference", z, u, time.perf_counter() - started, image_offset)
 
 
 def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun) -> tuple[dict, dict]:
