@@ -58,6 +58,11 @@ class LavaTrajectory:
     image_offset: int
     seconds: float
     mode: str
+    decoder_phi: np.ndarray  # [M, K] float32
+
+    def reconstructions(self) -> np.ndarray:
+        """recon_t = Phi z_t for every step and image, float32 [T+1, N, M] (the host-side readout)."""
+        return (self.z.astype(np.float32) @ self.decoder_phi.T).astype(np.float32)
 
     @property
     def n_images(self) -> int:
@@ -239,7 +244,8 @@ class LavaSimulation:
         finally:
             bar.close()
         self.images_done += n_images
-        return LavaTrajectory(z=z, u=u, image_offset=image_offset, seconds=time.perf_counter() - started, mode=net.mode)
+        return LavaTrajectory(z=z, u=u, image_offset=image_offset, seconds=time.perf_counter() - started,
+                              mode=net.mode, decoder_phi=net.decoder_phi)
 
     def _bar_disabled(self) -> bool | None:
         if self.progress is None:

@@ -48,6 +48,7 @@ def test_static_images_bit_exact(kind, seed):
         trajectory = simulation.run(x)
     reference = reference_of(model, x, N_STEPS)
     assert_identical(trajectory, reference)
+    assert np.allclose(trajectory.reconstructions(), reference.recon, rtol=1e-5, atol=1e-5)
     assert trajectory.z.shape == (N_STEPS + 1, N_IMAGES, model.n_latents)
     assert (trajectory.z > 0).mean() > 0.05  # the comparison saw spikes
     if kind == "saturating":  # and both saturation bounds and the spike cap
