@@ -121,3 +121,18 @@ def test_console_script_lists_subcommands():
     assert result.returncode == 0
     for command in ("train", "eval"):
         assert command in result.stdout
+
+
+def test_shipped_model_was_trained_by_the_documented_command():
+    """`make pretrained` (ipvae train --config pretrained/mnist_k512.json) builds exactly the shipped config."""
+    from train.cli import build_config
+    from train.cli import register as register_train_commands
+    import argparse
+
+    root = Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser()
+    register_train_commands(parser.add_subparsers())
+    args = parser.parse_args(["train", "--config", str(root / "pretrained" / "mnist_k512.json"), "--out", "unused"])
+    shipped = load_run(root / "pretrained" / "mnist_k512")
+    assert build_config(args) == shipped.config
+    assert shipped.model.n_params == 784 * 512 + 784 + 512 + 1 + 512  # 0.40M, as in the paper
