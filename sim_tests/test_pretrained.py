@@ -48,7 +48,6 @@ def test_pretrained_parity_on_rotating_digits(pretrained):
     assert_identical(trajectory, reference_of(model, frames, 32, image_offset=100), image_offset=100)
 
 
-@pytest.mark.slow
 def test_pretrained_float_graph_matches_pytorch(pretrained):
     n_images = 100
     x = load_inputs("mnist", n_images, pretrained.integer.n_inputs, n_steps=STAT_STEPS)
