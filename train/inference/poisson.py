@@ -49,14 +49,20 @@ def features(state: PoissonState) -> Tensor:
 
 
 def expected_code(state: PoissonState, params: InferenceParams) -> Tensor:
-    """E[min(N, c)] for N ~ Poisson(exp(u)): sum_{n<c} P(N > n) = sum_{n=1..c} P(n, r) (regularised gamma).
+    """E[min(N, c)] for N ~ Poisson(r), r = exp(u):  c - sum_{n<c} (c - n) P(N = n).
 
     Decoding from rates must use the mean of the capped count: exp(u) itself exceeds the cap c for
-    saturated neurons and would overshoot.
+    saturated neurons and would overshoot. The pmf is built by the recursion p_n = p_{n-1} r / n in
+    float64 (c vector operations, no special functions).
     """
-    rate = state.u.exp()  # [B, K]
-    orders = torch.arange(1, params.max_spike_count + 1, dtype=rate.dtype)  # [c]
-    return torch.special.gammainc(orders, rate.unsqueeze(-1)).sum(-1)  # [B, K]
+    cap = params.max_spike_count
+    rate = state.u.double().exp()  # [B, K]
+    probability = torch.exp(-rate)  # [B, K] P(N = 0)
+    shortfall = cap * probability  # [B, K] sum_n (c - n) P(N = n)
+    for n in range(1, cap):
+        probability = probability * rate / n
+        shortfall = shortfall + (cap - n) * probability
+    return (cap - shortfall).to(state.u.dtype)
 
 
 def potential(state: PoissonState) -> Tensor:
