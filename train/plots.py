@@ -36,7 +36,7 @@ def plot_curves(curves: dict[str, np.ndarray], t_train: int, path: str | Path, t
         axis.set_title(name)
         axis.grid(alpha=0.3)
     axes[0].legend(loc="lower right")
-    figure.suptitle(title)
+    figure.suptitle(title, y=1.04)
     _save(figure, path)
 
 
