@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lava_models.energy import LOIHI_TABLE, PICO, CONVENTIONAL_TABLE, Fanouts, count_operations  # noqa: E402
-from lava_models.pipeline import load_inputs, models_from_run, run_backend, summarize, synthetic_models  # noqa: E402
+from lava_models.pipeline import load_inputs, models_for_benchmark, run_backend, summarize  # noqa: E402
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 NANO_PER_PICO = 1e-3
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="out/bench")
     args = parser.parse_args(argv)
 
-    pair = models_from_run(args.run_dir, seed=args.seed) if Path(args.run_dir, "model.safetensors").is_file() else synthetic_models(seed=args.seed)
+    pair = models_for_benchmark(args.run_dir, seed=args.seed)
     model = pair.integer
     x = load_inputs("mnist", args.images, model.n_inputs, n_steps=args.steps)
     run = run_backend(model, x, args.steps, args.backend, progress=False, record_u=False)

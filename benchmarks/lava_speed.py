@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from export.quantize import quantize_input  # noqa: E402
 from export.reference import run_reference  # noqa: E402
 from lava_models.network import build_fixed_network, build_float_network  # noqa: E402
-from lava_models.pipeline import load_inputs, models_from_run, synthetic_models  # noqa: E402
+from lava_models.pipeline import load_inputs, models_for_benchmark  # noqa: E402
 from lava_models.runner import LavaSimulation  # noqa: E402
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="out/bench")
     args = parser.parse_args(argv)
 
-    pair = models_from_run(args.run_dir, seed=args.seed) if Path(args.run_dir, "model.safetensors").is_file() else synthetic_models(seed=args.seed)
+    pair = models_for_benchmark(args.run_dir, seed=args.seed)
     model = pair.integer
     x = load_inputs("mnist", args.images, model.n_inputs, n_steps=args.steps)
     results = {

@@ -194,6 +194,13 @@ def models_from_run(run_dir: str | Path, *, seed: int = 0) -> ModelPair:
     return ModelPair(model, source.params, f"trained run {run_dir}", source.n_steps)
 
 
+def models_for_benchmark(run_dir: str | Path, *, seed: int = 0) -> ModelPair:
+    """The run's float and integer models, or a synthetic K = 512 pair where run_dir holds no model."""
+    if Path(run_dir, "model.safetensors").is_file():
+        return models_from_run(run_dir, seed=seed)
+    return synthetic_models(seed=seed)
+
+
 def synthetic_models(n_inputs: int = 784, n_latents: int = 512, *, seed: int = 0) -> ModelPair:
     """A random model of the given size (export.synthetic) for when no trained run is available."""
     from export.quantize import quantize, spec_for

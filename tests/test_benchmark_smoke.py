@@ -20,3 +20,34 @@ def test_train_speed_benchmark_tiny(tmp_path):
     expected_flops = 3 * 2 * 2 * 10 * 16 * 784 * 2
     assert report["matmul_gflop_per_batch"] * 1e9 == expected_flops
     assert report["samples_per_second"] > 0
+
+
+def _run_benchmark(script: str, *args: str):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_quantization_benchmark_tiny(tmp_path):
+    _run_benchmark("quantization.py", "pretrained/mnist_k512", "--n-images", "20", "--n-steps", "4", "--bits", "8",
+                   "16", "--calibration", "50", "--out", str(tmp_path))
+    report = json.loads(next(tmp_path.glob("*.json")).read_text())
+    text = json.dumps(report)
+    assert "8" in text and "16" in text
+    assert list(tmp_path.glob("*.png")), "the benchmark writes its figure"
+
+
+def test_lava_speed_and_energy_benchmarks_tiny(tmp_path):
+    _run_benchmark("lava_speed.py", "pretrained/mnist_k512", "--images", "2", "--steps", "3", "--repeats", "1",
+                   "--out", str(tmp_path))
+    _run_benchmark("energy.py", "pretrained/mnist_k512", "--images", "3", "--steps", "3", "--out", str(tmp_path))
+    speed = json.loads((tmp_path / "lava_speed.json").read_text())
+    energy = json.loads((tmp_path / "energy.json").read_text())
+    assert speed["n_latents"] == 512
+    groups = ("feedforward", "lateral", "readout")
+    assert energy["synops_per_inference"] == sum(energy[f"synops_{g}_per_inference"] for g in groups)
+    # closed forms of the counting conventions (docs/energy.md): (T+1) K neuron updates and (2T+1) M K dense MACs
+    assert energy["neuron_updates_per_inference"] == (3 + 1) * 512
+    assert energy["dense_macs_per_inference"] == (2 * 3 + 1) * 784 * 512
+    assert energy["events_per_inference"] <= energy["spikes_per_inference"]
