@@ -3,7 +3,11 @@
     eps ~ N(0, 1),  y = m + s * eps,  z = y (iG)  or  z = gain * relu(y) (iG_relu)
     g   = dz/dy * Phi^T D (x - Phi z)                       (minus the gradient of the error in y)
     m'  = m + lr * s^2 * g                                  (Fisher of m is 1/s^2)
-    log s' = log s + lr * (1/2) * g * eps * s               (Fisher of log s is 2)
+    log s' = log s - lr * (1/2) * s^2 * W_kk * (dz/dy)^2    (Fisher of log s is 2; W = Phi^T D Phi)
+
+The log-scale step uses the expected gradient d/dlog s E[error] = s^2 W_kk (dz/dy)^2 rather than its
+single-sample estimate -g eps s: the latter's variance grows with s and made the iteration diverge
+(s -> large -> larger noise in g -> larger steps), while the expectation is a stable contraction.
 
 The KL term's gradient is zero at the start of each step (the previous posterior is the prior),
 so only the reconstruction error drives the update, as in the Poisson family.
@@ -54,11 +58,14 @@ def sample(
 def step(state: GaussianState, latent: LatentSample, x: Tensor, params: InferenceParams) -> GaussianState:
     scale = state.log_scale.exp()  # [B, K]
     grad_z = reconstruction_drive(x, latent.recon, params)  # [B, K]
+    slope = torch.ones_like(grad_z)  # [B, K] dz/dy
     if params.rectify:
-        pre_activation = state.mean + scale * latent.noise
-        grad_z = grad_z * params.gain * (pre_activation > 0).to(grad_z.dtype)
-    mean = state.mean + params.step_size * scale.square() * grad_z
-    log_scale = state.log_scale + params.step_size * grad_z * latent.noise * scale / FISHER_LOG_SCALE
+        pre_activation = state.mean + scale * latent.noise  # [B, K]
+        slope = params.gain * (pre_activation > 0).to(grad_z.dtype)
+    lateral_diagonal = (params.phi.square() * params.precision[:, None]).sum(0)  # [K] W_kk
+    mean = state.mean + params.step_size * scale.square() * slope * grad_z
+    log_scale_gradient = scale.square() * lateral_diagonal * slope.square()  # [B, K]
+    log_scale = state.log_scale - params.step_size * log_scale_gradient / FISHER_LOG_SCALE
     return GaussianState(mean=mean, log_scale=soft_clamp(log_scale, LOG_SCALE_MIN, LOG_SCALE_MAX))
 
 
