@@ -128,7 +128,6 @@ def train(
         state = load_train_state(run_dir)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        scheduler.lr_lambdas[0] = schedules.learning_rate_factor  # the saved one may be for another length
         sampling.set_state(state["sampling_generator"])
         step = int(state["step"])
     run_dir.mkdir(parents=True, exist_ok=True)
