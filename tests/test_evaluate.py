@@ -43,3 +43,13 @@ def test_streaming_metrics_equal_direct_computation():
     assert metrics["spikes_per_inference"] == pytest.approx(float(trajectory.z.sum()) / 30, rel=1e-6)
     torch.testing.assert_close(features, trajectory.u[-1].exp())
     np.testing.assert_allclose(curves["zeros"], (trajectory.z == 0).float().mean(dim=(1, 2)).numpy(), rtol=1e-6)
+
+
+def test_final_features_equal_the_features_of_the_full_evaluation():
+    model = IterativeVAE(ModelConfig(n_inputs=16, n_latents=12, init_log_lr=-1.0), generator=torch.Generator().manual_seed(0))
+    x = torch.rand(25, 16, generator=torch.Generator().manual_seed(2))
+    settings = EvalSettings(t_test=6, batch_size=10, seed=7)
+    from train.evaluate import final_features
+
+    _, _, expected = run_inference(model, x, settings)
+    torch.testing.assert_close(final_features(model, x, settings), expected)

@@ -126,6 +126,18 @@ def run_inference(
     return metrics, curves, features
 
 
+@torch.no_grad()
+def final_features(model: IterativeVAE, x: Tensor, settings: EvalSettings) -> Tensor:
+    """Probe features (rates) at step t_test for x [N, M], [N, K]; no per-step metrics are computed."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    features = []
+    for start in range(0, x.shape[0], settings.batch_size):
+        for step in model.iterate(x[start : start + settings.batch_size], settings.t_test, generator=generator):
+            pass
+        features.append(model.dynamics.features(step.state))  # [B, K]
+    return torch.cat(features)
+
+
 def probe_accuracy(
     train_features: Tensor, train_labels: Tensor, test_features: Tensor, test_labels: Tensor, seed: int = 0
 ) -> float:
@@ -165,7 +177,7 @@ def evaluate_run(
         x_train, y_train = get_dataset(data, "train", data_dir=data_dir, seed=settings.seed, limit=probe_train_limit)
         x_train = x_train.reshape(x_train.shape[0], -1).float()  # [N, M]
         probe_settings = EvalSettings(t_test=settings.t_test, batch_size=settings.batch_size, seed=settings.seed + 1)
-        _, _, train_features = run_inference(model, x_train, probe_settings)
+        train_features = final_features(model, x_train, probe_settings)
         report["probe_accuracy"] = probe_accuracy(train_features, y_train, test_features, y_test, settings.seed)
         report["probe_train_images"] = int(x_train.shape[0])
     report["params"] = model.n_params
