@@ -154,8 +154,6 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
-    import torch
-
     from train.checkpoint import load_run
     from train.data import image_shape
     from train.evaluate import EvalSettings, evaluate_run
@@ -174,9 +172,7 @@ def run_eval(args) -> int:
         if args.curves:
             write_json(out / CURVES_FILE, {k: v.tolist() for k, v in report.curves.items()})
             plot_curves(report.curves, t_train, out / "curves.png", title=f"{args.run_dir} on {data}")
-        with torch.no_grad():
-            phi = run.model.phi.numpy()
-        plot_dictionary(phi, image_shape(data), out / "dictionary.png")
+        plot_dictionary(run.model.phi.detach().numpy(), image_shape(data), out / "dictionary.png")
     if args.json:
         print(json.dumps(report.metrics))
     else:
