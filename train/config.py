@@ -59,6 +59,11 @@ class ModelConfig:
 class TrainConfig:
     """Training recipe (defaults: the paper's MNIST recipe, shortened to fit a 2-core CPU budget).
 
+    init_from: a run directory whose weights start this run (fine-tuning with a new recipe); its
+        model config must equal this one. The optimizer and schedules start fresh.
+    warm_start_max: each batch first runs W ~ Uniform{0..warm_start_max} inference steps without
+        gradient (exact draws), then unrolls t_train scored steps: the loss then covers steps far past
+        t_train (truncated backpropagation through time). 0 scores only the first t_train steps.
     beta: KL weight, held at beta_start for beta_hold_fraction of the steps, then linear to beta
         over beta_ramp_fraction.  temperature: relaxed-Poisson temperature, annealed geometrically
         from temperature_start to temperature_end over temperature_anneal_fraction of the steps.
@@ -66,10 +71,12 @@ class TrainConfig:
 
     data: str = "mnist"
     data_dir: str | None = None
+    init_from: str | None = None
     train_limit: int | None = None
     epochs: int = 20
     batch_size: int = 100
     t_train: int = 16
+    warm_start_max: int = 0
     learning_rate: float = 3e-3
     learning_rate_min: float = 1e-5
     warmup_fraction: float = 0.005

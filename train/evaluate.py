@@ -11,6 +11,10 @@ Definitions (x [B, M] images, z_t [B, K] spike counts, u_t potentials, t = 1..T)
         S(r) = (1 - (mean r)^2 / mean(r^2)) / (1 - 1/n), over images per neuron (lifetime, averaged
         over neurons that fired) or over neurons per image (population, averaged over images)
     probe_accuracy logistic regression on firing rates exp(u_T), fit on train images, scored on test
+    precision_weighted_error   mean over images of sum_pixels D (x - Phi z_t)^2, D = 1/sigma^2: the
+                   data term of the free energy that the dynamics descend
+    at_cap         fraction of z_t entries at the spike-count cap (Poisson family; 0 otherwise)
+    near_u_max     fraction of potentials within 1 of the soft upper clamp u_max (Poisson family)
 Per-step curves hold the same reconstruction and sparsity metrics at every step t.
 """
 
@@ -30,6 +34,7 @@ from train.model import IterativeVAE
 
 PROBE_MAX_ITERATIONS = 1000
 PROBE_REGULARISATION = 1.0
+NEAR_CLAMP_MARGIN = 1.0  # a potential within this of u_max counts as pinned at the clamp
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class EvalSettings:
     batch_size: int = 500
     seed: int = 0
     curve_steps: int = 0  # 0: no per-step curves; else record t = 1..curve_steps (>= t_test)
+    decode_rates: bool = True  # False skips r2_rate (NaN): the capped-mean recursion is the costliest part
 
 
 def r2_per_image(x: Tensor, recon: Tensor) -> Tensor:
@@ -65,10 +71,13 @@ class _StepSums:
     r2_rate: Tensor
     zeros: Tensor
     spikes: Tensor
+    precision_weighted_error: Tensor
+    at_cap: Tensor
+    near_u_max: Tensor
 
     @classmethod
     def empty(cls, n_steps: int) -> "_StepSums":
-        return cls(*(torch.zeros(n_steps, dtype=torch.float64) for _ in range(5)))
+        return cls(*(torch.zeros(n_steps, dtype=torch.float64) for _ in range(8)))
 
 
 @torch.no_grad()
@@ -79,6 +88,7 @@ def run_inference(
     n_steps = max(settings.t_test, settings.curve_steps)
     generator = torch.Generator().manual_seed(settings.seed)
     params = model.inference_params()
+    counts_are_capped = model.config.family == "poisson"
     n_images, n_pixels = x.shape
     sums = _StepSums.empty(n_steps)
     final_counts = []
@@ -88,13 +98,20 @@ def run_inference(
         batch = x[start : start + settings.batch_size]  # [B, M]
         for t, step in enumerate(model.iterate(batch, n_steps, generator=generator)):
             features = model.dynamics.features(step.state)  # [B, K]
-            rate_recon = decode(model.dynamics.expected_code(step.state, params), params)  # [B, M]
             squared_error = (batch - step.recon).square().sum()
             sums.squared_error[t] += squared_error
             sums.r2[t] += r2_per_image(batch, step.recon).sum()
-            sums.r2_rate[t] += r2_per_image(batch, rate_recon).sum()
+            if settings.decode_rates:
+                rate_recon = decode(model.dynamics.expected_code(step.state, params), params)  # [B, M]
+                sums.r2_rate[t] += r2_per_image(batch, rate_recon).sum()
+            else:
+                sums.r2_rate[t] = float("nan")
             sums.zeros[t] += (step.z == 0).sum() / step.z.shape[1]
             sums.spikes[t] += step.z.sum()
+            sums.precision_weighted_error[t] += ((batch - step.recon).square() * params.precision).sum()
+            if counts_are_capped:
+                sums.at_cap[t] += (step.z >= params.max_spike_count).sum() / step.z.shape[1]
+                sums.near_u_max[t] += (step.u > params.u_max - NEAR_CLAMP_MARGIN).sum() / step.u.shape[1]
             if t + 1 == settings.t_test:
                 final_counts.append(step.z)
                 final_features.append(features)
@@ -108,6 +125,9 @@ def run_inference(
         "r2_rate": (sums.r2_rate / n_images).numpy(),
         "zeros": (sums.zeros / n_images).numpy(),
         "spikes_per_step": (sums.spikes / n_images).numpy(),
+        "precision_weighted_error": (sums.precision_weighted_error / n_images).numpy(),
+        "at_cap": (sums.at_cap / n_images).numpy(),
+        "near_u_max": (sums.near_u_max / n_images).numpy(),
     }
     last = settings.t_test - 1
     lifetime = treves_rolls_sparsity(counts, dim=0)  # [K]
@@ -122,6 +142,9 @@ def run_inference(
         "lifetime_sparsity": float(torch.nanmean(lifetime)),
         "population_sparsity": float(torch.nanmean(population)),
         "silent_neurons_fraction": float((counts.sum(0) == 0).double().mean()),
+        "precision_weighted_error": float(curves["precision_weighted_error"][last]),
+        "at_cap": float(curves["at_cap"][last]),
+        "near_u_max": float(curves["near_u_max"][last]),
     }
     return metrics, curves, features
 

@@ -120,17 +120,30 @@ class IterativeVAE(nn.Module):
         *,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        warm_start_steps: int = 0,
     ) -> Iterator[StepOutput]:
-        """Run inference on x [B, M] (static) or [T, B, M] (one frame per step); yield t = 1..T."""
+        """Run inference on x [B, M] (static) or [T, B, M] (one frame per step); yield t = 1..T.
+
+        ``warm_start_steps`` (static x only) first runs that many steps with exact draws and no
+        gradient, then yields the n_steps that follow: steps W+1..W+T of the same inference.
+        Training with a random W (truncated backpropagation through time) scores the dynamics where
+        they are used, long after T_train, not only on their first T_train steps.
+        """
         if n_steps <= 0:
             raise ValueError("n_steps must be positive")
+        if warm_start_steps < 0:
+            raise ValueError("warm_start_steps must be non-negative")
         frames = x if x.dim() == 3 else None
         if frames is not None and frames.shape[0] < n_steps:
             raise ValueError(f"got {frames.shape[0]} frames for {n_steps} steps")
+        if frames is not None and warm_start_steps:
+            raise ValueError("warm_start_steps needs a static input")
         params = self.inference_params()
         batch_size = x.shape[-2]
         dynamics = self.dynamics
         state = dynamics.initial_state(params, batch_size)
+        if warm_start_steps:
+            state = self._warm_start(state, x, params, warm_start_steps, generator)
         latent = dynamics.sample(state, params, temperature, generator)
         for t in range(n_steps):
             x_t = frames[t] if frames is not None else x  # [B, M]
@@ -139,6 +152,15 @@ class IterativeVAE(nn.Module):
             latent = dynamics.sample(state, params, temperature, generator)
             kl = dynamics.kl(state, previous, params)  # [B]
             yield StepOutput(dynamics.potential(state), latent.z, latent.recon, kl, state)
+
+    @torch.no_grad()
+    def _warm_start(self, state: tuple, x: Tensor, params: InferenceParams, n_steps: int, generator) -> tuple:
+        """n_steps of inference with exact draws and no gradient; the state is returned detached."""
+        dynamics = self.dynamics
+        for _ in range(n_steps):
+            latent = dynamics.sample(state, params, 0.0, generator)
+            state = dynamics.step(state, latent, x, params)
+        return type(state)(*(value.detach() for value in state))
 
     def trajectory(
         self,
@@ -174,13 +196,19 @@ class IterativeVAE(nn.Module):
         beta: float,
         temperature: float,
         generator: torch.Generator | None = None,
+        warm_start_steps: int = 0,
     ) -> LossTerms:
-        """Mean over the T unrolled steps of  NLL(x | Phi z_t) + beta * KL(q_t || q_{t-1})."""
+        """Mean over the T unrolled steps of  NLL(x | Phi z_t) + beta * KL(q_t || q_{t-1}).
+
+        With ``warm_start_steps`` = W the scored steps are W+1..W+T (see ``iterate``).
+        """
         nll_sum = x.new_zeros(())
         kl_sum = x.new_zeros(())
         squared_error_sum = x.new_zeros(())
         zeros_sum = x.new_zeros(())
-        for step_output in self.iterate(x, n_steps, temperature=temperature, generator=generator):
+        for step_output in self.iterate(
+            x, n_steps, temperature=temperature, generator=generator, warm_start_steps=warm_start_steps
+        ):
             nll_sum = nll_sum + self.gaussian_nll(x, step_output.recon).mean()
             kl_sum = kl_sum + step_output.kl.mean()
             with torch.no_grad():

@@ -26,6 +26,7 @@ from train.model import IterativeVAE
 
 METRICS_FILE = "metrics.jsonl"
 EPOCH_SEED_STRIDE = 1_000_003
+WARM_START_SEED_OFFSET = 7_919  # separates the warm-start draws' seeds from the epoch orders'
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,14 @@ def make_optimizer(model: IterativeVAE, config: TrainConfig) -> torch.optim.Opti
     )
 
 
+def warm_start_steps(config: TrainConfig, step: int) -> int:
+    """The batch's warm-start length W ~ Uniform{0..warm_start_max}, a pure function of (seed, step)."""
+    if config.warm_start_max == 0:
+        return 0
+    generator = torch.Generator().manual_seed(config.seed * EPOCH_SEED_STRIDE + step + WARM_START_SEED_OFFSET)
+    return int(torch.randint(config.warm_start_max + 1, (), generator=generator))
+
+
 def _epoch_order(n_samples: int, seed: int, epoch: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed * EPOCH_SEED_STRIDE + epoch)
     return torch.randperm(n_samples, generator=generator)  # [N]
@@ -123,6 +132,12 @@ def train(
     optimizer = make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
     step = 0
+    if tc.init_from is not None and not resume:
+        initial = load_run(tc.init_from)
+        architecture = ("family", "n_inputs", "n_latents")
+        if any(getattr(initial.config.model, name) != getattr(config.model, name) for name in architecture):
+            raise IpvaeError(f"init_from {tc.init_from}: its {'/'.join(architecture)} differ from this run's")
+        model.load_state_dict(initial.model.state_dict())
     if resume:
         model.load_state_dict(load_run(run_dir).model.state_dict())
         state = load_train_state(run_dir)
@@ -160,7 +175,8 @@ def train(
                 indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
                 x = x_train[indices]  # [B, M]
                 terms = model.loss(
-                    x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step), generator=sampling
+                    x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step), generator=sampling,
+                    warm_start_steps=warm_start_steps(tc, step),
                 )
                 optimizer.zero_grad(set_to_none=True)
                 terms.total.backward()
