@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRETRAINED := pretrained/mnist_k512
 DEMO_OUT := out/demo
 
-.PHONY: setup test test-slow demo train pretrained bench lint clean
+.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained bench lint clean
 
 # Find a Python 3.10 (lava-nc 0.10 and lava-dl 0.6 require it): a python3.10 that runs, else pyenv's.
 define find_python310
@@ -31,8 +31,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip check
 	@touch $(STAMP)
 
-test: setup
+# The suite must pass at any thread count (float reductions, and with them the last bits of training, change
+# with it): `make test` runs it with the default threads (one per core) and again with one thread.
+test: test-default-threads test-1thread
+
+test-default-threads: setup
 	$(PY) -m pytest -q
+
+test-1thread: setup
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow

@@ -26,7 +26,11 @@ pytestmark = pytest.mark.lava
 U_TOLERANCE = 1e-9  # float64, different summation order
 STAT_IMAGES = 200
 STAT_STEPS = 16
-STANDARD_ERRORS = 4.0  # |difference of means| < 4 combined standard errors (two-sided p ~ 6e-5 if equal)
+# |difference of means| < 4.5 combined standard errors: two-sided p = 7e-6 per comparison if the laws are equal,
+# so a family-wise false alarm of 1e-4 over the 18 comparisons of the statistical test (Bonferroni). Measured
+# (tests/measure_margins.py --only lava_float_vs_torch, 20 seeds, 1 and 2 threads, the float reference in
+# place of the graph): the largest of the 18 is 1.0-3.7 standard errors, median 2.0.
+STANDARD_ERRORS = 4.5
 
 
 @pytest.mark.parametrize("kind", ["sparse", "saturating"])
@@ -36,6 +40,8 @@ def test_float_graph_equals_float_reference(kind):
     with LavaSimulation(build_float_network(params, 24, seed=3), progress=False) as simulation:
         trajectory = simulation.run(x)
     reference = run_float_reference(params, x, 24, seed=3)
+    # float64 with different summation orders: u differs by ~1e-15, which changes a count only if a uniform
+    # lands within ~1e-15 of a CDF boundary (~1e-11 over these draws), so the counts are compared exactly
     assert np.array_equal(trajectory.z, reference.z)
     assert np.max(np.abs(trajectory.u - reference.u)) < U_TOLERANCE
     assert (trajectory.z > 0).mean() > 0.05

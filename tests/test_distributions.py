@@ -67,20 +67,29 @@ def test_exact_sample_is_capped_poisson(rate, cap):
     z = PoissonLatent(torch.full((n,), math.log(rate), dtype=torch.float64), cap).sample(generator=generator)
     assert torch.all(z == z.round()) and z.max() <= cap
     expected = capped_poisson_mean(rate, cap)
+    # a correct sampler misses by 4 standard errors with probability 6e-5; an uncapped one is off by 15 at
+    # rate 30, a rate 1% off by 0.03 = 5.5 SE at rate 3. Elementwise draws: the same numbers on every CPU.
     assert abs(float(z.mean()) - expected) < 4 * float(z.std()) / math.sqrt(n) + 1e-12
 
 
-def test_relaxed_sample_mean_tends_to_rate_as_temperature_falls():
+def relaxed_sample_biases(seed: int = 2) -> tuple[list[float], float]:
+    """|mean relaxed sample - capped Poisson mean| at temperatures 1, 0.3, 0.01, and the standard error at 0.01."""
     rate, cap, n = 3.0, 15, 100_000
     expected = capped_poisson_mean(rate, cap)
     log_rate = torch.full((n,), math.log(rate), dtype=torch.float64)
     biases = []
     for temperature in (1.0, 0.3, 0.01):
-        generator = torch.Generator().manual_seed(2)
+        generator = torch.Generator().manual_seed(seed)
         z = PoissonLatent(log_rate, cap).rsample(temperature=temperature, generator=generator)
         biases.append(abs(float(z.mean()) - expected))
-        if temperature == 0.01:
-            assert biases[-1] < 4 * float(z.std()) / math.sqrt(n) + 0.01
+    return biases, float(z.std()) / math.sqrt(n)
+
+
+def test_relaxed_sample_mean_tends_to_rate_as_temperature_falls():
+    biases, standard_error = relaxed_sample_biases()
+    # Measured over seeds 2-11 (measure_margins.py --only relaxed, 1 and 2 threads): bias 0.83 at T = 1,
+    # 0.027-0.034 at T = 0.3, 0.06-1.2 standard errors (0.0055) at T = 0.01: each step is well separated.
+    assert biases[2] < 4 * standard_error + 0.01
     assert biases[0] > biases[1] > biases[2]
 
 

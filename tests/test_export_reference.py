@@ -151,24 +151,43 @@ def test_static_image_equals_repeated_frames(small_model):
 
 # High-precision limit: 16-bit weights and inputs, 20 fractional bits of u, 10 sampler bits.
 HIGH_PRECISION = dict(weight_bits=16, input_bits=16, u_frac_bits=20, sampler_frac_bits=10)
-HP_AGREEMENT_FIRST_STEP = 0.999  # stated tolerance: identical counts for the same uniforms
+# Correct: the same uniforms give the same count unless one falls within the quantization error of a CDF
+# boundary; chance (independent draws at these rates, ~3 spikes per count) agrees on well under half the
+# counts. Measured over seeds 0-9 (tests/measure_margins.py --only high_precision; the same at 1 and 2
+# threads): first two steps 0.9992-1 (median 0.9996), all steps 0.9966-0.9995, u error on the images whose
+# step-0 counts agree (99.5-100% of them) 0.0006-0.0015 (one differing count moves u by a lateral weight,
+# up to 3.3, which is why u is compared only there); mean count 2.5-4.6 (3.5 at the seeds used here).
+HP_AGREEMENT_FIRST_STEP = 0.997  # a mismatch rate 4x the worst measured seed
 HP_AGREEMENT_ALL_STEPS = 0.98  # a single differing count changes the rest of that image's trajectory
-HP_U_ERROR_FIRST_STEP = 2e-3  # |u_int/2^F - u_float| at t = 1 (16-bit lateral weights dominate)
+HP_U_ERROR_FIRST_STEP = 5e-3  # |u_int/2^F - u_float| at t = 1 where z_0 agrees (16-bit lateral weights dominate)
 
 
-def test_integer_reference_reaches_the_float_dynamics_in_the_high_precision_limit():
-    params = random_float_params(SyntheticConfig(seed=5))
-    x = random_images(200, params.n_inputs, seed=6)
-    spec = spec_for(params, seed=17, **HIGH_PRECISION)
+def high_precision_agreement(params_seed: int = 5, image_seed: int = 6, spec_seed: int = 17) -> dict:
+    """Integer reference vs hard-clamped float dynamics, 200 images x 8 steps, same uniforms."""
+    params = random_float_params(SyntheticConfig(seed=params_seed))
+    x = random_images(200, params.n_inputs, seed=image_seed)
+    spec = spec_for(params, seed=spec_seed, **HIGH_PRECISION)
     input_scale = 1.0 / spec.input_max
     model = quantize(params, spec, input_scale, n_steps=8)
     integer = run_reference(model, quantize_input(x, input_scale, spec.input_bits), image_offset=40)
-    floating = run_float_reference(params, x, 8, seed=17, image_offset=40, clamp="hard")
-    assert np.mean(integer.z[:2] == floating.z[:2]) >= HP_AGREEMENT_FIRST_STEP
-    assert np.mean(integer.z == floating.z) >= HP_AGREEMENT_ALL_STEPS
-    u_first = integer.u[1] / spec.u_scale
-    assert np.max(np.abs(u_first - floating.u[1])) < HP_U_ERROR_FIRST_STEP
-    assert 0.05 < floating.z.mean() < 5.0  # lively dynamics, not a trivial all-zero comparison
+    floating = run_float_reference(params, x, 8, seed=spec_seed, image_offset=40, clamp="hard")
+    same_start = np.all(integer.z[0] == floating.z[0], axis=1)  # [B]
+    return {
+        "first_step_agreement": float(np.mean(integer.z[:2] == floating.z[:2])),
+        "all_steps_agreement": float(np.mean(integer.z == floating.z)),
+        # u_1 follows from z_0: compare the arithmetic on the images whose step-0 counts all agree
+        "u_error_first_step": float(np.max(np.abs(integer.u[1] / spec.u_scale - floating.u[1])[same_start])),
+        "images_with_same_start": float(same_start.mean()),
+        "mean_count": float(floating.z.mean()),
+    }
+
+
+def test_integer_reference_reaches_the_float_dynamics_in_the_high_precision_limit():
+    measured = high_precision_agreement()
+    assert measured["first_step_agreement"] >= HP_AGREEMENT_FIRST_STEP
+    assert measured["all_steps_agreement"] >= HP_AGREEMENT_ALL_STEPS
+    assert measured["images_with_same_start"] > 0.9 and measured["u_error_first_step"] < HP_U_ERROR_FIRST_STEP
+    assert 0.5 < measured["mean_count"] < 10.0  # lively dynamics (3.5), neither all zeros nor all at the cap 15
 
 
 def test_float_reference_step_equals_the_torch_model_step():
@@ -197,9 +216,10 @@ def test_float_reference_step_equals_the_torch_model_step():
 STAT_SIGMAS = 5.0
 
 
-def test_float_reference_spike_statistics_match_the_torch_model():
-    torch = pytest.importorskip("torch")
-    train_model = pytest.importorskip("train.model")
+def float_reference_vs_torch_sigmas(reference_seed: int = 2, torch_seed: int = 3) -> np.ndarray:
+    """Per step, |mean count of the float reference - mean count of the torch model| in standard errors; [T]."""
+    import torch
+    import train.model as train_model
     from train.config import ModelConfig
 
     from export.integer_model import FloatParams
@@ -208,15 +228,24 @@ def test_float_reference_spike_statistics_match_the_torch_model():
     params = FloatParams.from_inference_params(model.inference_params())
     n_images, n_steps = 400, 6
     x = random_images(n_images, params.n_inputs, seed=9)
-    ours = run_float_reference(params, x, n_steps, seed=2, clamp="soft").z[1:].astype(np.float64)  # [T, B, K]
-    generator = torch.Generator().manual_seed(3)
+    ours = run_float_reference(params, x, n_steps, seed=reference_seed, clamp="soft").z[1:].astype(np.float64)  # [T, B, K]
+    generator = torch.Generator().manual_seed(torch_seed)
     with torch.no_grad():
         theirs = np.stack([s.z.numpy() for s in model.iterate(torch.tensor(x), n_steps, generator=generator)])
     per_image_ours, per_image_theirs = ours.mean(axis=2), theirs.mean(axis=2)  # [T, B]
     difference = per_image_ours.mean(axis=1) - per_image_theirs.mean(axis=1)  # [T]
     standard_error = np.sqrt((per_image_ours.var(axis=1) + per_image_theirs.var(axis=1)) / n_images)
-    assert np.all(np.abs(difference) < STAT_SIGMAS * standard_error)
     assert per_image_ours.mean() > 0.05
+    return np.abs(difference) / standard_error
+
+
+def test_float_reference_spike_statistics_match_the_torch_model():
+    pytest.importorskip("torch")
+    pytest.importorskip("train.model")
+    # Two independent random processes with one law: each of the 6 per-step differences is ~ N(0, 1) in
+    # standard errors, so a correct pair exceeds 5 with probability 6 x 6e-7. Measured (measure_margins.py
+    # --only float_vs_torch, seeds 0-9, 1 and 2 threads): the largest of the 6 is 0.74-2.1.
+    assert np.all(float_reference_vs_torch_sigmas() < STAT_SIGMAS)
 
 
 def _lively_torch_model(train_model, model_config, torch):

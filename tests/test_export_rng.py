@@ -86,6 +86,8 @@ def test_range_and_uniformity():
     draws = step_uniforms(3, np.arange(200), 5, 500).ravel()  # 100k draws
     assert draws.dtype == np.uint32 and draws.max() < 2**24
     n_bins = 64
+    # Integer draws, identical on every CPU. A uniform generator fails p > 1e-3 for one draw set in 1000; a
+    # biased one (e.g. a dropped top bit: half the bins empty) gives p ~ 0 at 100k draws.
     observed = np.bincount(draws >> 18, minlength=n_bins)  # top 6 bits
     assert chisquare(observed).pvalue > 1e-3
     low = np.bincount(draws & 63, minlength=n_bins)  # bottom 6 bits

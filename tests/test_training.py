@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -17,10 +18,15 @@ from train.trainer import Schedules, train
 BARS_SIDE = 6
 
 
+def planted_bars_data():
+    """A small bars problem: side 6, 12 planted atoms on 36 pixels, 1000 images."""
+    return planted_dictionary_data(1000, side=BARS_SIDE, n_active=2.0, noise_std=0.05, seed=0)
+
+
 @pytest.fixture
 def planted_bars(monkeypatch):
-    """Serve a small bars problem (side 6: 12 planted atoms on 36 pixels) as the training set."""
-    planted = planted_dictionary_data(1000, side=BARS_SIDE, n_active=2.0, noise_std=0.05, seed=0)
+    """Serve the small bars problem as the training set."""
+    planted = planted_bars_data()
 
     def fake_get_dataset(name, split, **kwargs):
         return planted.x, None
@@ -36,20 +42,63 @@ def tiny_config(**train_overrides) -> RunConfig:
     return RunConfig(model=ModelConfig(n_inputs=BARS_SIDE**2, n_latents=16), train=TrainConfig(**train_values))
 
 
-def test_dictionary_recovery_on_planted_bars(planted_bars, tmp_path):
-    config = RunConfig(
+def bars_recovery_config(seed: int) -> RunConfig:
+    return RunConfig(
         model=ModelConfig(n_inputs=BARS_SIDE**2, n_latents=24),
-        train=TrainConfig(data="bars", epochs=12, batch_size=50, t_train=8, learning_rate=3e-2, seed=0,
+        train=TrainConfig(data="bars", epochs=12, batch_size=50, t_train=8, learning_rate=3e-2, seed=seed,
                           checkpoint_every_steps=10**6),
     )
+
+
+def recovery_scores(planted_phi: torch.Tensor, learned_phi: torch.Tensor) -> torch.Tensor:
+    """Per planted atom, the best cosine similarity with any learned atom; [K_true]."""
+    learned = torch.nn.functional.normalize(learned_phi, dim=0)  # [M, K]
+    truth = torch.nn.functional.normalize(planted_phi, dim=0)  # [M, K_true]
+    return (truth.T @ learned).max(dim=1).values  # [K_true]
+
+
+# Oracles for the best cosine match of each planted bar with a learned atom (tests/measure_margins.py --only
+# bars reruns the spread; numbers below: training seeds 0-9, 1 and 2 threads, a shared 2-core AMD EPYC).
+# - chance: the untrained dictionary of the same seed; its median best match is 0.27-0.39 (analytically a
+#   random direction in R^36 has cos ~ N(0, 1/36) with a bar, the best of 24 about 0.33);
+# - a merged atom, the sum of a horizontal and a vertical bar (one shared pixel), scores sqrt(7/12) = 0.76
+#   with both; a perfect recovery scores 1.
+# Training is chaotic: a different CPU, BLAS or thread count changes the float reduction order and can move a
+# run as far as another seed would. Over seeds 0-9 the worst atom scores 0.41-0.86 (so a per-atom threshold
+# such as the former min > 0.8 fails on 6 of 10 seeds) and the median atom 0.60-0.95 (two of ten runs blow
+# up in their first epochs and recover only half the bars). A single run can therefore only be required to
+# be far above chance; recovery proper is asserted on the median over seeds (slow test below).
+RECOVERY_MEDIAN_ONE_RUN = 0.5  # between chance (<= 0.39) and the worst of ten seeds (0.60)
+MERGED_PAIR_SCORE = math.sqrt(7 / 12)
+RECOVERY_SEEDS = range(7)
+
+
+def initial_dictionary(config: RunConfig) -> torch.Tensor:
+    """The untrained dictionary of a run (the trainer seeds the model with the run's seed); [M, K]."""
+    return IterativeVAE(config.model, generator=torch.Generator().manual_seed(config.train.seed)).phi.detach()
+
+
+def test_dictionary_recovery_on_planted_bars(planted_bars, tmp_path):
+    config = bars_recovery_config(seed=0)
+    chance = recovery_scores(planted_bars.phi, initial_dictionary(config))  # [K_true]
     train(config, tmp_path, show_progress=False)
-    learned = torch.nn.functional.normalize(load_run(tmp_path).model.phi.detach(), dim=0)  # [M, K]
-    truth = torch.nn.functional.normalize(planted_bars.phi, dim=0)  # [M, K_true]
-    best_match = (truth.T @ learned).max(dim=1).values  # [K_true]
-    # a random 36-pixel direction has |cos| ~ 0.17 with a bar; recovered atoms are near 1
-    print("best match per planted atom", best_match)
-    assert best_match.min() > 0.8, best_match
-    assert best_match.median() > 0.9, best_match
+    best_match = recovery_scores(planted_bars.phi, load_run(tmp_path).model.phi.detach())  # [K_true]
+    print("best match per planted atom", best_match, "untrained", chance)
+    assert chance.median() < RECOVERY_MEDIAN_ONE_RUN, chance  # the oracle separates chance from recovery
+    assert best_match.median() > RECOVERY_MEDIAN_ONE_RUN, best_match
+
+
+@pytest.mark.slow
+def test_dictionary_recovery_on_planted_bars_over_seeds(planted_bars, tmp_path):
+    """The typical run recovers the bars as separate atoms: the median over seeds of the median best match
+    is above a merged pair (measured on seeds 0-6: 0.90, per-seed medians 0.60-0.95)."""
+    medians = []
+    for seed in RECOVERY_SEEDS:
+        train(bars_recovery_config(seed), tmp_path / str(seed), show_progress=False)
+        learned = load_run(tmp_path / str(seed)).model.phi.detach()  # [M, K]
+        medians.append(float(recovery_scores(planted_bars.phi, learned).median()))
+    print("median best match per seed", medians)
+    assert float(np.median(medians)) > MERGED_PAIR_SCORE, medians
 
 
 def test_same_seed_same_weights_and_resume_is_bit_identical(planted_bars, tmp_path, monkeypatch):
@@ -152,18 +201,23 @@ def test_nan_training_data_is_rejected_before_training(monkeypatch, tmp_path):
     assert not (tmp_path / WEIGHTS_FILE).exists()
 
 
+def gaussian_family_losses(family: str, x: torch.Tensor, run_dir, seed: int = TrainConfig.seed) -> tuple[float, float]:
+    """Loss on x before and after three epochs of training (the bars must be served as the dataset)."""
+    config = RunConfig(model=ModelConfig(family=family, n_inputs=BARS_SIDE**2, n_latents=16),
+                       train=TrainConfig(data="bars", epochs=3, batch_size=50, t_train=4, learning_rate=1e-2,
+                                         checkpoint_every_steps=10**6, seed=seed))
+    model_before = IterativeVAE(config.model, generator=torch.Generator().manual_seed(config.train.seed))
+    with torch.no_grad():
+        before = model_before.loss(x, 4, beta=1.0, temperature=0.0, generator=torch.Generator().manual_seed(9)).total
+    train(config, run_dir, show_progress=False)
+    trained = load_run(run_dir).model
+    with torch.no_grad():
+        after = trained.loss(x, 4, beta=1.0, temperature=0.0, generator=torch.Generator().manual_seed(9)).total
+    return float(before), float(after)
+
+
 @pytest.mark.parametrize("family", ["gaussian", "gaussian_relu"])
 def test_gaussian_families_train_through_the_same_loop(planted_bars, tmp_path, family):
     """iG-VAE and iG_relu-VAE use the same trainer; one epoch lowers their loss on the bars."""
-    config = RunConfig(model=ModelConfig(family=family, n_inputs=BARS_SIDE**2, n_latents=16),
-                       train=TrainConfig(data="bars", epochs=3, batch_size=50, t_train=4, learning_rate=1e-2,
-                                         checkpoint_every_steps=10**6))
-    model_before = IterativeVAE(config.model, generator=torch.Generator().manual_seed(config.train.seed))
-    x = planted_bars.x[:200]
-    with torch.no_grad():
-        before = model_before.loss(x, 4, beta=1.0, temperature=0.0, generator=torch.Generator().manual_seed(9)).total
-    train(config, tmp_path, show_progress=False)
-    trained = load_run(tmp_path).model
-    with torch.no_grad():
-        after = trained.loss(x, 4, beta=1.0, temperature=0.0, generator=torch.Generator().manual_seed(9)).total
-    assert torch.isfinite(after) and after < before
+    before, after = gaussian_family_losses(family, planted_bars.x[:200], tmp_path)
+    assert math.isfinite(after) and after < before
