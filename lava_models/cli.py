@@ -53,6 +53,10 @@ def register(subparsers) -> None:
     parity.add_argument("--json", action="store_true", help="print one JSON object")
     parity.set_defaults(func=parity_command)
 
+    from lava_models.fit import register as register_fit
+
+    register_fit(subparsers)
+
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="mnist", help="data set name (as in 'ipvae eval') or an [N, M] .npy file")
