@@ -93,6 +93,12 @@ HOROWITZ_MEMORY = (
     MemoryLevel("DRAM", math.inf, OpCost("64-bit DRAM read (lower of 1.3-2.6 nJ)", 1300.0, HOROWITZ_2014)),
 )
 
+# Sensitivity: a processor whose last-level SRAM holds any weight set at Horowitz's 1 MB price (optimistic
+# for large sets: a bigger SRAM costs more per access). Reported beside the Horowitz hierarchy, never instead.
+ON_CHIP_ONLY_MEMORY = HOROWITZ_MEMORY[:2] + (
+    MemoryLevel("SRAM (1 MB figure, any size)", math.inf, HOROWITZ_MEMORY[2].access),
+)
+
 
 @dataclass(frozen=True)
 class Precision:
@@ -239,10 +245,12 @@ def conventional_baselines(n_inputs: int, n_latents: int, n_steps: int, amortize
     for workload in workloads:
         for precision in PRECISIONS:
             result = price(workload, precision)
+            on_chip = price(workload, precision, ON_CHIP_ONLY_MEMORY)
             priced[f"{workload.name}_{precision.name}"] = {
                 "macs": result.macs,
                 "arithmetic_nj": result.arithmetic_nj,
                 "with_memory_nj": result.with_memory_nj,
+                "with_on_chip_sram_only_nj": on_chip.with_memory_nj,
                 "weight_read_nj": result.memory_nj,
                 "weight_bytes": result.weight_bytes,
                 "placement": _placement_summary(result.placement),

@@ -78,3 +78,19 @@ def test_fit_cli_json_and_bad_target(mnist_sized_export, capsys):
     assert main(["fit", str(mnist_sized_export), "--target", "truenorth"]) != 0
     err = capsys.readouterr().err
     assert "unknown target" in err and len(err.strip().splitlines()) == 1
+
+
+def test_pruning_removes_exactly_the_smallest_synapses():
+    from lava_models.pruning import prune_model, prune_smallest
+
+    model = integer_model("saturating", seed=1, n_steps=4)
+    before = model.rec.mantissa
+    pruned = prune_smallest(model.rec, 0.5).mantissa
+    n_before = np.count_nonzero(before)
+    assert np.count_nonzero(pruned) == n_before - round(0.5 * n_before)
+    kept, removed = np.abs(before[pruned != 0]), np.abs(before[(pruned == 0) & (before != 0)])
+    assert kept.min() >= removed.max()  # every kept synapse is at least as large as every removed one
+    assert np.array_equal(pruned[pruned != 0], before[pruned != 0])  # kept ones unchanged
+    assert np.array_equal(prune_smallest(model.rec, 0.0).mantissa, before)
+    both = prune_model(model, lateral=1.0, feedforward=0.25)
+    assert np.count_nonzero(both.rec.mantissa) == 0 and np.array_equal(both.decoder.mantissa, model.decoder.mantissa)

@@ -126,3 +126,8 @@ def test_summary_ratios_use_the_cheapest_iterative_baseline():
     for value in priced.values():
         assert value["with_memory_nj"] > value["arithmetic_nj"] > 0
     assert HOROWITZ_MEMORY[-1].capacity_bytes == math.inf
+
+
+def test_on_chip_sensitivity_never_costs_more_than_the_horowitz_hierarchy():
+    for value in conventional_baselines(784, 512, 8).values():
+        assert value["arithmetic_nj"] < value["with_on_chip_sram_only_nj"] <= value["with_memory_nj"]
