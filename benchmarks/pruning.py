@@ -24,7 +24,7 @@ from lava_models.pruning import prune_model  # noqa: E402
 from lava_models.tradeoff import evaluate_integer  # noqa: E402
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
-DEFAULT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
+DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75)
 SCHEDULES = {"lateral": dict(lateral=1.0, feedforward=0.0), "lateral+feedforward": dict(lateral=1.0, feedforward=1.0)}
 
 
