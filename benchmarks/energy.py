@@ -86,30 +86,51 @@ def cheapest(priced: dict, kind: str, names=("dense_iterative", "dense_lateral")
     return name, float(candidates[name])
 
 
+def baseline_r2(baselines: dict, points: list[dict], n_steps: int, precision: str) -> float:
+    """R^2 a dense loop reaches at T: the float dynamics' for fp32, the integer model's (unpruned) for int8."""
+    if precision == "fp32":
+        return baselines[str(n_steps)]["float_r2"]
+    return next(p["r2"] for p in points if p["steps"] == n_steps and p["lateral_pruned"] == 0.0)
+
+
+def cheapest_meeting(baselines: dict, points: list[dict], threshold: float, kind: str) -> tuple[str, float]:
+    """Cheapest dense baseline (any T of the grid, either schedule, fp32 or int8) whose R^2 reaches ``threshold``."""
+    best = (None, float("inf"))
+    for steps, row in baselines.items():
+        for key, value in row["priced"].items():
+            name, precision = key.rsplit("_", 1)
+            if name in ("dense_iterative", "dense_lateral") and baseline_r2(baselines, points, int(steps), precision) >= threshold:
+                if value[kind] < best[1]:
+                    best = (f"{key} at T = {steps}", float(value[kind]))
+    return best
+
+
 def targets(points: list[dict], baselines: dict, amortized: dict) -> dict:
     """Issue 9's targets: the cheapest spiking point with R^2 within R2_TOLERANCE of the unpruned T = 64 point,
-    and its ratios against the cheapest conventional baseline (with memory / arithmetic) and the amortized VAE."""
+    against the cheapest dense baseline reaching the same R^2 (any T of the grid; with memory / arithmetic only)
+    and the amortized VAE (one forward pass; its R^2 is the paper's, below the threshold)."""
     reference = next((p for p in points if p["steps"] == TARGET_STEPS and p["lateral_pruned"] == 0.0), None)
     if reference is None:
         return {"applies": False, "why": f"--pareto-steps has no T = {TARGET_STEPS} or --pareto-pruning no 0"}
-    eligible = [p for p in points if p["r2"] >= reference["r2"] - R2_TOLERANCE]
-    best = min(eligible, key=lambda p: p["energy_estimate_nj"])
-    priced = baselines[str(best["steps"])]["priced"]
-    memory_name, memory_nj = cheapest(priced, "with_memory_nj")
-    arithmetic_name, arithmetic_nj = cheapest(priced, "arithmetic_nj")
+    threshold = reference["r2"] - R2_TOLERANCE
+    best = min((p for p in points if p["r2"] >= threshold), key=lambda p: p["energy_estimate_nj"])
+    memory_name, memory_nj = cheapest_meeting(baselines, points, threshold, "with_memory_nj")
+    arithmetic_name, arithmetic_nj = cheapest_meeting(baselines, points, threshold, "arithmetic_nj")
     spiking = best["energy_estimate_nj"]
+    amortized_memory = min(v["with_memory_nj"] for v in amortized.values())
     return {
         "applies": True,
         "reference_r2_t64": reference["r2"],
+        "r2_threshold": threshold,
         "chosen_point": {key: best[key] for key in ("steps", "lateral_pruned", "r2", "energy_estimate_nj")},
         "cheapest_with_memory": memory_name,
         "energy_ratio_vs_conventional_with_memory": memory_nj / spiking,
         "cheapest_arithmetic": arithmetic_name,
         "energy_ratio_vs_conventional_arithmetic": arithmetic_nj / spiking,
-        "energy_ratio_vs_amortized_vae_with_memory": min(v["with_memory_nj"] for v in amortized.values()) / spiking,
+        "energy_ratio_vs_amortized_vae_with_memory": amortized_memory / spiking,
         "energy_ratio_vs_amortized_vae_arithmetic": min(v["arithmetic_nj"] for v in amortized.values()) / spiking,
         "target_10x_below_every_conventional_with_memory": bool(memory_nj / spiking >= 10.0),
-        "target_below_amortized_vae": bool(min(v["with_memory_nj"] for v in amortized.values()) > spiking),
+        "target_below_amortized_vae": bool(amortized_memory > spiking),
     }
 
 
@@ -160,7 +181,7 @@ def plot_pareto(path: Path, report: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(8.5, 5.2))
+    figure, axis = plt.subplots(figsize=(11.5, 5.2))
     points = report["pareto"]["spiking"]
     for fraction in sorted({p["lateral_pruned"] for p in points}):
         series = sorted((p for p in points if p["lateral_pruned"] == fraction), key=lambda p: p["steps"])
@@ -177,17 +198,20 @@ def plot_pareto(path: Path, report: dict) -> None:
               ("int8", "with_memory_nj"): ("^-", "dense int8 + weight reads")}
     for (precision, kind), (style, label) in styles.items():
         energies = [cheapest({k: v for k, v in baselines[s]["priced"].items() if k.endswith(precision)}, kind)[1] for s in steps]
-        axis.plot(np.array(energies) * MICRO_PER_NANO, [baselines[s]["float_r2"] for s in steps], style, color="0.45",
-                  alpha=0.9 if "memory" in kind else 0.5, label=label + " (float R^2)")
+        r2 = [baseline_r2(baselines, points, int(s), precision) for s in steps]
+        axis.plot(np.array(energies) * MICRO_PER_NANO, r2, style, color="0.45", alpha=0.9 if "memory" in kind else 0.5,
+                  label=label + (" (float R^2)" if precision == "fp32" else " (8-bit model R^2)"))
     amortized = report["pareto"]["amortized_vae"]
+    colors = {"fp32": "tab:red", "int8": "tab:orange"}
     for key, value in amortized["priced"].items():
+        precision = key.rsplit("_", 1)[1]
         for kind, marker in (("arithmetic_nj", "D"), ("with_memory_nj", "*")):
-            axis.plot(value[kind] * MICRO_PER_NANO, amortized["r2"], marker, color="tab:red", markersize=8,
-                      label=f"amortized conv P-VAE {key.rsplit('_', 1)[1]}, {kind.replace('_nj', '').replace('_', ' ')}")
+            axis.plot(value[kind] * MICRO_PER_NANO, amortized["r2"], marker, color=colors[precision], markersize=8,
+                      label=f"amortized conv P-VAE {precision}, {kind.replace('_nj', '').replace('_', ' ')}")
     axis.set_xscale("log")
     axis.set_xlabel("energy per inference [uJ] (estimate)")
     axis.set_ylabel("R^2 from spikes at t = T")
-    axis.legend(fontsize=6.5, loc="lower right")
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     axis.set_title(f"{report['model']}: {report['pareto']['images']} MNIST test images; every energy is an estimate;\n"
                    f"amortized VAE at the paper's R^2 ({PAPER_AMORTIZED_PVAE_R2}), not measured here", fontsize=8)
     figure.tight_layout()
