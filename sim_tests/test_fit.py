@@ -40,7 +40,6 @@ def test_plan_keeps_every_core_within_its_memory_and_pruning_shrinks_it():
     for group in groups:
         assert group.bytes_per_core <= tiny.memory_per_core_bytes.value
     poisson = groups[0]
-    k, m = model.n_latents, model.n_inputs
     assert poisson.synapses_in == np.count_nonzero(model.ff.mantissa) + np.count_nonzero(model.rec.mantissa)
     assert poisson.table_bytes_per_core == model.cdf.nbytes
     # prune 90 % of the lateral synapses: the lateral group switches to the sparse encoding and needs fewer bytes
@@ -50,7 +49,6 @@ def test_plan_keeps_every_core_within_its_memory_and_pruning_shrinks_it():
     pruned_poisson = plan_groups(pruned, tiny)[0]
     assert "lateral sparse" in pruned_poisson.encoding
     assert pruned_poisson.synapse_bytes < poisson.synapse_bytes
-    assert k * m > 0
 
 
 def test_steps_per_second_closed_form():
