@@ -146,7 +146,7 @@ def plot_components(path: Path, table: dict, components: dict, curves: dict, lab
         left.bar(0, value, bottom=bottom, label=f"estimate: {name}")
         bottom += value
     baselines = [
-        ("dense fp32\narithmetic", table["conventional_cheapest_arithmetic_nj"]),
+        ("dense fp32\narithmetic", table["dense_lateral_fp32_arithmetic_nj"]),
         ("dense fp32\n+ weight reads", table["dense_lateral_fp32_with_memory_nj"]),
         ("dense int8\narithmetic", table["dense_lateral_int8_arithmetic_nj"]),
         ("dense int8\n+ weight reads", table["dense_lateral_int8_with_memory_nj"]),
