@@ -63,7 +63,8 @@ LOIHI2 = ChipLimits(
     neuro_cores=Figure(128, LOIHI2_BRIEF + "; " + ORCHARD_2021, False),
     neurons_per_chip=Figure(1_000_000, LOIHI2_BRIEF, False),
     synapses_per_chip=Figure(120_000_000, LOIHI2_BRIEF, False),
-    neurons_per_core=Figure(8192, LOIHI2_BRIEF + " (1M neurons / 128 cores)", False),
+    # recalled from the brief's table (8,192 neurons per core, up from Loihi's 1,024); not re-checked here
+    neurons_per_core=Figure(8192, LOIHI2_BRIEF + " (8,192 per core, not re-checked)", True),
     # The brief gives one flexible memory per neuro-core shared by synapses, neuron state and programs;
     # we take 192 KB. Not checked against the brief's text here: treat as an assumption.
     memory_per_core_bytes=Figure(192 * KIB, LOIHI2_BRIEF + " (192 KB per core, not re-checked)", True),
