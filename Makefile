@@ -59,6 +59,7 @@ bench: setup
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/quantization.py
 	$(PY) benchmarks/lava_speed.py
+	$(PY) benchmarks/pruning.py
 	$(PY) benchmarks/energy.py
 
 lint: setup

@@ -10,6 +10,10 @@ each ``proc/<name>/`` folder holds exactly one ``process.py`` and its ``models.p
 - ``network``: integer model (``export.hdf5.read_model``) or float parameters -> process graph.
 - ``runner``: many images through one compiled graph, clean runtime shutdown.
 - ``energy``: spike counts, synaptic operations and the documented energy proxies.
+- ``pricing``: per-operation prices and the conventional baselines (arithmetic and weight reads);
+  ``macs``: layer-by-layer MACs of a PyTorch network; ``pvae_architecture``: the paper's conv P-VAE.
+- ``neurobench_metrics``: the run in NeuroBench's definitions; ``pruning``: magnitude pruning of an export;
+  ``tradeoff``: R^2-vs-energy points for the benchmarks; ``fit``: ``ipvae fit``, a Loihi 2 resource plan.
 
 Importing this package is cheap: nothing here imports Lava until a network is built.
 """

@@ -18,7 +18,10 @@ TABLE_KEYS = (
     "synops_per_inference", "synops_feedforward_per_inference", "synops_lateral_per_inference",
     "synops_readout_per_inference", "binary_synops_per_inference", "neuron_updates_per_inference",
     "energy_estimate_nj", "dense_macs_per_inference", "dense_fp32_energy_nj", "amortized_vae_macs_per_inference",
-    "amortized_vae_fp32_energy_nj", "energy_ratio_dense_fp32_over_estimate", "mse_per_pixel", "r2", "zeros",
+    "amortized_vae_fp32_energy_nj", "energy_ratio_dense_fp32_over_estimate", "conventional_cheapest_arithmetic_nj",
+    "conventional_cheapest_with_memory_nj", "amortized_vae_cheapest_with_memory_nj",
+    "energy_ratio_vs_conventional_arithmetic", "energy_ratio_vs_conventional_with_memory",
+    "energy_ratio_vs_amortized_vae_with_memory", "mse_per_pixel", "r2", "zeros",
     "images_per_second", "ms_per_step",
 )
 PARITY_MISMATCH_EXIT = 1
@@ -49,6 +52,10 @@ def register(subparsers) -> None:
     _add_data_arguments(parity)
     parity.add_argument("--json", action="store_true", help="print one JSON object")
     parity.set_defaults(func=parity_command)
+
+    from lava_models.fit import register as register_fit
+
+    register_fit(subparsers)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:

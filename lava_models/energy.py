@@ -14,9 +14,8 @@ Counting conventions (per inference = one image's window of T + 1 Lava timesteps
 - ``neuron_updates``: K per timestep (every neuron integrates and samples every timestep).
 
 The energy estimate multiplies these counts by a per-operation table (``LOIHI_TABLE``, published
-Loihi figures) and is only an estimate. ``dense_baselines`` counts the same inference as dense MACs
-for the float model on a conventional processor, and one forward pass of an amortized VAE of the
-paper's size, priced with Horowitz's 45 nm arithmetic costs (``CONVENTIONAL_TABLE``).
+Loihi figures) and is only an estimate. The conventional baselines (dense iterative loops and the
+amortized VAE, arithmetic-only and with weight reads) are priced in ``lava_models.pricing``.
 """
 
 from __future__ import annotations
@@ -25,56 +24,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PICO = 1e-12
-NANO = 1e-9
-
-# Amortized P-VAE of the paper (convolutional, MNIST): 6.79M parameters (docs/energy.md, ipvae.md table).
-AMORTIZED_VAE_PARAMS = 6_790_000
-
-
-@dataclass(frozen=True)
-class OpCost:
-    """Energy of one operation, in picojoules, with where the number comes from."""
-
-    name: str
-    picojoules: float
-    source: str
-
-
-@dataclass(frozen=True)
-class EnergyTable:
-    """A named per-operation energy table (every entry an estimate with its source)."""
-
-    name: str
-    synaptic_op: OpCost
-    neuron_update: OpCost
-    spike_message: OpCost
-
-
-DAVIES_2018 = "Davies et al., 'Loihi: a neuromorphic manycore processor with on-chip learning', IEEE Micro 38(1), 2018, Table 2"
-HOROWITZ_2014 = "Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm, 0.9 V"
-
-LOIHI_TABLE = EnergyTable(
-    name="loihi1-davies2018",
-    synaptic_op=OpCost("synaptic spike op (min)", 23.6, DAVIES_2018),
-    # Table 2 lists 52 pJ and 81 pJ for a neuron update (active / inactive); we charge the larger, 81 pJ,
-    # for every update: the Poisson neuron's sampler is more work than a LIF update.
-    neuron_update=OpCost("neuron update (larger of the two published figures)", 81.0, DAVIES_2018),
-    spike_message=OpCost("within-tile spike energy", 1.7, DAVIES_2018),
-)
-
-
-@dataclass(frozen=True)
-class ConventionalTable:
-    """Arithmetic costs of one multiply-accumulate on a conventional processor (memory access excluded)."""
-
-    fp32_mac: OpCost
-    int8_mac: OpCost
-
-
-CONVENTIONAL_TABLE = ConventionalTable(
-    fp32_mac=OpCost("fp32 multiply (3.7 pJ) + fp32 add (0.9 pJ)", 4.6, HOROWITZ_2014),
-    int8_mac=OpCost("int8 multiply (0.2 pJ) + int8 add (0.03 pJ)", 0.23, HOROWITZ_2014),
+# Prices live in lava_models.pricing; re-exported here for the counting code and older imports.
+from lava_models.pricing import (  # noqa: E402,F401
+    AMORTIZED_VAE_PARAMS,
+    CONVENTIONAL_TABLE,
+    LOIHI_TABLE,
+    NANO,
+    PICO,
+    ConventionalTable,
+    EnergyTable,
+    OpCost,
+    table_as_dict,
 )
 
 
@@ -193,38 +153,3 @@ def count_operations(z: np.ndarray, input_payload: np.ndarray, fanouts: Fanouts)
         binary_synops=per_image["binary"],
         neuron_updates=np.full(n_window, float(n_latents)),
     )
-
-
-def dense_baselines(n_inputs: int, n_latents: int, n_steps: int, table: ConventionalTable = CONVENTIONAL_TABLE) -> dict[str, float]:
-    """The same inference as dense multiply-accumulates on a conventional processor.
-
-    Float iP-VAE: recon_t = Phi z_t for t = 0..T (T + 1 decodes of M x K) and the drive
-    Phi^T D (x - recon) for t = 1..T (T products of K x M): (2T + 1) M K MACs.
-    Amortized VAE: one forward pass of a network of the paper's amortized P-VAE size, counted as one
-    MAC per parameter (a lower bound: a convolution reuses each weight at many positions).
-    """
-    float_macs = (2 * n_steps + 1) * n_inputs * n_latents
-    amortized_macs = AMORTIZED_VAE_PARAMS
-    return {
-        "dense_macs_per_inference": float(float_macs),
-        "dense_fp32_energy_nj": float(float_macs * table.fp32_mac.picojoules * PICO / NANO),
-        "dense_int8_energy_nj": float(float_macs * table.int8_mac.picojoules * PICO / NANO),
-        "amortized_vae_macs_per_inference": float(amortized_macs),
-        "amortized_vae_fp32_energy_nj": float(amortized_macs * table.fp32_mac.picojoules * PICO / NANO),
-    }
-
-
-def table_as_dict(table: EnergyTable = LOIHI_TABLE, conventional: ConventionalTable = CONVENTIONAL_TABLE) -> dict:
-    """The per-operation tables as plain data (for JSON outputs)."""
-    entries = {
-        "synaptic_op": table.synaptic_op,
-        "neuron_update": table.neuron_update,
-        "spike_message": table.spike_message,
-        "fp32_mac": conventional.fp32_mac,
-        "int8_mac": conventional.int8_mac,
-    }
-    return {
-        "name": table.name,
-        "label": "estimate: published per-operation energies, not a measurement",
-        "ops_pj": {key: {"pj": op.picojoules, "what": op.name, "source": op.source} for key, op in entries.items()},
-    }

@@ -11,9 +11,10 @@ import numpy as np
 
 from export.integer_model import IntegerModel
 from ipvae.errors import IpvaeError
-from lava_models.energy import Fanouts, count_operations, dense_baselines, table_as_dict
+from lava_models.energy import Fanouts, count_operations
 from lava_models.metrics import trajectory_metrics
 from lava_models.parity import ParityReport, compare_trajectories
+from lava_models.pricing import baseline_summary, table_as_dict
 from lava_models.runner import InputError, validate_images
 
 BACKENDS = ("lava", "reference")
@@ -137,21 +138,21 @@ def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun) -> tuple[dict
     payload = quantize_input(x, model.input_scale, model.spec.input_bits)
     counts = count_operations(run.z, payload, Fanouts.from_integer_model(model))
     metrics = trajectory_metrics(x, run.z, model.decoder_phi)
+    per_inference = counts.per_inference()
     table = {
         "images": n_images,
         "steps": n_steps,
         "backend": run.backend,
         "seed": int(model.spec.seed),
         "input": "sequence" if x.ndim == 3 else "static",
-        **counts.per_inference(),
-        **dense_baselines(model.n_inputs, model.n_latents, n_steps),
+        **per_inference,
+        **baseline_summary(model.n_inputs, model.n_latents, n_steps, per_inference["energy_estimate_nj"]),
         **metrics.final(),
         "images_per_second": n_images / run.seconds if run.seconds > 0 else float("inf"),
         "ms_per_step": 1e3 * run.seconds / (n_images * n_window),
         "energy_table": table_as_dict(),
         "per_inference": f"one image = a window of T+1 = {n_window} timesteps (t = 0..T)",
     }
-    table["energy_ratio_dense_fp32_over_estimate"] = table["dense_fp32_energy_nj"] / max(table["energy_estimate_nj"], 1e-30)
     curves = {
         "step": np.arange(n_window),
         "spikes": counts.spikes,

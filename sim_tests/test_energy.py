@@ -5,14 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_models.energy import (
-    AMORTIZED_VAE_PARAMS,
-    CONVENTIONAL_TABLE,
-    LOIHI_TABLE,
-    Fanouts,
-    count_operations,
-    dense_baselines,
-)
+from lava_models.energy import LOIHI_TABLE, Fanouts, count_operations
 
 
 def brute_force(z, payload, fanouts):
@@ -76,12 +69,3 @@ def test_a_count_of_three_is_three_spikes_but_one_graded_event():
     # energy: 7 synops, 2 x 2 neuron updates, 1 spike message (picojoules from the table)
     expected_pj = 7 * LOIHI_TABLE.synaptic_op.picojoules + 4 * LOIHI_TABLE.neuron_update.picojoules + LOIHI_TABLE.spike_message.picojoules
     assert totals["energy_estimate_nj"] == pytest.approx(expected_pj * 1e-3)
-
-
-def test_dense_baselines_closed_form():
-    m, k, t = 784, 512, 32
-    baselines = dense_baselines(m, k, t)
-    assert baselines["dense_macs_per_inference"] == (2 * t + 1) * m * k
-    assert baselines["dense_fp32_energy_nj"] == pytest.approx((2 * t + 1) * m * k * 4.6e-3)
-    assert baselines["amortized_vae_macs_per_inference"] == AMORTIZED_VAE_PARAMS
-    assert CONVENTIONAL_TABLE.fp32_mac.picojoules == pytest.approx(3.7 + 0.9)

@@ -41,7 +41,8 @@ def test_quantization_benchmark_tiny(tmp_path):
 def test_lava_speed_and_energy_benchmarks_tiny(tmp_path):
     _run_benchmark("lava_speed.py", "pretrained/mnist_k512", "--images", "2", "--steps", "3", "--repeats", "1",
                    "--out", str(tmp_path))
-    _run_benchmark("energy.py", "pretrained/mnist_k512", "--images", "3", "--steps", "3", "--out", str(tmp_path))
+    _run_benchmark("energy.py", "pretrained/mnist_k512", "--images", "3", "--steps", "3", "--pareto-steps", "2", "3",
+                   "--pareto-pruning", "0", "0.5", "--out", str(tmp_path))
     speed = json.loads((tmp_path / "lava_speed.json").read_text())
     energy = json.loads((tmp_path / "energy.json").read_text())
     assert speed["n_latents"] == 512
@@ -51,3 +52,18 @@ def test_lava_speed_and_energy_benchmarks_tiny(tmp_path):
     assert energy["neuron_updates_per_inference"] == (3 + 1) * 512
     assert energy["dense_macs_per_inference"] == (2 * 3 + 1) * 784 * 512
     assert energy["events_per_inference"] <= energy["spikes_per_inference"]
+    assert len(energy["pareto"]["spiking"]) == 2 * 2 and (tmp_path / "energy_pareto.png").is_file()
+    for key in ("energy_ratio_vs_conventional_with_memory", "energy_ratio_vs_conventional_arithmetic"):
+        assert energy[key] > 0
+    assert energy["targets"]["applies"] is False  # no T = 64 point in this tiny run
+
+
+def test_pruning_benchmark_tiny(tmp_path):
+    _run_benchmark("pruning.py", "pretrained/mnist_k512", "--images", "3", "--steps", "2", "--fractions", "0.5",
+                   "--out", str(tmp_path))
+    report = json.loads((tmp_path / "pruning.json").read_text())
+    lateral = report["schedules"]["lateral"]
+    assert [p["fraction"] for p in lateral] == [0.0, 0.5]
+    assert lateral[1]["synapses_lateral"] == lateral[0]["synapses_lateral"] - round(0.5 * lateral[0]["synapses_lateral"])
+    assert lateral[1]["synops_lateral_per_inference"] < lateral[0]["synops_lateral_per_inference"]
+    assert (tmp_path / "pruning.png").is_file()
