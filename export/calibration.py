@@ -33,6 +33,6 @@ def calibration_probes(
 ) -> CalibrationProbes:
     """Probes from calibration images [N, M]: their payloads, and z of the float-u reference on the first few."""
     payloads = quantize_input(images, input_scale, input_bits).astype(np.float64)  # [N, M]
-    trajectory = run_float_reference(params, images[:spike_images], n_steps, seed=seed, clamp="soft")
+    trajectory = run_float_reference(params, images[:spike_images], n_steps, seed=seed, clamp=params.float_clamp)
     spikes = trajectory.z.reshape(-1, params.n_latents).astype(np.float64)  # [n (T+1), K]
     return CalibrationProbes(ff=payloads, rec=spikes)

@@ -14,7 +14,8 @@ class FloatParams:
     """The float iP-VAE's inference parameters as float64 numpy arrays.
 
     phi [M, K], precision [M] (1/sigma^2), bias [K] (b > 0), step_size (lr > 0), u_prior [K];
-    u_min, u_max, max_spike_count. Derived: A = lr Phi^T D [K, M], L = lr Phi^T D Phi [K, K], c = lr b [K].
+    u_min, u_max, max_spike_count, hard_upper_clamp (the float model's upper clamp; the integer spec
+    always saturates). Derived: A = lr Phi^T D [K, M], L = lr Phi^T D Phi [K, K], c = lr b [K].
     """
 
     phi: np.ndarray
@@ -25,6 +26,7 @@ class FloatParams:
     u_min: float
     u_max: float
     max_spike_count: int
+    hard_upper_clamp: bool = False
 
     @classmethod
     def from_inference_params(cls, params) -> "FloatParams":
@@ -44,7 +46,13 @@ class FloatParams:
             u_min=float(params.u_min),
             u_max=float(params.u_max),
             max_spike_count=int(params.max_spike_count),
+            hard_upper_clamp=bool(getattr(params, "hard_upper_clamp", False)),
         )
+
+    @property
+    def float_clamp(self) -> str:
+        """The float model's clamp as ``export.reference.run_float_reference`` names it."""
+        return "hard" if self.hard_upper_clamp else "soft"
 
     @property
     def n_inputs(self) -> int:

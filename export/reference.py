@@ -124,14 +124,16 @@ def run_float_reference(
     *,
     seed: int,
     image_offset: int = 0,
-    clamp: str = "soft",
+    clamp: str | None = None,
 ) -> ReferenceResult:
     """Float-u dynamics (float64, unquantized weights and inputs) with the integer sampler's uniforms.
 
     u_t = clamp(u_{t-1} + lr (Phi^T D (x_t - Phi z_{t-1}) - b)); z_t by the inverse-CDF rule of
-    export.sampler with the exact rate exp(u_t). clamp="soft" is the float model's clamp,
+    export.sampler with the exact rate exp(u_t). clamp=None follows the float model (params.float_clamp);
+    clamp="soft" is the soft upper clamp,
     clamp="hard" the integer spec's saturation to [u_min, u_max].
     """
+    clamp = params.float_clamp if clamp is None else clamp
     if clamp not in CLAMP_MODES:
         raise ValueError(f"clamp must be one of {CLAMP_MODES}")
     x, is_static = _frames(np.asarray(x, dtype=np.float64), n_steps, "x")

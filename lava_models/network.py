@@ -148,6 +148,7 @@ def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_o
         bias=-params.drive(),
         u_min=float(params.u_min),
         u_max=float(params.u_max),
+        hard_upper_clamp=bool(params.hard_upper_clamp),
         n_steps=n_steps,
         max_spike_count=int(params.max_spike_count),
         seed=int(seed),

@@ -7,7 +7,7 @@ the same digits rotated 90 degrees and Fashion-MNIST (``train.stability``):
 - recipe changes, each a short fine-tune of the same starting model (configs in pretrained/ablations/):
   the control continues the original recipe, each other run changes one thing.
 
-    python pretrained/ablations.py --base pretrained/mnist_k512_v1 --runs-dir runs/ablations --train
+    python pretrained/ablations.py --train      # base: pretrained/ablations/base_v1, the first shipped model
     python pretrained/ablations.py ... --report     # JSON + Markdown table from the cached rows
 
 Rows are cached one JSON file each in --out, so an interrupted run continues where it stopped.
@@ -28,7 +28,7 @@ import torch
 
 from ipvae.fileio import write_json
 from train.checkpoint import load_run
-from train.inference import decode, poisson, reconstruction_drive, soft_clamp
+from train.inference import clamp_potential, decode, poisson, reconstruction_drive
 from train.evaluate import r2_per_image
 from train.model import IterativeVAE
 from train.stability import CHECKPOINTS, at_checkpoints, long_run_curves, stability_sets, stability_verdict
@@ -66,6 +66,7 @@ INFERENCE_ROWS = {
     "as trained": lambda m: m,
     "no count cap": lambda m: with_config(m, max_spike_count=NO_CAP),
     "soft clamp u_max = 3": lambda m: with_config(m, u_max=3.0),
+    "hard clamp u_max = 4": lambda m: with_config(m, u_max=4.0, hard_upper_clamp=True),
     "step size x 1/2": lambda m: with_step_size_scale(m, 0.5),
     "step size x 1/4": lambda m: with_step_size_scale(m, 0.25),
     "log sigma floor -2.5": lambda m: with_log_sigma_floor(m, -2.5),
@@ -81,7 +82,7 @@ def mean_field_curves(model: IterativeVAE, x: torch.Tensor, n_steps: int) -> dic
     for t in range(1, n_steps + 1):
         recon = decode(poisson.expected_code(state, params), params)  # [B, M]
         drive = reconstruction_drive(x, recon, params) - params.bias  # [B, K]
-        state = poisson.PoissonState(soft_clamp(state.u + params.step_size * drive, params.u_min, params.u_max))
+        state = poisson.PoissonState(clamp_potential(state.u + params.step_size * drive, params))
         if t in CHECKPOINTS:
             recon = decode(poisson.expected_code(state, params), params)  # [B, M]
             out[t] = {"r2_rate": float(r2_per_image(x, recon).mean())}
@@ -101,7 +102,7 @@ def evaluate_row(model: IterativeVAE, sets: dict, n_steps: int) -> dict:
 
 def train_runs(runs_dir: Path, base: Path) -> None:
     """Fine-tune every pretrained/ablations/*.json from ``base`` (resumes an interrupted run)."""
-    for config_path in sorted(CONFIG_DIR.glob("*.json")):
+    for config_path in sorted(CONFIG_DIR.glob("F*.json")):
         out = runs_dir / config_path.stem
         config = json.loads(config_path.read_text())
         config["train"]["init_from"] = str(base)
@@ -152,7 +153,7 @@ def report(out: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="the trained run the rows start from")
+    parser.add_argument("--base", default=str(CONFIG_DIR / "base_v1"), help="the trained run the rows start from")
     parser.add_argument("--runs-dir", default="runs/ablations", help="where the fine-tuned runs live")
     parser.add_argument("--out", default=str(HERE / "ablations" / "results"), help="row cache and report")
     parser.add_argument("--images", type=int, default=200)
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = stability_sets(args.images)
     model = load_run(base).model
     rows = {f"inference: {name}": (lambda f=f: f(model)) for name, f in INFERENCE_ROWS.items()}
-    for config_path in sorted(CONFIG_DIR.glob("*.json")):
+    for config_path in sorted(CONFIG_DIR.glob("F*.json")):
         run_dir = runs_dir / config_path.stem
         if (run_dir / "model.safetensors").is_file():
             rows[f"recipe: {config_path.stem}"] = lambda d=run_dir: load_run(d).model

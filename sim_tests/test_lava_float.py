@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import numpy as np
@@ -45,6 +47,19 @@ def test_float_graph_equals_float_reference(kind):
     assert np.array_equal(trajectory.z, reference.z)
     assert np.max(np.abs(trajectory.u - reference.u)) < U_TOLERANCE
     assert (trajectory.z > 0).mean() > 0.05
+
+
+def test_float_graph_with_the_hard_upper_clamp_equals_float_reference():
+    """The float graph follows the PyTorch model's hard_upper_clamp; the saturating model reaches u_max."""
+    params = dataclasses.replace(float_params("saturating"), hard_upper_clamp=True)
+    x = images(10, seed=41)
+    with LavaSimulation(build_float_network(params, 24, seed=3), progress=False) as simulation:
+        trajectory = simulation.run(x)
+    reference = run_float_reference(params, x, 24, seed=3)
+    soft = run_float_reference(params, x, 24, seed=3, clamp="soft")
+    assert np.array_equal(trajectory.z, reference.z)
+    assert np.max(np.abs(trajectory.u - reference.u)) < U_TOLERANCE
+    assert np.any(reference.u == params.u_max) and not np.array_equal(reference.u, soft.u)
 
 
 def test_float_graph_with_rotating_input_equals_float_reference():

@@ -137,3 +137,25 @@ def test_frames_drive_each_step_and_inference_is_stateless():
     torch.testing.assert_close(a.u, b.u)
     assert not torch.allclose(a.u, c.u)
     assert not any(isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[0] == B for v in vars(model).values())
+
+
+def test_hard_upper_clamp_saturates_where_the_soft_clamp_pulls_down():
+    """Closed forms: hard = clip(y, u_min, u_max); soft = max(u_min, u_max - log(1 + exp(u_max - y)))."""
+    config = ModelConfig(n_inputs=6, n_latents=4, u_max=4.0)
+    soft_model = IterativeVAE(config, generator=torch.Generator().manual_seed(0))
+    hard_model = IterativeVAE(dataclasses.replace(config, hard_upper_clamp=True))
+    hard_model.load_state_dict(soft_model.state_dict())
+    x = torch.rand(3, 6, generator=torch.Generator().manual_seed(1))  # [B, M]
+    for model in (soft_model, hard_model):
+        with torch.no_grad():
+            model.log_b.fill_(-20.0)  # no bias: the drive below decides u
+    params_soft, params_hard = soft_model.inference_params(), hard_model.inference_params()
+    state = poisson.PoissonState(u=torch.tensor([[-9.0, 1.0, 3.9, 6.0]]).expand(3, -1))  # [B, K]
+    latent = LatentSample(z=torch.zeros(3, 4), recon=torch.zeros(3, 6))
+    drive = params_soft.step_size * ((x * params_soft.precision) @ params_soft.phi - params_soft.bias)  # [B, K]
+    y = state.u + drive
+    expected_hard = y.clamp(min=-8.0, max=4.0)
+    expected_soft = torch.clamp(4.0 - torch.log1p(torch.exp(4.0 - y)), min=-8.0)
+    torch.testing.assert_close(poisson.step(state, latent, x, params_hard).u, expected_hard)
+    torch.testing.assert_close(poisson.step(state, latent, x, params_soft).u, expected_soft)
+    assert (expected_hard >= expected_soft).all() and (expected_hard - expected_soft).abs().max() > 0.01

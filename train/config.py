@@ -25,6 +25,10 @@ class ModelConfig:
     max_spike_count: cap on a neuron's spike count per step (the graded-spike payload on hardware;
         the relaxed sampler draws this many arrival times).
     u_min / u_max: hard lower clamp / soft upper clamp of the membrane potential u = log rate.
+    hard_upper_clamp: the upper clamp of u is a hard saturation min(y, u_max) (the integer spec's)
+        instead of the soft u_max - softplus(u_max - y), which pulls every high potential down a little
+        each step. With u_max near log(max_spike_count) + 1 the hard clamp only stops wind-up: above
+        it the capped count is already 15 with probability ~1 (pretrained/README.md, ablations).
     log_sigma_bound: log sigma is soft-clamped to +-bound by bound * tanh(s / bound).
     init_log_lr: initial log step size; None derives it from init_lateral_gain, the initial
         self-inhibition lr * W_kk = lr * M * init_phi_std^2 / sigma_0^2, so that the iteration starts
@@ -37,6 +41,7 @@ class ModelConfig:
     max_spike_count: int = 15
     u_min: float = -8.0
     u_max: float = 10.0
+    hard_upper_clamp: bool = False
     log_sigma_bound: float = 3.45
     init_phi_std: float = 0.05
     init_log_sigma: float = -1.0

@@ -18,7 +18,14 @@ from __future__ import annotations
 from types import ModuleType
 
 from train.inference import gaussian, poisson
-from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
+from train.inference.common import (
+    InferenceParams,
+    LatentSample,
+    clamp_potential,
+    decode,
+    reconstruction_drive,
+    soft_clamp,
+)
 
 FAMILY_DYNAMICS: dict[str, ModuleType] = {
     "poisson": poisson,
@@ -30,6 +37,7 @@ __all__ = [
     "FAMILY_DYNAMICS",
     "InferenceParams",
     "LatentSample",
+    "clamp_potential",
     "decode",
     "reconstruction_drive",
     "soft_clamp",

@@ -15,7 +15,8 @@ class InferenceParams:
     """Everything the dynamics read, derived from the learnable tensors (differentiable).
 
     phi [M, K] dictionary; precision [M] = D = 1/sigma^2; bias [K] = b > 0 (Poisson drive);
-    step_size [] = lr > 0; u_prior [K] prior potential (Poisson: log r0; Gaussian: prior mean);
+    step_size [] = lr > 0; hard_upper_clamp: saturate u at u_max instead of the soft clamp;
+    u_prior [K] prior potential (Poisson: log r0; Gaussian: prior mean);
     prior_log_scale [K] (Gaussian only); gain [K] (gaussian_relu only).
     """
 
@@ -27,6 +28,7 @@ class InferenceParams:
     u_min: float
     u_max: float
     max_spike_count: int
+    hard_upper_clamp: bool = False
     prior_log_scale: Tensor | None = None
     gain: Tensor | None = None
     rectify: bool = False
@@ -46,6 +48,13 @@ def reconstruction_drive(x: Tensor, recon: Tensor, params: InferenceParams) -> T
 def decode(z: Tensor, params: InferenceParams) -> Tensor:
     """Phi z, [B, M]."""
     return z @ params.phi.T
+
+
+def clamp_potential(y: Tensor, params: InferenceParams) -> Tensor:
+    """The potential's clamp: hard [u_min, u_max] saturation, or the soft upper clamp (``soft_clamp``)."""
+    if params.hard_upper_clamp:
+        return torch.clamp(y, min=params.u_min, max=params.u_max)
+    return soft_clamp(y, params.u_min, params.u_max)
 
 
 def soft_clamp(y: Tensor, low: float, high: float) -> Tensor:

@@ -1,7 +1,7 @@
 """iP-VAE: Poisson posterior, membrane potential u = log rate, natural-gradient dynamics.
 
     z_t     ~ min(Poisson(exp(u_t)), max_spike_count)
-    u_{t+1} = clamp(u_t + lr * (Phi^T D (x - Phi z_t) - b))
+    u_{t+1} = clamp(u_t + lr * (Phi^T D (x - Phi z_t) - b))      clamp: hard or soft at u_max, hard at u_min
             = clamp(u_t + lr * (Phi^T D x - b) - lr * (Phi^T D Phi) z_t)
 
 The Fisher information of Poisson(exp(u)) in u is exp(u); it cancels the exp(u) factor of the plain
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from train.distributions import PoissonLatent, poisson_kl
-from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
+from train.inference.common import InferenceParams, LatentSample, clamp_potential, decode, reconstruction_drive
 
 
 class PoissonState(NamedTuple):
@@ -37,7 +37,7 @@ def sample(
 
 def step(state: PoissonState, latent: LatentSample, x: Tensor, params: InferenceParams) -> PoissonState:
     drive = reconstruction_drive(x, latent.recon, params) - params.bias  # [B, K]
-    return PoissonState(u=soft_clamp(state.u + params.step_size * drive, params.u_min, params.u_max))
+    return PoissonState(u=clamp_potential(state.u + params.step_size * drive, params))
 
 
 def kl(state: PoissonState, prior_state: PoissonState, params: InferenceParams) -> Tensor:

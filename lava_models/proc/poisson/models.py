@@ -76,11 +76,15 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
         super().__init__(proc_params)
         self.u_min = float(proc_params["u_min"])
         self.u_max = float(proc_params["u_max"])
+        self.hard_upper_clamp = bool(proc_params.get("hard_upper_clamp", False))
         self._log_factorials = np.array([math.lgamma(n + 1.0) for n in range(self.cap)])  # [cap]
         self._counts = np.arange(self.cap, dtype=np.float64)  # [cap]
 
-    def soft_clamp(self, y: np.ndarray) -> np.ndarray:
-        """max(u_min, u_max - softplus(u_max - y)); softplus(v) = logaddexp(0, v) (overflow-free)."""
+    def clamp(self, y: np.ndarray) -> np.ndarray:
+        """clip(y, u_min, u_max) with hard_upper_clamp, else max(u_min, u_max - softplus(u_max - y))
+        (softplus(v) = logaddexp(0, v), overflow-free)."""
+        if self.hard_upper_clamp:
+            return np.clip(y, self.u_min, self.u_max)
         return np.maximum(self.u_min, self.u_max - np.logaddexp(0.0, self.u_max - y))
 
     def thresholds(self, u: np.ndarray) -> np.ndarray:
@@ -96,7 +100,7 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
         if step == 0:
             u = self.u_prior.astype(np.float64)  # a_in: the previous image's traffic, discarded
         else:
-            u = self.soft_clamp(self.u + a_in + self.bias)
+            u = self.clamp(self.u + a_in + self.bias)
         draws = self.uniforms(image, step).astype(np.float64)  # [K]
         z = (draws[:, None] >= self.thresholds(u)).sum(axis=1).astype(np.float64)  # [K]
         self.u = u

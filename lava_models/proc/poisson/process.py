@@ -31,7 +31,8 @@ class PoissonNeuron(AbstractProcess):
     The two ProcessModels differ in arithmetic (see docs/lava.md and docs/fixed_point.md):
 
     - ``floating_pt``: u real (float64); clamp = the float model's soft upper clamp
-      ``u_max - softplus(u_max - y)`` then a hard floor at ``u_min``; z from the exact Poisson CDF of
+      ``u_max - softplus(u_max - y)`` (or, with ``hard_upper_clamp``, saturation at u_max, as the
+      PyTorch model with the same flag) then a hard floor at ``u_min``; z from the exact Poisson CDF of
       ``exp(u)`` (``cdf`` unused).
     - ``fixed_pt``: u integer in u-LSBs (``u_frac_bits`` fractional bits), sum exact then saturated to
       [u_min, u_max]; z by table lookup ``cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1)]``, bit-exact
@@ -63,6 +64,8 @@ class PoissonNeuron(AbstractProcess):
         fixed_pt: G, fractional bits of u seen by the sampler (G <= F). Default 5.
     num_message_bits : int, optional
         Payload bits of the output graded spike (bits of 0..max_spike_count). Default 4.
+    hard_upper_clamp : bool, optional
+        floating_pt: saturate u at u_max (as fixed_pt always does) instead of the soft clamp. Default False.
 
     Ports: ``a_in`` (InPort [K], synaptic input), ``s_out`` (OutPort [K], graded spike counts),
     ``u_out`` (OutPort [K], the potential each timestep, for observation in simulation; not a
@@ -85,6 +88,7 @@ class PoissonNeuron(AbstractProcess):
         u_frac_bits: int = 12,
         sampler_frac_bits: int = 5,
         num_message_bits: int = 4,
+        hard_upper_clamp: bool = False,
         name: ty.Optional[str] = None,
         log_config: ty.Optional[LogConfig] = None,
     ) -> None:
@@ -100,6 +104,7 @@ class PoissonNeuron(AbstractProcess):
             u_frac_bits=int(u_frac_bits),
             sampler_frac_bits=int(sampler_frac_bits),
             num_message_bits=int(num_message_bits),
+            hard_upper_clamp=bool(hard_upper_clamp),
             name=name,
             log_config=log_config,
         )
