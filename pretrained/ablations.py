@@ -144,7 +144,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 def report(out: Path) -> str:
     rows = [json.loads(path.read_text()) for path in sorted(out.glob("*.json")) if path.name != "ablations.json"]
-    rows.sort(key=lambda row: (not row["row"].startswith("inference"), row["row"]))
+    kinds = ("inference", "recipe", "shipped")
+    rows.sort(key=lambda row: (next(i for i, kind in enumerate(kinds) if row["row"].startswith(kind)), row["row"]))
     table = markdown_table(rows)
     write_json(out / "ablations.json", rows)
     (out / "ablations.md").write_text(table + "\n")
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", action="store_true", help="fine-tune the recipe rows first")
     parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     parser.add_argument("--report", action="store_true", help="only write the table from the cached rows")
+    parser.add_argument("--shipped", default=None, help="also evaluate this run as the row 'shipped model'")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     base, runs_dir, out = Path(args.base), Path(args.runs_dir), Path(args.out)
@@ -176,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = runs_dir / config_path.stem
         if (run_dir / "model.safetensors").is_file():
             rows[f"recipe: {config_path.stem}"] = lambda d=run_dir: load_run(d).model
+    if args.shipped:
+        rows["shipped model"] = lambda: load_run(args.shipped).model
     wanted = set(filter(None, args.rows.split(",")))
     out.mkdir(parents=True, exist_ok=True)
     for name, build in rows.items():

@@ -80,7 +80,9 @@ class StabilityVerdict:
     zeros_early: float
     zeros_late: float
     error_ratio: float  # precision-weighted error, late / early
+    at_cap_early: float
     at_cap_late: float
+    near_u_max_early: float
     near_u_max_late: float
 
     @property
@@ -104,6 +106,8 @@ def stability_verdict(curves: dict[str, np.ndarray], early: int = 64, late: int 
         zeros_early=window_mean(curves["zeros"], early),
         zeros_late=window_mean(curves["zeros"], late),
         error_ratio=window_mean(error, late) / max(window_mean(error, early), math.ulp(1.0)),
+        at_cap_early=window_mean(curves["at_cap"], early),
         at_cap_late=window_mean(curves["at_cap"], late),
+        near_u_max_early=window_mean(curves["near_u_max"], early),
         near_u_max_late=window_mean(curves["near_u_max"], late),
     )
