@@ -19,8 +19,9 @@ import numpy as np
 
 from export.events import EventOptions, converged, is_check_step, sigma_delta_events, static_events
 from export.integer_model import FloatParams, IntegerModel
-from export.rng import key_prefix, uniform24_from_prefix
-from export.sampler import sample_counts_exact_rate, sampler_index
+from export.kernels import integrate_and_sample, lateral_input
+from export.rng import absorb, key_prefix, uniform24_from_prefix
+from export.sampler import sample_counts_exact_rate
 from export.spec import QuantizedMatrix
 
 FLOAT64_EXACT_LIMIT = 2**53
@@ -140,58 +141,32 @@ def run_reference(
         raise ValueError("n_steps must be positive")
     events = input_events(model, x_int, n_steps, options.input_threshold)  # [T, B, M]
     batch_size, n_latents = events.shape[1], model.n_latents
-    prefixes = _image_prefixes(spec.seed, image_offset, batch_size)[None]  # [1, B, 1]
-    steps = np.arange(n_steps + 1, dtype=np.uint64)[:, None, None]  # [T+1, 1, 1]
-    neurons = np.arange(n_latents, dtype=np.uint64)[None, None, :]  # [1, 1, K]
-    uniforms = uniform24_from_prefix(prefixes, steps, neurons)  # [T+1, B, K], independent of the dynamics
-    sampler = TableSampler(model.cdf, spec)
+    image_states = _image_prefixes(spec.seed, image_offset, batch_size)[:, 0]  # [B] absorb(absorb(0, seed), image)
+    cdf = np.ascontiguousarray(model.cdf, dtype=np.int64)  # [n_idx, cap], rows non-decreasing (validated)
 
     z_steps = np.empty((n_steps + 1, batch_size, n_latents), dtype=np.int16)  # [T+1, B, K]
     u_steps = np.empty((n_steps + 1, batch_size, n_latents), dtype=np.int32)  # [T+1, B, K]
     u = np.broadcast_to(model.u_prior.astype(np.int64), (batch_size, n_latents)).copy()  # [B, K]
     drive = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K] held ff row sums (mantissa units)
     bias = model.bias.astype(np.int64)  # [K]
-    lateral = ExactProduct(model.rec.mantissa, spec.max_spike_count)
+    rec_transposed = np.ascontiguousarray(model.rec.mantissa.T, dtype=np.int32)  # [K_pre, K_post]
+    a_rec = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K]
     stop = _StopRegisters(batch_size, n_latents, n_steps, options)
-    z_steps[0] = sampler(u, uniforms[0])
-    u_steps[0] = u
-    for t in range(1, n_steps + 1):
-        if events[t - 1].any():
-            drive += dense_accumulate(model.ff, events[t - 1])
-        a_ff = shift_by_exponent(drive, model.ff.exponent)  # [B, K]
-        a_rec = shift_by_exponent(lateral(z_steps[t - 1]), model.rec.exponent)  # [B, K]
-        updated = np.clip(u + a_ff + a_rec + bias, spec.u_min_int, spec.u_max_int)  # [B, K]
-        z = sampler(updated, uniforms[t])  # [B, K]
-        if stop.any_stopped:
-            active = stop.active[:, None]  # [B, 1]
-            updated = np.where(active, updated, u)
-            z = np.where(active, z, 0).astype(np.int16)
-        u = updated
-        z_steps[t] = z
+    step_args = (cdf, spec.u_min_int, spec.u_max_int, spec.sampler_shift)
+    for t in range(n_steps + 1):
+        step_states = absorb(image_states, np.uint64(t))  # [B]
+        if t == 0:
+            a_in = drive  # unused at step 0
+        else:
+            if events[t - 1].any():
+                drive += dense_accumulate(model.ff, events[t - 1])
+            lateral_input(z_steps[t - 1], rec_transposed, model.rec.exponent, a_rec)  # [B, K]
+            a_in = shift_by_exponent(drive, model.ff.exponent) + a_rec  # [B, K]
+        integrate_and_sample(u, a_in, bias, stop.active, step_states, *step_args, t > 0, z_steps[t])
         u_steps[t] = u
-        stop.update(t, z)
+        stop.update(t, z_steps[t])
     recon = (z_steps.astype(np.float32) @ model.decoder_phi.T).astype(np.float32) if with_recon else None
     return ReferenceResult(z=z_steps, u=u_steps, recon=recon, last_step=stop.last_step, input_events=events)
-
-
-class TableSampler:
-    """z = #{n : U >= cdf[idx(u), n]} (export.sampler.sample_counts), faster for mostly silent neurons.
-
-    U < cdf[idx, 0] means z = 0 (the common case); only the other neurons compare against the whole row.
-    """
-
-    def __init__(self, cdf: np.ndarray, spec) -> None:
-        self.rows = np.ascontiguousarray(cdf, dtype=np.int32)  # [n_idx, cap]: values <= 2**24 fit int32
-        self.first = np.ascontiguousarray(self.rows[:, 0])  # [n_idx]
-        self.spec = spec
-
-    def __call__(self, u: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-        idx = sampler_index(u, self.spec)  # [B, K]
-        draws = uniforms.astype(np.int32)  # [B, K]
-        fires = np.nonzero(draws >= self.first[idx])
-        z = np.zeros(u.shape, dtype=np.int16)  # [B, K]
-        z[fires] = (draws[fires][:, None] >= self.rows[idx[fires]]).sum(axis=-1, dtype=np.int16)
-        return z
 
 
 class _StopRegisters:
@@ -200,7 +175,6 @@ class _StopRegisters:
     def __init__(self, batch_size: int, n_latents: int, n_steps: int, options: EventOptions) -> None:
         self.options = options
         self.active = np.ones(batch_size, dtype=bool)  # [B]
-        self.any_stopped = False
         self.last_step = np.full(batch_size, n_steps, dtype=np.int64)  # [B]
         if options.stops:
             self.window = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K]
@@ -216,7 +190,6 @@ class _StopRegisters:
             newly = converged(self.window, self.previous, self.options.stop_tolerance) & self.active
             self.last_step[newly] = step
             self.active &= ~newly
-            self.any_stopped = not self.active.all()
         self.previous, self.window = self.window, np.zeros_like(self.window)
 
 

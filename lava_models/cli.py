@@ -83,7 +83,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-eps", type=float, default=0.0, metavar="EPS",
                         help="stopping tolerance: relative L1 change of the W-step counts (multiple of 1/256; default 0)")
     parser.add_argument("--batch", type=int, default=None, metavar="B",
-                        help="Lava: images side by side in one population (default 8)")
+                        help="Lava: images side by side in one population (default: up to 32, windows evenly filled)")
 
 
 def _prepare(args) -> tuple:

@@ -107,17 +107,17 @@ def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, 
                 batch: int | None = None) -> BackendRun:
     """Run images x ([N, M] or [N, F, M] floats) through the Lava fixed_pt graph or the integer reference.
 
-    options: the event-driven options (export.events); batch: Lava images side by side (default
-    lava_models.network.DEFAULT_BATCH).
+    options: the event-driven options (export.events); batch: Lava images side by side (default:
+    lava_models.runner.balanced_batch).
     """
     if backend not in BACKENDS:
         raise IpvaeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     x = validate_images(x, model.n_inputs, n_steps)
     if backend == "lava":
-        from lava_models.network import DEFAULT_BATCH, build_fixed_network
-        from lava_models.runner import LavaSimulation
+        from lava_models.network import build_fixed_network
+        from lava_models.runner import LavaSimulation, balanced_batch
 
-        batch = DEFAULT_BATCH if batch is None else batch
+        batch = balanced_batch(x.shape[0]) if batch is None else batch
         network = build_fixed_network(model, n_steps, image_offset=image_offset, batch=batch, options=options)
         with LavaSimulation(network, progress=progress) as simulation:
             trajectory = simulation.run(x, record_u=record_u)

@@ -28,6 +28,7 @@ import numpy as np
 from ipvae.errors import IpvaeError
 from lava_models.network import FIXED_PT, LavaNetwork
 
+MAX_BATCH = 32  # images side by side by default: the simulator's cost per timestep barely grows with it
 LOOKAHEAD_WINDOWS = 2  # windows of frames pushed ahead of the graph (< the FrameSource pipe's buffer)
 POLL_MIN_S = 20e-6  # first sleep while waiting for the graph; doubles up to POLL_MAX_S
 POLL_MAX_S = 1e-3
@@ -91,6 +92,12 @@ def validate_images(x: np.ndarray, n_inputs: int, n_steps: int) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise InputError("images contain NaN or Inf pixels")
     return x
+
+
+def balanced_batch(n_images: int, largest: int = MAX_BATCH) -> int:
+    """Images side by side for a run of n_images: as few windows as ``largest`` allows, evenly filled."""
+    n_windows = -(-max(int(n_images), 1) // largest)
+    return -(-max(int(n_images), 1) // n_windows)
 
 
 def window_frames(payload: np.ndarray, first: int, batch: int, n_steps: int) -> np.ndarray:
