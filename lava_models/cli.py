@@ -10,18 +10,22 @@ from pathlib import Path
 
 import numpy as np
 
+from export.events import ReadoutMode, ReadoutSchedule
 from ipvae.errors import IpvaeError
 
 DEFAULT_RUN_OUT = "out/run"
 TABLE_KEYS = (
-    "images", "steps", "backend", "seed", "input", "spikes_per_inference", "events_per_inference",
+    "images", "steps", "backend", "seed", "input", "input_threshold", "stop_window", "stop_eps", "readout",
+    "mean_last_step", "spikes_per_inference", "events_per_inference", "input_events_per_inference",
     "synops_per_inference", "synops_feedforward_per_inference", "synops_lateral_per_inference",
     "synops_readout_per_inference", "binary_synops_per_inference", "neuron_updates_per_inference",
-    "energy_estimate_nj", "dense_macs_per_inference", "dense_fp32_energy_nj", "amortized_vae_macs_per_inference",
-    "amortized_vae_fp32_energy_nj", "energy_ratio_dense_fp32_over_estimate", "conventional_cheapest_arithmetic_nj",
+    "energy_estimate_nj", "resend_synops_per_inference", "resend_synops_feedforward_per_inference",
+    "resend_synops_readout_per_inference", "resend_energy_estimate_nj", "dense_macs_per_inference",
+    "dense_fp32_energy_nj", "amortized_vae_macs_per_inference", "amortized_vae_fp32_energy_nj",
+    "energy_ratio_dense_fp32_over_estimate", "conventional_cheapest_arithmetic_nj",
     "conventional_cheapest_with_memory_nj", "amortized_vae_cheapest_with_memory_nj",
     "energy_ratio_vs_conventional_arithmetic", "energy_ratio_vs_conventional_with_memory",
-    "energy_ratio_vs_amortized_vae_with_memory", "mse_per_pixel", "r2", "zeros",
+    "energy_ratio_vs_amortized_vae_with_memory", "readout_r2", "readout_mse_per_pixel", "mse_per_pixel", "r2", "zeros",
     "images_per_second", "ms_per_step",
 )
 PARITY_MISMATCH_EXIT = 1
@@ -37,6 +41,11 @@ def register(subparsers) -> None:
     run.add_argument("model", help="export file written by 'ipvae export' (model.h5)")
     run.add_argument("--backend", default="lava", help="lava (Lava CPU simulator, fixed_pt) or reference (integer reference)")
     _add_data_arguments(run)
+    run.add_argument("--readout", default="end", choices=[mode.value for mode in ReadoutMode],
+                     help="when the decoder Phi is applied: end (last step), every (every --readout-every steps "
+                     "and the last), average (the count average of the last --readout-window steps)")
+    run.add_argument("--readout-every", type=int, default=1, metavar="K", help="k for --readout every (default 1)")
+    run.add_argument("--readout-window", type=int, default=8, metavar="W", help="steps averaged by --readout average (default 8)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     run.add_argument("--out", default=DEFAULT_RUN_OUT, help=f"folder for the PNGs and run.json (default {DEFAULT_RUN_OUT})")
     run.add_argument("--no-figures", action="store_true", help="skip the PNGs")
@@ -67,16 +76,26 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="generator key (default: the export's seed)")
     parser.add_argument("--rotate", type=float, default=None, metavar="DEG",
                         help="moving input: each image rotates by DEG degrees per step")
+    parser.add_argument("--threshold", type=int, default=0, metavar="LSB",
+                        help="sigma-delta input threshold in payload LSBs: a pixel event only when its change exceeds it (default 0: exact)")
+    parser.add_argument("--stop-window", type=int, default=0, metavar="W",
+                        help="stop an image once its spike counts converge, checked every W steps (default 0: never)")
+    parser.add_argument("--stop-eps", type=float, default=0.0, metavar="EPS",
+                        help="stopping tolerance: relative L1 change of the W-step counts (multiple of 1/256; default 0)")
+    parser.add_argument("--batch", type=int, default=None, metavar="B",
+                        help="Lava: images side by side in one population (default: up to 32, windows evenly filled)")
 
 
 def _prepare(args) -> tuple:
+    from export.events import EventOptions
     from lava_models.pipeline import check_steps, load_inputs, read_export
 
+    options = EventOptions.from_real(input_threshold=args.threshold, stop_window=args.stop_window, stop_eps=args.stop_eps)
     model = read_export(args.model, seed=args.seed)
     n_steps = check_steps(model.n_steps if args.steps is None else args.steps)
     x = load_inputs(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
                     rotate_degrees=args.rotate, n_steps=n_steps)
-    return model, n_steps, x
+    return model, n_steps, x, options
 
 
 def run_command(args) -> int:
@@ -84,10 +103,11 @@ def run_command(args) -> int:
 
     if args.backend not in BACKENDS:
         raise IpvaeError(f"unknown backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
-    model, n_steps, x = _prepare(args)
+    model, n_steps, x, options = _prepare(args)
+    schedule = ReadoutSchedule(ReadoutMode(args.readout), every=args.readout_every, window=args.readout_window)
     run = run_backend(model, x, n_steps, args.backend, image_offset=args.start,
-                      progress=None if not args.json else False, record_u=False)
-    table, curves = summarize(model, x, run)
+                      progress=None if not args.json else False, record_u=False, options=options, batch=args.batch)
+    table, curves = summarize(model, x, run, schedule)
     out = Path(args.out)
     if not args.no_figures:
         table["figures"] = [str(p) for p in write_figures(out, model, x, run.z, curves, table)]
@@ -102,8 +122,9 @@ def run_command(args) -> int:
 def parity_command(args) -> int:
     from lava_models.pipeline import parity
 
-    model, n_steps, x = _prepare(args)
-    report, lava, reference = parity(model, x, n_steps, image_offset=args.start, progress=None if not args.json else False)
+    model, n_steps, x, options = _prepare(args)
+    report, lava, reference = parity(model, x, n_steps, image_offset=args.start, progress=None if not args.json else False,
+                                     options=options, batch=args.batch)
     if args.json:
         print(json.dumps({
             "identical": report.identical, "images": report.images, "steps": report.steps,

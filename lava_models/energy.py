@@ -13,6 +13,10 @@ Counting conventions (per inference = one image's window of T + 1 Lava timesteps
   (neurons -> pixels, the decoder Phi; computed on the host in simulation, counted as a synapse group).
 - ``neuron_updates``: K per timestep (every neuron integrates and samples every timestep).
 
+Two accounts: ``count_operations`` is the re-send-every-step deployment (the input frame is sent and
+the decoder applied at every timestep); ``count_event_operations`` the event-driven one of
+export.events (input events sent once or as sigma-delta changes, readout on demand, stopping).
+
 The energy estimate multiplies these counts by a per-operation table (``LOIHI_TABLE``, published
 Loihi figures) and is only an estimate. The conventional baselines (dense iterative loops and the
 amortized VAE, arithmetic-only and with weight reads) are priced in ``lava_models.pricing``.
@@ -152,4 +156,68 @@ def count_operations(z: np.ndarray, input_payload: np.ndarray, fanouts: Fanouts)
         synops_readout=per_image["readout"],
         binary_synops=per_image["binary"],
         neuron_updates=np.full(n_window, float(n_latents)),
+    )
+
+
+def count_event_operations(z: np.ndarray, input_events: np.ndarray, fanouts: Fanouts, last_steps: np.ndarray,
+                           schedule=None) -> OperationCounts:
+    """Operation counts of the event-driven deployment (export.events; docs/energy.md), per step [T+1].
+
+    Unlike ``count_operations`` (the input re-sent and the decoder applied every step), this charges
+    only what is computed:
+    - feed-forward: one synaptic op per target of each input *event* actually sent
+      (input_events [T, N, M], the sigma-delta events of window steps 0..T-1: a static image is sent
+      once); an event is charged at the step it is sent;
+    - lateral: as before, one op per target of each non-zero count (a stopped image sends nothing);
+    - readout: the decoder only at the steps the schedule applies it (export.events.readout_mask),
+      one op per target of each non-zero entry of what it decodes (z_t, or the windowed count sum);
+    - neuron updates: K per step while the image runs (t = 0..last step).
+    z: counts [T+1, N, K]; last_steps [N] (export.events.stop_steps); schedule: ReadoutSchedule (default END).
+    """
+    from export.events import ReadoutMode, ReadoutSchedule, readout_counts, readout_mask
+
+    schedule = ReadoutSchedule() if schedule is None else schedule
+    z = np.asarray(z)
+    n_window, n_images, n_latents = z.shape
+    if n_latents != fanouts.n_latents:
+        raise ValueError(f"z has {n_latents} neurons, the fan-outs {fanouts.n_latents}")
+    events = np.asarray(input_events)
+    if events.shape != (n_window - 1, n_images, fanouts.n_inputs):
+        raise ValueError(f"input_events must be [T, N, M] = {(n_window - 1, n_images, fanouts.n_inputs)}, got {events.shape}")
+    last_steps = np.asarray(last_steps, dtype=np.int64)
+    decode = readout_mask(last_steps, n_window - 1, schedule)  # [T+1, N]
+    names = ("spikes", "events", "input_events", "ff", "lateral", "readout", "binary", "updates")
+    totals = {name: np.zeros(n_window) for name in names}
+    for t in range(n_window):
+        counts = z[t].astype(np.int64)  # [N, K]
+        fired = counts != 0  # [N, K]
+        totals["spikes"][t] = counts.sum()
+        totals["events"][t] = fired.sum()
+        totals["lateral"][t] = (fired @ fanouts.lateral).sum()
+        totals["binary"][t] = (counts @ fanouts.lateral).sum()
+        totals["updates"][t] = n_latents * np.count_nonzero(last_steps >= t)
+        if t < n_window - 1:
+            sent = events[t] != 0  # [N, M]
+            totals["input_events"][t] = sent.sum()
+            totals["ff"][t] = (sent @ fanouts.feedforward).sum()
+            totals["binary"][t] += (np.abs(events[t].astype(np.int64)) @ fanouts.feedforward).sum()
+        if schedule.mode is not ReadoutMode.AVERAGE:
+            decoded = decode[t]  # [N]
+            totals["readout"][t] = (fired[decoded] @ fanouts.readout).sum()
+            totals["binary"][t] += (counts[decoded] @ fanouts.readout).sum()
+    if schedule.mode is ReadoutMode.AVERAGE:  # one decode of the windowed count sum at each image's last step
+        averaged = readout_counts(z, last_steps, schedule)  # [N, K]
+        for image, step in enumerate(last_steps):
+            totals["readout"][step] += (averaged[image] != 0) @ fanouts.readout
+            totals["binary"][step] += (averaged[image] != 0) @ fanouts.readout
+    per_image = {name: values / n_images for name, values in totals.items()}  # [T+1] each
+    return OperationCounts(
+        spikes=per_image["spikes"],
+        events=per_image["events"],
+        input_events=per_image["input_events"],
+        synops_feedforward=per_image["ff"],
+        synops_lateral=per_image["lateral"],
+        synops_readout=per_image["readout"],
+        binary_synops=per_image["binary"],
+        neuron_updates=per_image["updates"],
     )

@@ -13,16 +13,16 @@ from typing import Callable
 
 import numpy as np
 
+from export.events import EventOptions
 from export.integer_model import FloatParams, IntegerModel
 from export.quantize import quantize_input
 from ipvae.errors import IpvaeError
 
+DEFAULT_BATCH = 8  # images side by side in one population (one Lava timestep advances all of them)
 FIXED_PT = "fixed_pt"
 FLOATING_PT = "floating_pt"
 MODES = (FIXED_PT, FLOATING_PT)
-# Dense processes treat s_in as graded (payload-weighted) only when num_message_bits > 0; the float
-# models ignore the width itself, so the float graph declares the widest graded payload.
-FLOAT_MESSAGE_BITS = 24
+FLOAT_MESSAGE_BITS = 24  # payload width the float graph's neuron declares (its models ignore it)
 DEFAULT_FLOAT_SAMPLER_BITS = (12, 5)  # (F, G): unused by the float model, recorded for completeness
 
 
@@ -34,9 +34,10 @@ class NetworkBuildError(IpvaeError):
 class LavaNetwork:
     """A built (not yet compiled) process graph and what the host needs to drive it.
 
-    encode: host-side float pixels [..., M] -> the payloads the FrameSource sends (int32 for
+    encode: host-side float pixels [..., M] -> the payloads the FrameSource encodes (int32 for
     fixed_pt: export.quantize.quantize_input; float64 for floating_pt).
     decoder_phi: float32 [M, K], recon_t = Phi z_t (computed on the host: the readout is not in the graph).
+    batch: images side by side; options: the event-driven options (sigma-delta threshold, stopping rule).
     """
 
     mode: str
@@ -45,6 +46,8 @@ class LavaNetwork:
     n_latents: int
     max_spike_count: int
     image_offset: int
+    batch: int
+    options: EventOptions
     source: object  # lava_models.proc.io.process.FrameSource
     block: object  # lava_models.proc.block.process.PoissonDenseBlock
     tap: object  # lava_models.proc.io.process.StateTap
@@ -69,16 +72,24 @@ def _check_offset(image_offset: int) -> int:
     return int(image_offset)
 
 
-def _wire(mode: str, n_steps: int, image_offset: int, synapse: dict, synapse_rec: dict, neuron: dict,
-          encode: Callable, decoder_phi: np.ndarray, input_message_bits: int) -> LavaNetwork:
+def _check_batch(batch: int) -> int:
+    if isinstance(batch, bool) or int(batch) != batch or batch < 1:
+        raise IpvaeError(f"the batch (images side by side) must be a positive integer, got {batch}")
+    return int(batch)
+
+
+def _wire(mode: str, n_steps: int, image_offset: int, batch: int, options: EventOptions, synapse: dict,
+          synapse_rec: dict, neuron: dict, encode: Callable, decoder_phi: np.ndarray, threshold) -> LavaNetwork:
     """Create the Processes and connect source -> block -> tap."""
     from lava_models.proc.block.process import PoissonDenseBlock
     from lava_models.proc.io.process import FrameSource, StateTap
 
-    block = PoissonDenseBlock(synapse=synapse, synapse_rec=synapse_rec, neuron=neuron)
     n_latents, n_inputs = synapse["weights"].shape
-    source = FrameSource(shape=(n_inputs,), num_message_bits=input_message_bits)
-    tap = StateTap(shape=(n_latents,))
+    stop = dict(stop_window=options.stop_window, stop_tolerance=options.stop_tolerance)
+    block = PoissonDenseBlock(synapse=dict(synapse, batch=batch), synapse_rec=dict(synapse_rec, batch=batch),
+                              neuron=dict(neuron, shape=(batch, n_latents), **stop))
+    source = FrameSource(shape=(batch, n_inputs), n_steps=n_steps, threshold=threshold)
+    tap = StateTap(shape=(batch, n_latents), n_steps=n_steps)
     source.s_out.connect(block.inp)
     block.out.connect(tap.s_in)
     block.u_out.connect(tap.u_in)
@@ -89,6 +100,8 @@ def _wire(mode: str, n_steps: int, image_offset: int, synapse: dict, synapse_rec
         n_latents=n_latents,
         max_spike_count=neuron["max_spike_count"],
         image_offset=image_offset,
+        batch=batch,
+        options=options,
         source=source,
         block=block,
         tap=tap,
@@ -97,20 +110,21 @@ def _wire(mode: str, n_steps: int, image_offset: int, synapse: dict, synapse_rec
     )
 
 
-def build_fixed_network(model: IntegerModel, n_steps: int | None = None, *, image_offset: int = 0) -> LavaNetwork:
-    """The bit-accurate graph of an integer model (docs/fixed_point.md, checklist of section 9)."""
+def build_fixed_network(model: IntegerModel, n_steps: int | None = None, *, image_offset: int = 0,
+                        batch: int = DEFAULT_BATCH, options: EventOptions = EventOptions()) -> LavaNetwork:
+    """The bit-accurate graph of an integer model (docs/fixed_point.md, sections 6 and 11)."""
     spec = model.spec
     n_steps = _check_steps(model.n_steps if n_steps is None else n_steps)
     image_offset = _check_offset(image_offset)
+    batch = _check_batch(batch)
     if not spec.lava_compatible:
         raise NetworkBuildError(
             f"{spec.weight_bits}-bit weight mantissas do not fit Lava's 8-bit Dense synapse "
             "(this export is for the integer reference only; re-export with --weight-bits 8 or fewer)"
         )
-    synapse = dict(model.ff.lava_dense_kwargs(), num_message_bits=spec.input_bits)
-    synapse_rec = dict(model.rec.lava_dense_kwargs(), num_message_bits=spec.spike_message_bits)
+    synapse = dict(weights=model.ff.mantissa.astype(np.int32), exponent=0)  # row sums: e_ff applies in the neuron
+    synapse_rec = dict(weights=model.rec.mantissa.astype(np.int32), exponent=model.rec.exponent)
     neuron = dict(
-        shape=(model.n_latents,),
         u_prior=model.u_prior.astype(np.int32),
         bias=model.bias.astype(np.int32),
         u_min=int(spec.u_min_int),
@@ -123,27 +137,32 @@ def build_fixed_network(model: IntegerModel, n_steps: int | None = None, *, imag
         u_frac_bits=int(spec.u_frac_bits),
         sampler_frac_bits=int(spec.sampler_frac_bits),
         num_message_bits=int(spec.spike_message_bits),
+        ff_exponent=int(model.ff.exponent),
     )
     input_scale, input_bits = model.input_scale, spec.input_bits
 
     def encode(x: np.ndarray) -> np.ndarray:
         return quantize_input(x, input_scale, input_bits)  # int32 payloads
 
-    return _wire(FIXED_PT, n_steps, image_offset, synapse, synapse_rec, neuron, encode, model.decoder_phi, input_bits)
+    return _wire(FIXED_PT, n_steps, image_offset, batch, options, synapse, synapse_rec, neuron, encode,
+                 model.decoder_phi, options.input_threshold)
 
 
-def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_offset: int = 0) -> LavaNetwork:
-    """The float graph: Dense weights A = lr Phi^T D and -L = -lr Phi^T D Phi, bias -lr b (docs/fixed_point.md, section 1)."""
+def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_offset: int = 0,
+                        batch: int = DEFAULT_BATCH, options: EventOptions = EventOptions()) -> LavaNetwork:
+    """The float graph: synapses A = lr Phi^T D and -L = -lr Phi^T D Phi, bias -lr b (docs/fixed_point.md, section 1).
+
+    options.input_threshold is in the float input's units here (pixels)."""
     n_steps = _check_steps(n_steps)
     image_offset = _check_offset(image_offset)
+    batch = _check_batch(batch)
     arrays = (params.phi, params.precision, params.bias, params.u_prior)
     if not all(np.all(np.isfinite(array)) for array in arrays) or not np.isfinite(params.step_size):
         raise NetworkBuildError("the float parameters contain NaN or Inf")
     frac_bits, sampler_bits = DEFAULT_FLOAT_SAMPLER_BITS
-    synapse = dict(weights=params.feedforward(), num_message_bits=FLOAT_MESSAGE_BITS)  # [K, M]
-    synapse_rec = dict(weights=-params.lateral(), num_message_bits=FLOAT_MESSAGE_BITS)  # [K, K]
+    synapse = dict(weights=params.feedforward())  # [K, M]
+    synapse_rec = dict(weights=-params.lateral())  # [K, K]
     neuron = dict(
-        shape=(params.n_latents,),
         u_prior=params.u_prior.astype(np.float64),
         bias=-params.drive(),
         u_min=float(params.u_min),
@@ -162,4 +181,5 @@ def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_o
     def encode(x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float64)
 
-    return _wire(FLOATING_PT, n_steps, image_offset, synapse, synapse_rec, neuron, encode, params.phi, FLOAT_MESSAGE_BITS)
+    return _wire(FLOATING_PT, n_steps, image_offset, batch, options, synapse, synapse_rec, neuron, encode,
+                 params.phi, options.input_threshold)

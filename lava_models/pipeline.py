@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from export.events import STOP_TOLERANCE_SCALE, EventOptions, ReadoutSchedule, reconstruct, stop_steps
 from export.integer_model import IntegerModel
 from ipvae.errors import IpvaeError
-from lava_models.energy import Fanouts, count_operations
-from lava_models.metrics import trajectory_metrics
+from lava_models.energy import Fanouts, count_event_operations, count_operations
+from lava_models.metrics import r2_per_image, step_targets, trajectory_metrics
 from lava_models.parity import ParityReport, compare_trajectories
 from lava_models.pricing import baseline_summary, table_as_dict
 from lava_models.runner import InputError, validate_images
@@ -24,13 +25,18 @@ REFERENCE_CHUNK_IMAGES = 256  # the reference keeps [T+1, B, K] int32 potentials
 
 @dataclass(frozen=True, eq=False)
 class BackendRun:
-    """Spike counts z [T+1, N, K] and potentials u [T+1, N, K] of one backend, with its wall time."""
+    """Spike counts z [T+1, N, K] and potentials u [T+1, N, K] of one backend, with its wall time.
+
+    options: the event-driven options it ran with; last_step [N]: each image's last step (T unless stopped).
+    """
 
     backend: str
     z: np.ndarray
     u: np.ndarray | None
     seconds: float
     image_offset: int
+    options: EventOptions = EventOptions()
+    last_step: np.ndarray | None = None
 
 
 def read_export(path: str | Path, seed: int | None = None) -> IntegerModel:
@@ -97,46 +103,89 @@ def rotating_inputs(images: np.ndarray, n_frames: int, degrees_per_frame: float)
 
 
 def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, *, image_offset: int = 0,
-                progress: bool | None = None, record_u: bool = True) -> BackendRun:
-    """Run images x ([N, M] or [N, F, M] floats) through the Lava fixed_pt graph or the integer reference."""
+                progress: bool | None = None, record_u: bool = True, options: EventOptions = EventOptions(),
+                batch: int | None = None) -> BackendRun:
+    """Run images x ([N, M] or [N, F, M] floats) through the Lava fixed_pt graph or the integer reference.
+
+    options: the event-driven options (export.events); batch: Lava images side by side (default:
+    lava_models.runner.balanced_batch).
+    """
     if backend not in BACKENDS:
         raise IpvaeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     x = validate_images(x, model.n_inputs, n_steps)
     if backend == "lava":
         from lava_models.network import build_fixed_network
-        from lava_models.runner import LavaSimulation
+        from lava_models.runner import LavaSimulation, balanced_batch
 
-        network = build_fixed_network(model, n_steps, image_offset=image_offset)
+        batch = balanced_batch(x.shape[0]) if batch is None else batch
+        network = build_fixed_network(model, n_steps, image_offset=image_offset, batch=batch, options=options)
         with LavaSimulation(network, progress=progress) as simulation:
             trajectory = simulation.run(x, record_u=record_u)
-        return BackendRun("lava", trajectory.z, trajectory.u, trajectory.seconds, image_offset)
+        return BackendRun("lava", trajectory.z, trajectory.u, trajectory.seconds, image_offset, options,
+                          stop_steps(trajectory.z, options))
     from export.quantize import quantize_input
     from export.reference import run_reference
 
     payload = quantize_input(x, model.input_scale, model.spec.input_bits)  # [N, M] or [N, F, M]
     started = time.perf_counter()
-    z_chunks, u_chunks = [], []
+    z_chunks, u_chunks, last_chunks = [], [], []
     for first in range(0, payload.shape[0], REFERENCE_CHUNK_IMAGES):
         chunk = payload[first : first + REFERENCE_CHUNK_IMAGES]
         if chunk.ndim == 3:
             chunk = chunk.transpose(1, 0, 2)  # the reference takes frames as [T, B, M]
-        result = run_reference(model, chunk, n_steps, image_offset=image_offset + first)
+        result = run_reference(model, chunk, n_steps, image_offset=image_offset + first, options=options,
+                               with_recon=False)
         z_chunks.append(result.z)
+        last_chunks.append(result.last_step)
         if record_u:
             u_chunks.append(result.u)
     z = np.concatenate(z_chunks, axis=1)  # [T+1, N, K]
     u = np.concatenate(u_chunks, axis=1) if record_u else None
-    return BackendRun("reference", z, u, time.perf_counter() - started, image_offset)
+    return BackendRun("reference", z, u, time.perf_counter() - started, image_offset, options,
+                      np.concatenate(last_chunks))
 
 
-def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun) -> tuple[dict, dict]:
-    """(the summary table as a dict, per-step curves) of a run on images x."""
+def sent_input_events(model: IntegerModel, x: np.ndarray, n_steps: int, options: EventOptions) -> np.ndarray:
+    """The sigma-delta input events [T, N, M] the graph sends for images x (what the source computes)."""
+    from export.quantize import quantize_input
+    from export.reference import input_events
+
+    payload = quantize_input(x, model.input_scale, model.spec.input_bits)
+    if payload.ndim == 3:
+        payload = payload.transpose(1, 0, 2)  # [T', N, M]
+    return input_events(model, payload, n_steps, options.input_threshold)
+
+
+def readout_quality(x: np.ndarray, z: np.ndarray, phi: np.ndarray, last_steps: np.ndarray,
+                    schedule: ReadoutSchedule) -> dict[str, float]:
+    """R^2 and MSE per pixel of the scheduled readout (the deployment's output) against the input of its step."""
+    recon = reconstruct(z, phi, last_steps, schedule)  # [N, M]
+    targets = step_targets(x, z.shape[0] - 1)[last_steps, np.arange(z.shape[1])]  # [N, M]
+    return {
+        "readout_r2": float(r2_per_image(targets, recon).mean()),
+        "readout_mse_per_pixel": float(np.square(targets - recon).mean()),
+        "mean_last_step": float(np.mean(last_steps)),
+    }
+
+
+def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun,
+              schedule: ReadoutSchedule = ReadoutSchedule()) -> tuple[dict, dict]:
+    """(the summary table as a dict, per-step curves) of a run on images x.
+
+    The counts are the event-driven account (lava_models.energy.count_event_operations: input events
+    sent, readout on the schedule, stopped images idle); ``resend_*`` keys give the re-send-every-step
+    account of the same spikes (count_operations) beside them.
+    """
     from export.quantize import quantize_input
 
     n_window, n_images, _ = run.z.shape
     n_steps = n_window - 1
     payload = quantize_input(x, model.input_scale, model.spec.input_bits)
-    counts = count_operations(run.z, payload, Fanouts.from_integer_model(model))
+    fanouts = Fanouts.from_integer_model(model)
+    last_steps = run.last_step if run.last_step is not None else stop_steps(run.z, run.options)
+    events = sent_input_events(model, x, n_steps, run.options)
+    counts = count_event_operations(run.z, events, fanouts, last_steps, schedule)
+    resend = count_operations(run.z, payload, fanouts).per_inference()
     metrics = trajectory_metrics(x, run.z, model.decoder_phi)
     per_inference = counts.per_inference()
     table = {
@@ -145,9 +194,15 @@ def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun) -> tuple[dict
         "backend": run.backend,
         "seed": int(model.spec.seed),
         "input": "sequence" if x.ndim == 3 else "static",
+        "input_threshold": run.options.input_threshold,
+        "stop_window": run.options.stop_window,
+        "stop_eps": run.options.stop_tolerance / STOP_TOLERANCE_SCALE,
+        "readout": schedule.mode.value,
         **per_inference,
+        **{f"resend_{key}": value for key, value in resend.items()},
         **baseline_summary(model.n_inputs, model.n_latents, n_steps, per_inference["energy_estimate_nj"]),
         **metrics.final(),
+        **readout_quality(x, run.z, model.decoder_phi, last_steps, schedule),
         "images_per_second": n_images / run.seconds if run.seconds > 0 else float("inf"),
         "ms_per_step": 1e3 * run.seconds / (n_images * n_window),
         "energy_table": table_as_dict(),
@@ -167,10 +222,12 @@ def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun) -> tuple[dict
 
 
 def parity(model: IntegerModel, x: np.ndarray, n_steps: int, *, image_offset: int = 0,
-           progress: bool | None = None) -> tuple[ParityReport, BackendRun, BackendRun]:
-    """Lava fixed_pt vs the integer reference on the same images, seed and image indices."""
-    lava = run_backend(model, x, n_steps, "lava", image_offset=image_offset, progress=progress)
-    reference = run_backend(model, x, n_steps, "reference", image_offset=image_offset)
+           progress: bool | None = None, options: EventOptions = EventOptions(),
+           batch: int | None = None) -> tuple[ParityReport, BackendRun, BackendRun]:
+    """Lava fixed_pt vs the integer reference on the same images, seed, image indices and event options."""
+    lava = run_backend(model, x, n_steps, "lava", image_offset=image_offset, progress=progress, options=options,
+                       batch=batch)
+    reference = run_backend(model, x, n_steps, "reference", image_offset=image_offset, options=options)
     report = compare_trajectories(lava.z, lava.u, reference.z, reference.u, image_offset=image_offset)
     return report, lava, reference
 

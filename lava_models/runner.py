@@ -1,10 +1,11 @@
 """Run many images through one compiled iP-VAE graph on the Lava CPU simulator (Loihi2SimCfg).
 
-One ``LavaSimulation`` compiles the graph once; every ``run(x)`` streams its images back to back
-(image n occupies Lava timesteps n(T+1)+1 .. (n+1)(T+1); the neuron resets itself at the first
-timestep of each window, so nothing is rebuilt or reset from the host). The host pushes one input
-frame per timestep into the FrameSource pipe and pulls (z, u) of every timestep from the StateTap
-pipe while the graph runs (non-blocking ``RunSteps``), so the record costs one message per timestep.
+One ``LavaSimulation`` compiles the graph once; every ``run(x)`` streams its images through it, B
+side by side (``network.batch``) and windows back to back (window n occupies Lava timesteps
+n(T+1)+1 .. (n+1)(T+1); the neuron resets itself at the first timestep of each window, so nothing is
+rebuilt or reset from the host; a last, partial window is padded with blank images whose results are
+dropped, and the next run continues after them). The host pushes one window's frames into the FrameSource pipe and pulls one window's
+(z, u) from the StateTap pipe while the graph runs (non-blocking ``RunSteps``): two messages per window.
 
 Shutdown: the runtime is stopped in ``close()`` on every path (use the simulation as a context
 manager). The Lava worker processes are forked while SIGINT only sets a flag, and keep that
@@ -27,7 +28,8 @@ import numpy as np
 from ipvae.errors import IpvaeError
 from lava_models.network import FIXED_PT, LavaNetwork
 
-LOOKAHEAD_FRAMES = 8  # frames pushed ahead of the graph (< the FrameSource pipe's buffer)
+MAX_BATCH = 32  # images side by side by default: the simulator's cost per timestep barely grows with it
+LOOKAHEAD_WINDOWS = 2  # windows of frames pushed ahead of the graph (< the FrameSource pipe's buffer)
 POLL_MIN_S = 20e-6  # first sleep while waiting for the graph; doubles up to POLL_MAX_S
 POLL_MAX_S = 1e-3
 LIVENESS_CHECK_S = 0.2  # how often a waiting host checks that the workers are alive
@@ -92,9 +94,21 @@ def validate_images(x: np.ndarray, n_inputs: int, n_steps: int) -> np.ndarray:
     return x
 
 
-def frame_index(window_step: int, n_steps: int) -> int:
-    """Frame the source sends at window timestep tau = window_step + 1: min(tau - 1, T - 1)."""
-    return min(window_step, n_steps - 1)
+def balanced_batch(n_images: int, largest: int = MAX_BATCH) -> int:
+    """Images side by side for a run of n_images: as few windows as ``largest`` allows, evenly filled."""
+    n_windows = -(-max(int(n_images), 1) // largest)
+    return -(-max(int(n_images), 1) // n_windows)
+
+
+def window_frames(payload: np.ndarray, first: int, batch: int, n_steps: int) -> np.ndarray:
+    """Frames [T, B, M] of the window whose first image is ``first`` (blank rows past the last image)."""
+    chunk = payload[first : first + batch]  # [b, M] or [b, F, M]
+    frames = np.zeros((n_steps, batch, payload.shape[-1]), dtype=payload.dtype)  # [T, B, M]
+    if chunk.ndim == 2:
+        frames[:, : chunk.shape[0]] = chunk[None]
+    else:
+        frames[:, : chunk.shape[0]] = chunk[:, :n_steps].transpose(1, 0, 2)
+    return frames
 
 
 class LavaSimulation:
@@ -196,16 +210,11 @@ class LavaSimulation:
         x = validate_images(x, net.n_inputs, net.n_steps)
         self.start()
         payload = net.encode(x)  # [N, M] or [N, F, M]
-        static = payload.ndim == 2
-        n_images, window = payload.shape[0], net.window
-        n_timesteps = n_images * window
-        z = np.zeros((window, n_images, net.n_latents), dtype=np.int16)  # [T+1, N, K]
+        n_images, window, batch = payload.shape[0], net.window, net.batch
+        n_windows = -(-n_images // batch)
+        z = np.zeros((window, n_windows * batch, net.n_latents), dtype=np.int16)  # [T+1, N', K]
         u_dtype = np.int32 if net.mode == FIXED_PT else np.float64
-        u = np.zeros((window, n_images, net.n_latents), dtype=u_dtype) if record_u else None  # [T+1, N, K]
-
-        def frame(timestep: int) -> np.ndarray:
-            image, step = divmod(timestep, window)
-            return payload[image] if static else payload[image, frame_index(step, net.n_steps)]
+        u = np.zeros((window, n_windows * batch, net.n_latents), dtype=u_dtype) if record_u else None
 
         from lava.magma.core.run_conditions import RunSteps
         from tqdm import tqdm
@@ -216,23 +225,22 @@ class LavaSimulation:
         receiver = _StateReceiver(net.tap.receive_port(), self._runtime)
         try:
             self._mid_run = True
-            net.block.run(condition=RunSteps(num_steps=n_timesteps, blocking=False))
+            net.block.run(condition=RunSteps(num_steps=n_windows * window, blocking=False))
             receiver.running = True
             sent = 0
-            for _ in range(min(LOOKAHEAD_FRAMES, n_timesteps)):
-                net.source.send(frame(sent))
+            for _ in range(min(LOOKAHEAD_WINDOWS, n_windows)):
+                net.source.send(window_frames(payload, sent * batch, batch, net.n_steps))
                 sent += 1
-            for timestep in range(n_timesteps):
-                state = receiver.receive()  # [2, K]
-                image, step = divmod(timestep, window)
-                z[step, image] = state[0]
+            for index in range(n_windows):
+                state = receiver.receive()  # [T+1, 2, B, K]
+                rows = slice(index * batch, (index + 1) * batch)
+                z[:, rows] = state[:, 0]
                 if u is not None:
-                    u[step, image] = state[1]
-                if sent < n_timesteps:
-                    net.source.send(frame(sent))
+                    u[:, rows] = state[:, 1]
+                if sent < n_windows:
+                    net.source.send(window_frames(payload, sent * batch, batch, net.n_steps))
                     sent += 1
-                if step == window - 1:
-                    bar.update(1)
+                bar.update(min(batch, n_images - index * batch))
             receiver.finish()
             self._mid_run = False
         except _WorkerFailure as failure:
@@ -243,9 +251,12 @@ class LavaSimulation:
             raise
         finally:
             bar.close()
-        self.images_done += n_images
+        self.images_done += n_windows * batch  # blank padding images use up their indices too
+        z = z[:, :n_images]
+        u = u[:, :n_images] if u is not None else None
         return LavaTrajectory(z=z, u=u, image_offset=image_offset, seconds=time.perf_counter() - started,
                               mode=net.mode, decoder_phi=net.decoder_phi)
+
 
     def _bar_disabled(self) -> bool | None:
         if self.progress is None:

@@ -79,18 +79,37 @@ def test_parity_passes_and_names_the_scope(capsys, mnist_sized_export):
     assert stdout.startswith("PARITY OK") and "3 images x 9 steps" in stdout
 
 
+def test_parity_with_event_options_and_run_readout_schedules(capsys, mnist_sized_export, tmp_path):
+    options = ("--threshold", "3", "--stop-window", "2", "--stop-eps", "0.5", "--batch", "2")
+    code, stdout, _ = run_cli(capsys, "parity", str(mnist_sized_export), "-n", "3", "--steps", "8", *options)
+    assert code == 0 and stdout.startswith("PARITY OK")
+    tables = {}
+    for readout in ("end", "every", "average"):
+        code, stdout, _ = run_cli(capsys, "run", str(mnist_sized_export), "-n", "3", "--steps", "8", "--json", "--no-figures",
+                                  "--readout", readout, "--readout-every", "2", "--out", str(tmp_path / readout), *options)
+        assert code == 0
+        tables[readout] = json.loads(stdout)
+    end, every = tables["end"], tables["every"]
+    assert end["readout"] == "end" and end["input_threshold"] == 3 and end["stop_eps"] == 0.5
+    assert end["synops_lateral_per_inference"] == every["synops_lateral_per_inference"]  # same spikes
+    assert every["synops_readout_per_inference"] >= end["synops_readout_per_inference"]
+    assert end["synops_readout_per_inference"] < end["resend_synops_readout_per_inference"]
+    assert end["synops_feedforward_per_inference"] < end["resend_synops_feedforward_per_inference"]
+    assert end["readout_r2"] == every["readout_r2"]  # the last decode is the same one
+
+
 def test_parity_reports_the_first_difference(capsys, mnist_sized_export, monkeypatch):
     """Corrupt the reference's bias by one LSB for neuron 5: parity must fail at step 1, neuron 5."""
     import export.reference as reference_module
 
     original = reference_module.run_reference
 
-    def off_by_one(model, x_int, n_steps=None, *, image_offset=0):
+    def off_by_one(model, x_int, n_steps=None, **keywords):
         import dataclasses
 
         bias = model.bias.copy()
         bias[5] += 1
-        return original(dataclasses.replace(model, bias=bias), x_int, n_steps, image_offset=image_offset)
+        return original(dataclasses.replace(model, bias=bias), x_int, n_steps, **keywords)
 
     monkeypatch.setattr(reference_module, "run_reference", off_by_one)
     code, stdout, _ = run_cli(capsys, "parity", str(mnist_sized_export), "-n", "2", "--steps", "4")
@@ -104,6 +123,10 @@ def test_parity_reports_the_first_difference(capsys, mnist_sized_export, monkeyp
         (["--steps", "0"], "--steps must be a positive integer"),
         (["--backend", "gpu"], "unknown backend 'gpu'"),
         (["-n", "0"], "positive number of images"),
+        (["--threshold", "-1"], "input_threshold must be a non-negative integer"),
+        (["--stop-eps", "nan"], "stopping tolerance must be a non-negative number"),
+        (["--batch", "0"], "batch (images side by side) must be a positive integer"),
+        (["--readout", "every", "--readout-every", "0"], "readout every must be a positive integer"),
     ],
 )
 def test_bad_arguments_give_one_line(capsys, mnist_sized_export, argv_tail, message):

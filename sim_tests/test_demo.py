@@ -35,6 +35,10 @@ def test_demo_prints_the_table_and_a_passing_parity_verdict(capsys, small_run, t
     for key in ("spikes_per_inference", "synops_per_inference", "energy_estimate_nj"):
         assert key in stdout
     assert "PARITY OK" in stdout
+    assert "== operation counts: re-send every step vs event-driven" in stdout
+    feedforward = next(line for line in stdout.splitlines() if line.startswith("synaptic ops, feed-forward"))
+    resend, event = (float(cell.replace(",", "")) for cell in feedforward.split()[3:5])
+    assert event < resend  # the image is sent once instead of every step
     figures = json.loads(stdout.strip().splitlines()[-1])["figures"]
     assert all((out / name).is_file() for name in ("model.h5", "eval.json", "lava/run.json"))
     assert len(figures) == 5 and all(Path(figure).stat().st_size > 0 for figure in figures)

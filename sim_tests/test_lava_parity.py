@@ -1,8 +1,9 @@
 """Bit-exact parity of the Lava fixed_pt graph (Loihi2SimCfg) with the integer reference.
 
 Oracle: ``export.reference.run_reference``, the export side's independent batched implementation of
-docs/fixed_point.md; the Lava side is the PoissonNeuron fixed_pt model driven by Lava's own
-bit-accurate Dense. Every z_t and u_t (t = 0..T) of every image and neuron must be identical.
+docs/fixed_point.md; the Lava side is the sigma-delta FrameSource, the BatchDense synapses and the
+PoissonNeuron fixed_pt model, B images side by side. Every z_t and u_t (t = 0..T) of every image and
+neuron must be identical, with and without the event-driven options (export.events).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from export.events import EventOptions, stop_steps
 from export.quantize import quantize_input
 from export.reference import run_reference
 from lava_models.network import build_fixed_network
@@ -25,11 +27,11 @@ N_STEPS = 64
 DEGREES_PER_STEP = 5.0
 
 
-def reference_of(model, x, n_steps, image_offset=0):
+def reference_of(model, x, n_steps, image_offset=0, options=EventOptions()):
     payload = quantize_input(x, model.input_scale, model.spec.input_bits)
     if payload.ndim == 3:
         payload = payload.transpose(1, 0, 2)  # [T, B, M]
-    return run_reference(model, payload, n_steps, image_offset=image_offset)
+    return run_reference(model, payload, n_steps, image_offset=image_offset, options=options)
 
 
 def assert_identical(trajectory, reference, image_offset=0):
@@ -38,13 +40,13 @@ def assert_identical(trajectory, reference, image_offset=0):
 
 
 @pytest.mark.parametrize(
-    "kind, seed",
-    [("sparse", 0), ("sparse", 2**64 - 1), ("saturating", 12345)],
+    "kind, seed, batch",
+    [("sparse", 0, 1), ("sparse", 2**64 - 1, 8), ("saturating", 12345, 3)],
 )
-def test_static_images_bit_exact(kind, seed):
+def test_static_images_bit_exact(kind, seed, batch):
     model = integer_model(kind, seed=seed, n_steps=N_STEPS)
-    x = images(N_IMAGES, seed=12)
-    with LavaSimulation(build_fixed_network(model), progress=False) as simulation:
+    x = images(N_IMAGES, seed=12)  # 20 images: with batch 3 the last window is padded
+    with LavaSimulation(build_fixed_network(model, batch=batch), progress=False) as simulation:
         trajectory = simulation.run(x)
     reference = reference_of(model, x, N_STEPS)
     assert_identical(trajectory, reference)
@@ -68,16 +70,40 @@ def test_different_seeds_draw_different_spikes():
     assert not np.array_equal(runs[0].z, runs[1].z)
 
 
-def test_rotating_input_bit_exact():
+@pytest.mark.parametrize("threshold", [0, 6])
+def test_rotating_input_bit_exact(threshold):
     model = integer_model("sparse", seed=7, n_steps=16)
     static = images(6, seed=21)
     frames = rotating_inputs(static, 16, DEGREES_PER_STEP)  # [N, T, M]
     assert not np.allclose(frames[:, 0], frames[:, -1])  # the input really moves
-    with LavaSimulation(build_fixed_network(model), progress=False) as simulation:
+    options = EventOptions(input_threshold=threshold)
+    with LavaSimulation(build_fixed_network(model, batch=4, options=options), progress=False) as simulation:
         trajectory = simulation.run(frames)
-    assert_identical(trajectory, reference_of(model, frames, 16))
+    reference = reference_of(model, frames, 16, options=options)
+    assert_identical(trajectory, reference)
     static_reference = reference_of(model, static, 16)
     assert not np.array_equal(trajectory.u, static_reference.u)  # the frames reached the neurons
+    later_events = np.count_nonzero(reference.input_events[1:])
+    assert later_events > 0  # changes were sent after the first frame
+    if threshold:  # the threshold held some changes back: the drive differs from the exact one
+        assert not np.array_equal(trajectory.u, reference_of(model, frames, 16).u)
+
+
+def test_stopping_rule_bit_exact_and_replayable_from_the_counts():
+    """Images stop at different steps; z = 0 and u held after the stop, identically in both implementations."""
+    model = integer_model("sparse", seed=3, n_steps=N_STEPS)
+    x = images(12, seed=40)
+    options = EventOptions(stop_window=4, stop_tolerance=96)  # relative change <= 0.375
+    with LavaSimulation(build_fixed_network(model, batch=5, options=options), progress=False) as simulation:
+        trajectory = simulation.run(x)
+    reference = reference_of(model, x, N_STEPS, options=options)
+    assert_identical(trajectory, reference)
+    last = stop_steps(trajectory.z, options)  # the rule replayed on the host from the counts alone
+    assert np.array_equal(last, reference.last_step)
+    assert (last < N_STEPS).any() and len(np.unique(last)) > 1  # some stopped, at different steps
+    for image, step in enumerate(last):
+        assert not trajectory.z[step + 1 :, image].any()
+        assert (trajectory.u[step + 1 :, image] == trajectory.u[step, image]).all()
 
 
 def test_reset_between_images_leaves_no_state_behind():
@@ -85,11 +111,11 @@ def test_reset_between_images_leaves_no_state_behind():
     model = integer_model("saturating", seed=5, n_steps=12)
     a, b, c = images(3, seed=8)
     bright = np.ones_like(a)  # drives many neurons to the cap: leaves the most traffic in the Dense buffers
-    with LavaSimulation(build_fixed_network(model), progress=False) as simulation:
+    with LavaSimulation(build_fixed_network(model, batch=1), progress=False) as simulation:
         after_abc = simulation.run(np.stack([a, b, c]))
-    with LavaSimulation(build_fixed_network(model), progress=False) as simulation:
+    with LavaSimulation(build_fixed_network(model, batch=1), progress=False) as simulation:
         after_bright = simulation.run(np.stack([bright, bright, c]))
-    with LavaSimulation(build_fixed_network(model, image_offset=2), progress=False) as simulation:
+    with LavaSimulation(build_fixed_network(model, image_offset=2, batch=1), progress=False) as simulation:
         alone = simulation.run(c[None])
     for before in (after_abc, after_bright):
         assert np.array_equal(before.z[:, 2], alone.z[:, 0])
@@ -100,10 +126,12 @@ def test_reset_between_images_leaves_no_state_behind():
 def test_consecutive_runs_continue_the_image_index():
     model = integer_model("sparse", seed=9, n_steps=10)
     x = images(5, seed=30)
-    with LavaSimulation(build_fixed_network(model, image_offset=100), progress=False) as simulation:
+    with LavaSimulation(build_fixed_network(model, image_offset=100, batch=2), progress=False) as simulation:
         first = simulation.run(x[:2])
         second = simulation.run(x[2:])
-    assert (first.image_offset, second.image_offset) == (100, 102)
+        third = simulation.run(x[:1])  # after a padded window (3 images in 2 windows of 2): index 106
+    assert (first.image_offset, second.image_offset, third.image_offset) == (100, 102, 106)
+    assert_identical(third, reference_of(model, x[:1], 10, image_offset=106), image_offset=106)
     assert_identical(first, reference_of(model, x[:2], 10, image_offset=100), image_offset=100)
     assert_identical(second, reference_of(model, x[2:], 10, image_offset=102), image_offset=102)
 
@@ -113,12 +141,13 @@ def test_the_tap_reports_what_lavas_own_monitor_reads():
     from lava.proc.monitor.process import Monitor
 
     model = integer_model("sparse", seed=2, n_steps=6)
-    network = build_fixed_network(model)
+    network = build_fixed_network(model, batch=1)
     x = images(3, seed=60)
     monitor = Monitor()
     monitor.probe(network.block.neuron.u, x.shape[0] * network.window)  # sized for every timestep of the run
     with LavaSimulation(network, progress=False) as simulation:
         trajectory = simulation.run(x)
-        monitored = monitor.get_data()[network.block.neuron.name]["u"]  # [timesteps, K], float
+        monitored = monitor.get_data()[network.block.neuron.name]["u"]  # [timesteps, 1, K], float
+    monitored = monitored.reshape(-1, model.n_latents)
     streamed = trajectory.u.transpose(1, 0, 2).reshape(-1, model.n_latents)  # timestep order
     assert np.array_equal(monitored.astype(np.int64), streamed.astype(np.int64))

@@ -56,7 +56,7 @@ def test_an_interrupted_host_stops_the_runtime(monkeypatch):
 
     monkeypatch.setattr(_StateReceiver, "receive", interrupted)
     model = integer_model("sparse", seed=0, n_steps=8)
-    simulation = LavaSimulation(build_fixed_network(model), progress=False)
+    simulation = LavaSimulation(build_fixed_network(model, batch=1), progress=False)
     with pytest.raises(KeyboardInterrupt):
         with simulation:
             simulation.run(images(50, seed=1))

@@ -1,9 +1,11 @@
 """PoissonDenseBlock: the iP-VAE layer as one hierarchical Lava Process.
 
 Same structure and attribute names as lava-dl netx's ``RecurrentDense`` block (``synapse``,
-``synapse_rec``, ``neuron``, ports ``inp`` / ``out``), with two differences the fixed-point spec
-requires (docs/fixed_point.md, section 4.2; docs/lava.md explains why netx's block is not used):
-each Dense gets its own weight exponent, sign mode and message bits.
+``synapse_rec``, ``neuron``, ports ``inp`` / ``out``), with the differences the fixed-point spec
+requires (docs/fixed_point.md, sections 4.2 and 11; docs/lava.md explains why netx's block is not
+used): each synapse has its own exponent; the feed-forward synapse sends raw row sums of the input
+events into the neuron's drive register (which applies e_ff), the lateral one its shifted output
+into ``a_in``; the synapses are ``BatchDense`` (B images side by side).
 """
 
 from __future__ import annotations
@@ -12,29 +14,28 @@ import typing as ty
 
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
-from lava.proc.dense.process import Dense
 
+from lava_models.proc.dense.process import BatchDense
 from lava_models.proc.poisson.process import PoissonNeuron
 
 
 class PoissonDenseBlock(AbstractProcess):
-    """Feed-forward ``Dense`` (input -> neurons) + lateral ``Dense`` (neurons -> neurons) + PoissonNeuron.
+    """Feed-forward ``BatchDense`` (input events -> drive register) + lateral ``BatchDense`` + PoissonNeuron.
 
-    Realizes ``a_in(tau) = W_ff s_in(tau-1) + W_rec z(tau-1)`` into the neuron's single ``a_in`` port
-    (Lava sums the two Dense outputs), and ``out = z``.
+    Realizes ``drive_in(tau) = W_ff e(tau-1)`` (row sums of the input events) and
+    ``a_in(tau) = floor(W_rec z(tau-1) 2**e_rec)``, and ``out = z``.
 
     Parameters
     ----------
     synapse : dict
-        Keyword arguments of the feed-forward ``lava.proc.dense.process.Dense`` (weights [K, M],
-        weight_exp, num_weight_bits, sign_mode, num_message_bits).
+        Keyword arguments of the feed-forward :class:`BatchDense` (weights [K, M], exponent 0, batch).
     synapse_rec : dict
-        Keyword arguments of the lateral ``Dense`` (weights [K, K], ...).
+        Keyword arguments of the lateral :class:`BatchDense` (weights [K, K], exponent, batch).
     neuron : dict
-        Keyword arguments of :class:`PoissonNeuron` (shape, u_prior, bias, ...).
+        Keyword arguments of :class:`PoissonNeuron` (shape (B, K), u_prior, bias, ff_exponent, ...).
 
-    Ports: ``inp`` [M] (graded input spikes), ``out`` [K] (graded spike counts), ``u_out`` [K]
-    (potentials, simulation only).
+    Ports: ``inp`` [B, M] (graded input events), ``out`` [B, K] (graded spike counts), ``u_out``
+    [B, K] (potentials, simulation only).
     """
 
     def __init__(
@@ -47,23 +48,23 @@ class PoissonDenseBlock(AbstractProcess):
         log_config: ty.Optional[LogConfig] = None,
     ) -> None:
         super().__init__(name=name, log_config=log_config)
-        self.synapse = Dense(**synapse)
-        self.synapse_rec = Dense(**synapse_rec)
+        self.synapse = BatchDense(**synapse)
+        self.synapse_rec = BatchDense(**synapse_rec)
         self.neuron = PoissonNeuron(**neuron)
         n_latents = self.neuron.a_in.shape
         if self.synapse.a_out.shape != n_latents or self.synapse_rec.a_out.shape != n_latents:
             raise ValueError(
                 f"synapse outputs {self.synapse.a_out.shape} / {self.synapse_rec.a_out.shape} "
-                f"do not match the {n_latents[0]} neurons"
+                f"do not match the neurons {n_latents}"
             )
         if self.synapse_rec.s_in.shape != n_latents:
-            raise ValueError(f"lateral synapse takes {self.synapse_rec.s_in.shape[0]} inputs, not {n_latents[0]}")
+            raise ValueError(f"lateral synapse takes {self.synapse_rec.s_in.shape} inputs, not {n_latents}")
         self.shape = n_latents
         self.inp = InPort(shape=self.synapse.s_in.shape)
         self.out = OutPort(shape=n_latents)
         self.u_out = OutPort(shape=n_latents)
         self.inp.connect(self.synapse.s_in)
-        self.synapse.a_out.connect(self.neuron.a_in)
+        self.synapse.a_out.connect(self.neuron.drive_in)
         self.neuron.s_out.connect(self.synapse_rec.s_in)
         self.synapse_rec.a_out.connect(self.neuron.a_in)
         self.neuron.s_out.connect(self.out)

@@ -1,10 +1,11 @@
-"""Host <-> graph I/O: FrameSource sends host frames as graded spikes, StateTap streams neuron state out.
+"""Host <-> graph I/O: FrameSource turns host frames into sigma-delta input events, StateTap streams neuron state out.
 
-Both use Lava's external pipes (as ``lava.proc.io.injector.Injector`` and ``extractor.Extractor`` do),
-so a run streams one message per timestep instead of reading Vars element by element afterwards
-(``Var.get`` moves one element per channel message: minutes for a whole run's spike record).
-Unlike Lava's Injector/Extractor, whose ports are float, these carry integers in ``fixed_pt``:
-Lava's bit-accurate Dense shifts its accumulator, which needs integer payloads.
+Both use Lava's external pipes (as ``lava.proc.io.injector.Injector`` and ``extractor.Extractor`` do)
+and exchange one message per image window (T + 1 timesteps) instead of one per timestep: the host
+pushes a window's frames at once and reads a window's (z, u) at once. ``Var.get`` would move one
+element per channel message: minutes for a whole run's spike record. Unlike Lava's
+Injector/Extractor, whose ports are float, these carry integers in ``fixed_pt``: the bit-accurate
+synapses need integer payloads.
 """
 
 from __future__ import annotations
@@ -14,74 +15,82 @@ import typing as ty
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 
-DEFAULT_PIPE_BUFFER = 16  # messages the host may run ahead of (source) or behind (tap) the graph
+DEFAULT_PIPE_BUFFER = 4  # windows the host may run ahead of (source) or behind (tap) the graph
 
 
 class FrameSource(AbstractProcess):
-    """Sends, every timestep, the frame the host pushed for it, as graded spikes (payload = value).
+    """A sigma-delta input stage for B images side by side (export.events.sigma_delta_events).
 
-    The host calls ``send(frame)`` once per timestep, before or while the graph runs (the pipe holds
-    ``buffer_size`` frames); the model blocks on an empty pipe, so the graph never runs ahead of its
-    input.
+    At window step 0 it takes the window's frames [T, B, M] from the host pipe; at window step
+    s = 0..T it compares frame min(s, T - 1) with what it has sent since the window began
+    (``x_sent``, 0 at window step 0) and sends a graded event (payload = the change) for every
+    pixel whose change exceeds ``threshold``, then adds what it sent to ``x_sent``. A static image
+    therefore produces one event per pixel above the threshold at window step 0 and nothing after.
 
     Parameters
     ----------
     shape : tuple of int
-        ``(M,)``, pixels per frame.
-    num_message_bits : int, optional
-        Signed payload bits of the graded spike (the input_bits of the fixed-point spec). Default 8.
+        ``(B, M)``: images side by side, pixels per frame.
+    n_steps : int
+        T: frames per window (the window is T + 1 timesteps).
+    threshold : int or float, optional
+        Sigma-delta threshold (payload units); 0: every change is sent. Default 0.
     buffer_size : int, optional
-        Frames the host-to-graph pipe holds. Default 16.
+        Windows the host-to-graph pipe holds. Default 4.
     """
 
     def __init__(
         self,
         *,
-        shape: tuple[int, ...],
-        num_message_bits: int = 8,
+        shape: tuple[int, int],
+        n_steps: int,
+        threshold: float = 0,
         buffer_size: int = DEFAULT_PIPE_BUFFER,
         name: ty.Optional[str] = None,
         log_config: ty.Optional[LogConfig] = None,
     ) -> None:
-        super().__init__(shape=shape, num_message_bits=num_message_bits, name=name, log_config=log_config)
-        self.frame_in = InPort(shape=shape)
+        super().__init__(shape=shape, n_steps=int(n_steps), threshold=threshold, name=name, log_config=log_config)
+        self.frame_in = InPort(shape=(int(n_steps),) + tuple(shape))
         self.frame_in.flag_external_pipe(buffer_size=buffer_size)
         self.s_out = OutPort(shape=shape)
 
-    def send(self, frame) -> None:
-        """Push one timestep's frame (host side; the runtime must exist)."""
+    def send(self, frames) -> None:
+        """Push one window's frames [T, B, M] (host side; the runtime must exist)."""
         port = getattr(self.frame_in, "external_pipe_csp_send_port", None)
         if port is None:
             raise RuntimeError("FrameSource.send needs a runtime: create it first (runtime not started)")
-        port.send(frame)
+        port.send(frames)
 
 
 class StateTap(AbstractProcess):
-    """Receives the spike counts and potentials of a population every timestep and relays them to the host.
+    """Collects the spike counts and potentials of a population over a window and relays them to the host.
 
-    Each timestep produces one message of shape ``(2, K)``: row 0 the spike counts z, row 1 the
-    potentials u. The host reads it with ``receive_port()`` (a Lava CspRecvPort).
+    Each window produces one message of shape ``(T + 1, 2, B, K)``: [t, 0] the spike counts z_t,
+    [t, 1] the potentials u_t. The host reads it with ``receive_port()`` (a Lava CspRecvPort).
 
     Parameters
     ----------
     shape : tuple of int
-        ``(K,)``, neurons.
+        ``(B, K)``: images side by side, neurons.
+    n_steps : int
+        T (a window is T + 1 timesteps).
     buffer_size : int, optional
-        Messages the graph-to-host pipe holds before the graph blocks. Default 16.
+        Windows the graph-to-host pipe holds before the graph blocks. Default 4.
     """
 
     def __init__(
         self,
         *,
-        shape: tuple[int, ...],
+        shape: tuple[int, int],
+        n_steps: int,
         buffer_size: int = DEFAULT_PIPE_BUFFER,
         name: ty.Optional[str] = None,
         log_config: ty.Optional[LogConfig] = None,
     ) -> None:
-        super().__init__(shape=shape, name=name, log_config=log_config)
+        super().__init__(shape=shape, n_steps=int(n_steps), name=name, log_config=log_config)
         self.s_in = InPort(shape=shape)
         self.u_in = InPort(shape=shape)
-        self.state_out = OutPort(shape=(2,) + tuple(shape))
+        self.state_out = OutPort(shape=(int(n_steps) + 1, 2) + tuple(shape))
         self.state_out.flag_external_pipe(buffer_size=buffer_size)
 
     def receive_port(self):

@@ -1,9 +1,10 @@
 """ProcessModels of the PoissonNeuron: ``floating_pt`` (float dynamics) and ``fixed_pt`` (bit-exact).
 
-Both share the window protocol (docs/fixed_point.md, section 6.2): global timestep ``time_step``
-(1-based, continuing across ``run`` calls of one runtime) belongs to image
-``image_offset + (time_step - 1) // (T + 1)`` at window step ``(time_step - 1) % (T + 1)``; window
-step 0 resets u to u_prior and discards a_in.
+Both share the window protocol (docs/fixed_point.md, sections 6.2 and 11): global timestep
+``time_step`` (1-based, continuing across ``run`` calls of one runtime) belongs to window
+``n = (time_step - 1) // (T + 1)`` at window step ``(time_step - 1) % (T + 1)``; row b of the
+population holds image ``image_offset + n B + b``. Window step 0 resets u to u_prior and the drive
+register to 0 and discards what arrives; the stopping rule (export.events) freezes converged rows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from export.events import EventOptions, converged, is_check_step
 from export.rng import RNG_BITS, key_prefix, uniform24_from_prefix
 from lava_models.proc.poisson.process import PoissonNeuron
 
@@ -28,7 +30,10 @@ RNG_SCALE = float(1 << RNG_BITS)
 
 
 class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
-    """Window bookkeeping and the counter-based uniforms shared by both models."""
+    """Window bookkeeping, the counter-based uniforms and the stopping rule shared by both models.
+
+    Subclasses implement ``integrate(u, drive, a_in)`` (u after a step) and ``sample(u, draws)`` (counts).
+    """
 
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
@@ -36,22 +41,66 @@ class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
         self.cap: int = proc_params["max_spike_count"]
         self.seed: int = proc_params["seed"]
         self.image_offset: int = proc_params["image_offset"]
-        self._neurons = np.arange(proc_params["shape"][0], dtype=np.uint64)  # [K]
-        self._prefix_image = -1
+        self.batch, n_latents = proc_params["shape"]
+        self.stop_options = EventOptions(stop_window=proc_params["stop_window"],
+                                         stop_tolerance=proc_params["stop_tolerance"])
+        self._neurons = np.arange(n_latents, dtype=np.uint64)[None, :]  # [1, K]
+        self._prefix_window = -1
         self._prefix = None
+        self._active = np.ones(self.batch, dtype=bool)  # [B] rows not stopped
+        self._window_counts = np.zeros((self.batch, n_latents), dtype=np.int64)  # [B, K]
+        self._previous_counts = np.zeros((self.batch, n_latents), dtype=np.int64)
 
     def window_position(self) -> tuple[int, int]:
-        """(step t in 0..T, global image index) of the current timestep."""
+        """(step t in 0..T, window index n) of the current timestep."""
         elapsed = self.time_step - 1
         window = self.n_steps + 1
-        return elapsed % window, self.image_offset + elapsed // window
+        return elapsed % window, elapsed // window
 
-    def uniforms(self, image: int, step: int) -> np.ndarray:
-        """U[k] = uniform24(seed, image, step, k), uint32 [K]; the per-image key prefix is cached."""
-        if image != self._prefix_image:
-            self._prefix = key_prefix(self.seed, image)
-            self._prefix_image = image
+    def uniforms(self, window: int, step: int) -> np.ndarray:
+        """U[b, k] = uniform24(seed, image of row b, step, k), uint32 [B, K]; the window's key prefixes are cached."""
+        if window != self._prefix_window:
+            images = self.image_offset + window * self.batch + np.arange(self.batch, dtype=np.uint64)  # [B]
+            self._prefix = key_prefix(self.seed, images)[:, None]  # [B, 1]
+            self._prefix_window = window
         return uniform24_from_prefix(self._prefix, step, self._neurons)
+
+    def run_spk(self) -> None:
+        a_in = self.a_in.recv()  # [B, K] lateral input
+        drive_in = self.drive_in.recv()  # [B, K] feed-forward row sums of input events
+        step, window = self.window_position()
+        if step == 0:  # what arrived is the previous window's traffic: discarded
+            u = np.broadcast_to(self.u_prior, self.u.shape).copy()
+            self.drive = np.zeros_like(self.drive)
+            self._active[:] = True
+            self._window_counts[:] = 0
+            self._previous_counts[:] = 0
+        else:
+            self.drive = self.drive + drive_in
+            u = self.integrate(self.u, self.drive, a_in)
+        z = self.sample(u, self.uniforms(window, step))  # [B, K]
+        if not self._active.all():
+            frozen = ~self._active[:, None]  # [B, 1]
+            u = np.where(frozen, self.u, u)
+            z = np.where(frozen, 0, z)
+        if step > 0:
+            self.update_stop(step, z)
+        self.u = u.astype(self.u.dtype)
+        self.s_out.send(z)
+        self.u_out.send(self.u)
+
+    def update_stop(self, step: int, z: np.ndarray) -> None:
+        """export.events' rule: windowed counts; at t = 2w, 3w, ... converged rows stop after this step."""
+        options = self.stop_options
+        if not options.stops:
+            return
+        self._window_counts += z.astype(np.int64)
+        if step % options.stop_window:
+            return
+        if is_check_step(step, options):
+            self._active &= ~converged(self._window_counts, self._previous_counts, options.stop_tolerance)
+        self._previous_counts = self._window_counts
+        self._window_counts = np.zeros_like(self._window_counts)
 
 
 @implements(proc=PoissonNeuron, protocol=LoihiProtocol)
@@ -65,9 +114,11 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
     """
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    drive_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     u_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     u: np.ndarray = LavaPyType(np.ndarray, float)
+    drive: np.ndarray = LavaPyType(np.ndarray, float)
     u_prior: np.ndarray = LavaPyType(np.ndarray, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     cdf: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=TABLE_PRECISION)
@@ -88,24 +139,17 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
         return np.maximum(self.u_min, self.u_max - np.logaddexp(0.0, self.u_max - y))
 
     def thresholds(self, u: np.ndarray) -> np.ndarray:
-        """floor(P(N <= n | exp(u)) * 2**24) for n = 0..cap-1, float64 [K, cap]."""
-        rate = np.exp(u)[:, None]  # [K, 1]
-        log_pmf = self._counts[None, :] * u[:, None] - rate - self._log_factorials[None, :]  # [K, cap]
-        cdf = np.minimum(np.cumsum(np.exp(log_pmf), axis=1), 1.0)  # [K, cap]
+        """floor(P(N <= n | exp(u)) * 2**24) for n = 0..cap-1, float64 [..., cap]."""
+        rate = np.exp(u)[..., None]  # [..., 1]
+        log_pmf = self._counts * u[..., None] - rate - self._log_factorials  # [..., cap]
+        cdf = np.minimum(np.cumsum(np.exp(log_pmf), axis=-1), 1.0)  # [..., cap]
         return np.floor(cdf * RNG_SCALE)
 
-    def run_spk(self) -> None:
-        a_in = self.a_in.recv()  # [K]
-        step, image = self.window_position()
-        if step == 0:
-            u = self.u_prior.astype(np.float64)  # a_in: the previous image's traffic, discarded
-        else:
-            u = self.clamp(self.u + a_in + self.bias)
-        draws = self.uniforms(image, step).astype(np.float64)  # [K]
-        z = (draws[:, None] >= self.thresholds(u)).sum(axis=1).astype(np.float64)  # [K]
-        self.u = u
-        self.s_out.send(z)
-        self.u_out.send(u)
+    def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
+        return self.clamp(u + drive + a_in + self.bias)
+
+    def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        return (draws.astype(np.float64)[..., None] >= self.thresholds(u)).sum(axis=-1).astype(np.float64)
 
 
 @implements(proc=PoissonNeuron, protocol=LoihiProtocol)
@@ -119,9 +163,11 @@ class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
     """
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=ACCUMULATOR_PRECISION)
+    drive_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=ACCUMULATOR_PRECISION)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=ACCUMULATOR_PRECISION)
     u_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=STATE_PRECISION)
     u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_PRECISION)
+    drive: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=ACCUMULATOR_PRECISION)
     u_prior: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_PRECISION)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=ACCUMULATOR_PRECISION)
     cdf: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=TABLE_PRECISION)
@@ -130,24 +176,25 @@ class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
         super().__init__(proc_params)
         self.u_min = int(proc_params["u_min"])
         self.u_max = int(proc_params["u_max"])
+        self.ff_exponent = int(proc_params["ff_exponent"])
         self.sampler_shift = proc_params["u_frac_bits"] - proc_params["sampler_frac_bits"]
 
-    def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:
-        """Table lookup: spike counts int32 [K] for potentials u (int64 [K]) and uniforms (uint32 [K])."""
-        last_row = self.cdf.shape[0] - 1
-        rows = np.clip((u - self.u_min) >> self.sampler_shift, 0, last_row)  # [K]
-        thresholds = self.cdf[rows]  # [K, cap]
-        return (draws.astype(np.int64)[:, None] >= thresholds).sum(axis=1).astype(np.int32)
+    def feedforward(self, drive: np.ndarray) -> np.ndarray:
+        """floor(drive * 2**e_ff): the held row sums scaled as Lava's Dense scales its accumulator."""
+        drive = drive.astype(np.int64)
+        return drive << self.ff_exponent if self.ff_exponent >= 0 else drive >> -self.ff_exponent
 
-    def run_spk(self) -> None:
-        a_in = self.a_in.recv()  # [K]
-        step, image = self.window_position()
-        if step == 0:
-            u = self.u_prior.astype(np.int64)  # a_in: the previous image's traffic, discarded
-        else:
-            total = self.u.astype(np.int64) + a_in.astype(np.int64) + self.bias.astype(np.int64)
-            u = np.clip(total, self.u_min, self.u_max)
-        z = self.sample(u, self.uniforms(image, step))
-        self.u = u.astype(np.int32)
-        self.s_out.send(z)
-        self.u_out.send(self.u)
+    def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
+        """clip(u + ff(drive) + a_in + bias, u_min, u_max): the sum exact in int64, then saturated."""
+        total = u.astype(np.int64) + self.feedforward(drive) + a_in.astype(np.int64) + self.bias.astype(np.int64)
+        return np.clip(total, self.u_min, self.u_max)
+
+    def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        """Table lookup: spike counts int32 [B, K]; only neurons with U >= cdf[idx, 0] compare the whole row."""
+        last_row = self.cdf.shape[0] - 1
+        rows = np.clip((u.astype(np.int64) - self.u_min) >> self.sampler_shift, 0, last_row)  # [B, K]
+        draws = draws.astype(np.int64)
+        z = np.zeros(u.shape, dtype=np.int32)
+        fires = np.nonzero(draws >= self.cdf[rows, 0])
+        z[fires] = (draws[fires][:, None] >= self.cdf[rows[fires]]).sum(axis=1)
+        return z

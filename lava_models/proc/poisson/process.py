@@ -16,17 +16,23 @@ NO_TABLE_SHAPE = (1, 1)
 class PoissonNeuron(AbstractProcess):
     """Population of iP-VAE neurons: u is a log firing rate, the output a Poisson spike count per step.
 
-    Realizes the following abstract behavior, in windows of ``n_steps + 1`` timesteps per image
-    (image ``n`` of a run occupies global timesteps ``n (T+1) + 1 .. (n+1)(T+1)``):
+    The population holds B images side by side (``shape = (B, K)``, row b = one image), and works in
+    windows of ``n_steps + 1`` timesteps (window ``n`` of a run occupies global timesteps
+    ``n (T+1) + 1 .. (n+1)(T+1)`` and holds images ``image_offset + n B + b``):
 
-    - window timestep 1:  u := u_prior (the a_in received, the previous image's traffic, is discarded)
-    - window timestep tau = 2..T+1:  u := clamp(u + a_in + bias)
+    - window timestep 1:  u := u_prior, drive := 0 (what arrives, the previous window's traffic, is discarded)
+    - window timestep tau = 2..T+1:  drive += drive_in;  u := clamp(u + ff(drive) + a_in + bias)
+      with ff(drive) = floor(drive * 2**ff_exponent) (fixed_pt) or drive (floating_pt)
     - every timestep: z ~ min(Poisson(exp(u)), max_spike_count), drawn by inverse-CDF sampling from
       the counter-based uniform U = export.rng.uniform24(seed, image_index, step, neuron) with
       step = tau - 1, and sent on ``s_out`` as a graded spike whose payload is the count z.
+    - optional stopping rule (``stop_window`` > 0, export.events): once an image has converged its
+      neurons neither update nor sample for the rest of the window (z = 0, u held).
 
-    a_in is the sum of everything connected to the ``a_in`` port: in the iP-VAE block, the feed-forward
-    drive ``lr Phi^T D x`` (one-timestep Dense delay) plus the lateral term ``-lr Phi^T D Phi z``.
+    ``drive_in`` carries the feed-forward synapse's row sums of the input *events* (sigma-delta
+    changes; a static image is one event per non-zero pixel at the start of the window); the neuron
+    holds their sum in the ``drive`` register (docs/fixed_point.md, section 11). ``a_in`` is the
+    lateral term ``-lr Phi^T D Phi z`` (one-timestep Dense delay).
 
     The two ProcessModels differ in arithmetic (see docs/lava.md and docs/fixed_point.md):
 
@@ -41,11 +47,15 @@ class PoissonNeuron(AbstractProcess):
     Parameters
     ----------
     shape : tuple of int
-        Number of neurons, ``(K,)``.
+        ``(B, K)``: images side by side, neurons per image.
     u_prior : numpy.ndarray
         Initial potential of every window, [K] (float log rates, or int u-LSBs for fixed_pt).
     bias : numpy.ndarray
         Drive added every step, [K] (``-lr b``; int u-LSBs for fixed_pt).
+    ff_exponent : int, optional
+        fixed_pt: exponent e_ff applied to the held drive register. Default 0.
+    stop_window, stop_tolerance : int, optional
+        The stopping rule of export.events (0: never stop). Default 0.
     u_min, u_max : float or int
         Clamp bounds of u (u-LSBs for fixed_pt).
     n_steps : int
@@ -67,9 +77,10 @@ class PoissonNeuron(AbstractProcess):
     hard_upper_clamp : bool, optional
         floating_pt: saturate u at u_max (as fixed_pt always does) instead of the soft clamp. Default False.
 
-    Ports: ``a_in`` (InPort [K], synaptic input), ``s_out`` (OutPort [K], graded spike counts),
-    ``u_out`` (OutPort [K], the potential each timestep, for observation in simulation; not a
-    hardware port). Vars: ``u`` (state), ``u_prior``, ``bias``, ``cdf``.
+    Ports: ``a_in`` (InPort [B, K], lateral input), ``drive_in`` (InPort [B, K], feed-forward row
+    sums of input events), ``s_out`` (OutPort [B, K], graded spike counts), ``u_out`` (OutPort
+    [B, K], the potential each timestep, for observation in simulation; not a hardware port).
+    Vars: ``u``, ``drive`` (state), ``u_prior``, ``bias``, ``cdf``.
     """
 
     def __init__(
@@ -89,6 +100,9 @@ class PoissonNeuron(AbstractProcess):
         sampler_frac_bits: int = 5,
         num_message_bits: int = 4,
         hard_upper_clamp: bool = False,
+        ff_exponent: int = 0,
+        stop_window: int = 0,
+        stop_tolerance: int = 0,
         name: ty.Optional[str] = None,
         log_config: ty.Optional[LogConfig] = None,
     ) -> None:
@@ -105,30 +119,41 @@ class PoissonNeuron(AbstractProcess):
             sampler_frac_bits=int(sampler_frac_bits),
             num_message_bits=int(num_message_bits),
             hard_upper_clamp=bool(hard_upper_clamp),
+            ff_exponent=int(ff_exponent),
+            stop_window=int(stop_window),
+            stop_tolerance=int(stop_tolerance),
             name=name,
             log_config=log_config,
         )
         table = np.zeros(NO_TABLE_SHAPE, dtype=np.int64) if cdf is None else np.asarray(cdf, dtype=np.int64)
+        shape = tuple(int(n) for n in shape)
+        population = np.broadcast_to(np.asarray(u_prior), shape)  # [B, K]
         self.a_in = InPort(shape=shape)
+        self.drive_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u_out = OutPort(shape=shape)
-        self.u = Var(shape=shape, init=np.asarray(u_prior).copy())
-        self.u_prior = Var(shape=shape, init=np.asarray(u_prior).copy())
-        self.bias = Var(shape=shape, init=np.asarray(bias).copy())
+        self.u = Var(shape=shape, init=population.copy())
+        self.drive = Var(shape=shape, init=np.zeros(shape, dtype=population.dtype))
+        self.u_prior = Var(shape=(shape[1],), init=np.asarray(u_prior).copy())
+        self.bias = Var(shape=(shape[1],), init=np.asarray(bias).copy())
         self.cdf = Var(shape=table.shape, init=table)
 
     @property
     def n_steps(self) -> int:
         return self.proc_params["n_steps"]
 
+    @property
+    def batch(self) -> int:
+        return self.proc_params["shape"][0]
+
 
 def _check_neuron_arguments(shape, u_prior, bias, u_min, u_max, n_steps, max_spike_count, seed, image_offset, cdf):
     """Reject inconsistent construction arguments with a ValueError naming the argument."""
-    if len(shape) != 1 or shape[0] < 1:
-        raise ValueError(f"shape must be (K,) with K >= 1, got {shape}")
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape must be (B, K) with B, K >= 1, got {shape}")
     for name, array in (("u_prior", u_prior), ("bias", bias)):
-        if np.shape(array) != tuple(shape):
-            raise ValueError(f"{name} must have shape {tuple(shape)}, got {np.shape(array)}")
+        if np.shape(array) != (shape[1],):
+            raise ValueError(f"{name} must have shape {(shape[1],)}, got {np.shape(array)}")
         if not np.all(np.isfinite(np.asarray(array, dtype=np.float64))):
             raise ValueError(f"{name} contains NaN or Inf")
     if not u_min < u_max:
