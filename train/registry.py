@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from train.baselines.amortized import AmortizedVAE
+from train.baselines.predictive_coding import PredictiveCoding
 from train.baselines.sparse_coding import SparseCoder
 from train.config import ModelConfig
 from train.model import IterativeVAE, LossTerms, StepOutput, Trajectory
@@ -60,6 +61,7 @@ MODEL_BUILDERS: dict[str, Callable[..., Model]] = {
     "iterative": IterativeVAE,
     "amortized": AmortizedVAE,
     "sparse_coding": SparseCoder,
+    "predictive_coding": PredictiveCoding,
 }
 
 
