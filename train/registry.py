@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from train.baselines.amortized import AmortizedVAE
+from train.baselines.iterative_amortized import IterativeAmortizedVAE
 from train.baselines.predictive_coding import PredictiveCoding
 from train.baselines.sparse_coding import SparseCoder
 from train.config import ModelConfig
@@ -62,6 +63,7 @@ MODEL_BUILDERS: dict[str, Callable[..., Model]] = {
     "amortized": AmortizedVAE,
     "sparse_coding": SparseCoder,
     "predictive_coding": PredictiveCoding,
+    "iterative_amortized": IterativeAmortizedVAE,
 }
 
 

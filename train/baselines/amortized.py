@@ -202,7 +202,7 @@ class AmortizedVAE(nn.Module):
 
     def macs_per_inference(self, n_steps: int) -> int:
         """Encoder once (counted with forward hooks) + n_steps decodes Phi z."""
-        example = torch.zeros(1, self.config.n_inputs)  # [1, M]
+        example = self.phi.new_zeros(1, self.config.n_inputs)  # [1, M]
         return count_macs(self.encoder, example) + n_steps * dictionary_macs(self.config.n_inputs, self.config.n_latents)
 
     def project_parameters(self) -> None:
