@@ -4,13 +4,19 @@ Definitions (x [B, M] images, z_t [B, K] spike counts, u_t potentials, t = 1..T)
     mse_per_pixel  mean over images and pixels of (x - Phi z_T)^2
     r2             per-image 1 - sum (x - Phi z_T)^2 / sum (x - mean(x))^2, averaged over images
     r2_rate        the same, decoding the rates: Phi E[z_T] with E[z] = E[min(Poisson(exp(u)), cap)]
-                   (Gaussian families: Phi times the code at the posterior mean)
+                   (Gaussian families: Phi times the code at the posterior mean; deterministic
+                   codes such as sparse and predictive coding: the reconstruction itself), taken
+                   from the model's ``mean_reconstruction``
     zeros          fraction of z_T entries equal to 0
     spikes_per_inference   sum of all spike counts over the T steps and K neurons, per image
     lifetime_sparsity / population_sparsity   Treves-Rolls sparseness of z_T, normalised to [0, 1]:
         S(r) = (1 - (mean r)^2 / mean(r^2)) / (1 - 1/n), over images per neuron (lifetime, averaged
         over neurons that fired) or over neurons per image (population, averaged over images)
-    probe_accuracy logistic regression on firing rates exp(u_T), fit on train images, scored on test
+    probe_accuracy logistic regression on the model's ``features`` at T (iP-VAE: firing rates exp(u_T);
+                   Gaussian posteriors: means; sparse / predictive coding: the codes), fit on train
+                   images, scored on test
+    params, macs_per_inference   the model's parameter count and dense MACs of a T-step inference
+Every model of ``train.registry.MODEL_BUILDERS`` is measured the same way (the ``Model`` protocol).
 Per-step curves hold the same reconstruction and sparsity metrics at every step t.
 """
 
