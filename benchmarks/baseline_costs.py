@@ -11,7 +11,6 @@ run their encoder once; each further step is one more decoded sample.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ipvae.fileio import write_json
