@@ -6,6 +6,7 @@ and n_latents come from the caller (K = 512 by default, as in the paper).
 
 from __future__ import annotations
 
+from ipvae.errors import IpvaeError
 from train.config import ModelConfig
 
 MODEL_PRESETS: dict[str, dict] = {
@@ -29,5 +30,5 @@ MODEL_PRESETS: dict[str, dict] = {
 def preset_config(name: str, **overrides) -> ModelConfig:
     """The ModelConfig of a preset, with field overrides (e.g. n_inputs, n_latents)."""
     if name not in MODEL_PRESETS:
-        raise KeyError(f"unknown model preset {name!r}; expected one of {sorted(MODEL_PRESETS)}")
+        raise IpvaeError(f"unknown model preset {name!r}; expected one of {sorted(MODEL_PRESETS)}")
     return ModelConfig(**{**MODEL_PRESETS[name], **overrides})
