@@ -13,7 +13,7 @@ from train.registry import Model, build_model
 N_INPUTS, N_LATENTS = 24, 32  # overcomplete, as in the paper's K > M
 SPARSITY = 0.3
 STEPS = {"lca": 4000, "ista": 4000, "fista": 800}
-RATES = {"lca": 0.2, "ista": 1.0, "fista": 1.0}  # LCA: dt/tau; ISTA/FISTA: step 1/L
+RATES = {"lca": 1.0, "ista": 1.0, "fista": 1.0}  # steps (LCA: dt/tau) in units of 1/L
 
 
 def lasso_code(phi: torch.Tensor, x: torch.Tensor, sparsity: float, nonnegative: bool) -> torch.Tensor:

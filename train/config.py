@@ -44,8 +44,8 @@ class ModelConfig:
         first layer (doubled at each of its two stride-2 layers).
     sparse_algorithm: "lca", "ista" or "fista".  sparsity: lambda, the L1 weight of sparse coding (and
         the L1 prior weight of predictive coding).  nonnegative: codes >= 0 (else signed).
-    inference_rate: step size of sparse coding / predictive coding inference as a fraction of the
-        stable step 1/L, L = ||Phi||_2^2 (+ prior precision); LCA: dt/tau.
+    inference_rate: step size of sparse coding / predictive coding inference (LCA: dt/tau) as a
+        fraction of the stable step 1/L, L = ||Phi||_2^2 (+ the prior's curvature for PC).
     prior_precision: Gaussian prior precision of predictive coding's latents.
     incremental: predictive coding only; update the dictionary at every inference step (iPC).
     incremental_rate: iPC's per-step dictionary learning rate.
@@ -72,7 +72,7 @@ class ModelConfig:
     sparse_algorithm: str = "lca"
     sparsity: float = 0.1
     nonnegative: bool = True
-    inference_rate: float = 0.5
+    inference_rate: float = 1.0
     prior_precision: float = 0.0
     incremental: bool = False
     incremental_rate: float = 1e-3

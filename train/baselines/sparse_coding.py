@@ -4,9 +4,11 @@ All three minimise the same energy over the code a [B, K] for a fixed dictionary
 
     E(a) = 1/2 ||x - Phi a||^2 + lambda ||a||_1          (a >= 0 when ``nonnegative``)
 
-    LCA:   u <- u + rate * (Phi^T (x - Phi a) + a - u),   a = T_lambda(u)
-           (tau du/dt = Phi^T x - u - (Phi^T Phi - I) a, Euler step rate = dt / tau)
-    ISTA:  a <- T_{eta lambda}(a + eta Phi^T (x - Phi a)),   eta = rate / L,  L = ||Phi||_2^2
+    LCA:   u <- u + eta * (Phi^T (x - Phi a) + a - u),   a = T_lambda(u)
+           (tau du/dt = Phi^T x - u - (Phi^T Phi - I) a, Euler step eta = dt / tau)
+    ISTA:  a <- T_{eta lambda}(a + eta Phi^T (x - Phi a))
+    with eta = rate / L, L = ||Phi||_2^2 for all three: the active set of LCA iterates
+    u <- u - eta (Phi_A^T Phi_A u + ...), stable for eta < 2 / L whatever the dictionary's scale.
     FISTA: the same step taken from an extrapolated point y, with Nesterov momentum.
 
 T is the soft threshold sign(u) max(|u| - lambda, 0), or max(u - lambda, 0) for non-negative codes.
@@ -42,7 +44,7 @@ from train.model import LossTerms, StepOutput, Trajectory
 
 @dataclass(frozen=True)
 class SparseParams:
-    """phi [M, K]; sparsity lambda; rate (LCA: dt / tau; ISTA/FISTA: the step as a fraction of 1/L)."""
+    """phi [M, K]; sparsity lambda; rate: the step (LCA: dt / tau) as a fraction of 1/L."""
 
     phi: Tensor
     sparsity: float
@@ -76,7 +78,8 @@ def initial_state(params: SparseParams, batch_size: int) -> SparseState:
 
 def lca_step(state: SparseState, x: Tensor, params: SparseParams) -> SparseState:
     drive = correlation_with_residual(state.code, x, params.phi)  # [B, K]
-    potential = state.potential + params.rate * (drive + state.code - state.potential)  # [B, K]
+    step_size = params.rate / params.lipschitz  # dt / tau
+    potential = state.potential + step_size * (drive + state.code - state.potential)  # [B, K]
     code = soft_threshold(potential, params.sparsity, params.nonnegative)  # [B, K]
     return SparseState(potential=potential, code=code, extrapolated=code, momentum=1.0)
 
