@@ -1,6 +1,7 @@
 """Every baseline through `ipvae train` / `ipvae eval`, and planted-dictionary recovery where it applies."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -99,3 +100,19 @@ def test_export_refuses_a_baseline_in_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "model.h5")]) == 2
     error = capsys.readouterr().err.strip()
     assert "'sparse_coding' baseline" in error and "\n" not in error
+
+
+def test_pixel_precision_is_the_inverse_variance_of_each_model_likelihood():
+    from train.baselines.presets import MODEL_PRESETS, preset_config
+    from train.registry import build_model
+
+    for name in MODEL_PRESETS:
+        model = build_model(preset_config(name, n_inputs=9, n_latents=4))
+        precision = model.pixel_precision()
+        assert precision.shape == (9,), name
+        if hasattr(model, "log_sigma"):  # N(x; Phi z, sigma^2), log sigma = b tanh(s / b) soft-clamped
+            bound, raw = model.config.log_sigma_bound, model.config.init_log_sigma
+            expected = torch.full((9,), math.exp(-2.0 * bound * math.tanh(raw / bound)))
+        else:  # energy 1/2 ||x - Phi z||^2
+            expected = torch.ones(9)
+        torch.testing.assert_close(precision.detach(), expected)

@@ -176,6 +176,10 @@ class IterativeVAE(nn.Module):
     def project_parameters(self) -> None:
         """No constraint on the parameters (called by the trainer after each optimiser step)."""
 
+    def pixel_precision(self) -> Tensor:
+        """D = 1 / sigma^2, [M]."""
+        return self.sigma().pow(-2)
+
     def gaussian_nll(self, x: Tensor, recon: Tensor) -> Tensor:
         """-log N(x; recon, diag(sigma^2)) summed over pixels, [B]."""
         log_sigma = torch.log(self.sigma())  # [M]

@@ -27,7 +27,8 @@ class Model(Protocol):
     iterate(x [B, M], n_steps) yields StepOutput(u [B, K], z [B, K], recon [B, M], kl [B], state) for
     t = 1..n_steps; trajectory stacks them. loss(...) is the scalar objective of one batch.
     features(step) [B, K] are the probe features; mean_reconstruction(step) [B, M] decodes the
-    posterior mean (or the code itself for deterministic codes). phi [M, K] is the linear dictionary.
+    posterior mean (or the code itself for deterministic codes). phi [M, K] is the linear dictionary;
+    pixel_precision() [M] is D = 1/sigma^2 of the pixel likelihood (ones for energy-based models).
     project_parameters() applies constraints after each optimiser step (e.g. unit-norm atoms).
     """
 
@@ -54,6 +55,8 @@ class Model(Protocol):
     def mean_reconstruction(self, step: StepOutput) -> Tensor: ...
 
     def macs_per_inference(self, n_steps: int) -> int: ...
+
+    def pixel_precision(self) -> Tensor: ...
 
     def project_parameters(self) -> None: ...
 

@@ -179,3 +179,7 @@ class IterativeAmortizedVAE(nn.Module):
 
     def project_parameters(self) -> None:
         """No constraint on the parameters."""
+
+    def pixel_precision(self) -> Tensor:
+        """D = 1 / sigma^2 of the pixel likelihood, [M]."""
+        return torch.exp(-2.0 * self.pixel_log_sigma())

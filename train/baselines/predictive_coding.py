@@ -179,3 +179,7 @@ class PredictiveCoding(nn.Module):
 
     def project_parameters(self) -> None:
         normalize_columns_(self.phi)
+
+    def pixel_precision(self) -> Tensor:
+        """The energy's squared error has unit weight: D = 1, [M]."""
+        return self.phi.new_ones(self.config.n_inputs)
