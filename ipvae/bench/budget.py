@@ -117,7 +117,7 @@ def get_budget(name: str) -> Budget:
 TINY = dataclasses.replace(
     QUICK, name="tiny", n_latents=32, train_limit=200, natural_train_limit=200, natural_betas=(1.0,), curve_steps=20,
     curve_images=20, test_images=40, probe_train_images=60, rotation_angles=(0.0, 90.0, 180.0),
-    rotation_images=30, novel_images=40, lava_images=2, lava_steps=3, t_test=4, t_train=4,
+    rotation_images=30, novel_images=40, lava_images=1, lava_steps=2, t_test=4, t_train=4,
 )
 
 BUDGETS = {budget.name: budget for budget in (FULL, QUICK, PAPER, TINY)}

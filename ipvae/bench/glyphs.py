@@ -13,6 +13,7 @@ sub-folders when there are any).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ FONTS = ("futural", "futuram", "rowmans", "rowmand", "rowmant", "timesr", "times
          "scripts", "scriptc", "cursive", "gothiceng", "gothicger", "gothicita")
 TEST_FONTS = ("futuram", "rowmant", "timesib", "scriptc", "gothicita")
 BYTE_MAX = 255.0
+DUPLICATE_TOLERANCE = 1.0 / BYTE_MAX  # two glyphs closer than this in every pixel are the same glyph
 USER_SPLIT_FRACTION = 0.5  # labelled user sets: the first half (in a seeded order) fits the probe
 
 
@@ -62,23 +64,54 @@ def render_glyph(segments, side: int = SIDE) -> np.ndarray:
 
 def hershey_glyphs(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """x [N, 784] float32 in [0, 1] and character labels [N] of the fonts of one split ('train' / 'test')."""
-    try:
-        from HersheyFonts import HersheyFonts
-    except ImportError:
-        raise DatasetUnavailable("the Hershey glyphs need the package Hershey-Fonts (pip install Hershey-Fonts==2.1.0)") from None
     if split not in ("train", "test"):
         raise IpvaeError(f"hershey has no split {split!r}; expected train or test")
-    fonts = [name for name in FONTS if (name in TEST_FONTS) == (split == "test")]
+    images, labels = _rendered_splits()[split]
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.copy())
+
+
+def _font_glyphs(name: str) -> tuple[np.ndarray, np.ndarray]:
+    from HersheyFonts import HersheyFonts
+
+    font = HersheyFonts()
+    font.load_default_font(name)
     images, labels = [], []
-    for name in fonts:
-        font = HersheyFonts()
-        font.load_default_font(name)
-        for label, character in enumerate(CHARACTERS):
-            segments = _glyph_strokes(font, character)
-            if segments:
-                images.append(render_glyph(segments).reshape(-1))
-                labels.append(label)
-    return torch.from_numpy(np.stack(images).astype(np.float32)), torch.tensor(labels, dtype=torch.int64)
+    for label, character in enumerate(CHARACTERS):
+        segments = _glyph_strokes(font, character)
+        if segments:
+            images.append(render_glyph(segments).reshape(-1))
+            labels.append(label)
+    return np.stack(images).astype(np.float32), np.asarray(labels, dtype=np.int64)
+
+
+def _unique_rows(images: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Mask [N] of the rows that equal neither a row of ``seen`` nor an earlier row (to 1/255)."""
+    keep = np.ones(len(images), dtype=bool)
+    for index, image in enumerate(images):
+        earlier = np.concatenate([seen, images[:index][keep[:index]]])
+        keep[index] = not (len(earlier) and bool((np.abs(earlier - image).max(axis=1) < DUPLICATE_TOLERANCE).any()))
+    return keep
+
+
+@functools.lru_cache(maxsize=1)
+def _rendered_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Both splits, duplicates removed: several Hershey fonts share glyphs (futuram's are rowmand's, rowmant's
+    timesrb's, some digits repeat across script and gothic faces); a glyph seen in train never appears in test."""
+    try:
+        import HersheyFonts  # noqa: F401
+    except ImportError:
+        raise DatasetUnavailable("the Hershey glyphs need the package Hershey-Fonts (pip install Hershey-Fonts==2.1.0)") from None
+    splits = {}
+    seen = np.zeros((0, SIDE * SIDE), dtype=np.float32)
+    for split in ("train", "test"):
+        fonts = [name for name in FONTS if (name in TEST_FONTS) == (split == "test")]
+        rendered = [_font_glyphs(name) for name in fonts]
+        images = np.concatenate([images for images, _ in rendered])
+        labels = np.concatenate([labels for _, labels in rendered])
+        keep = _unique_rows(images, seen)
+        splits[split] = (images[keep], labels[keep])
+        seen = np.concatenate([seen, images[keep]])
+    return splits
 
 
 def load_user_images(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:

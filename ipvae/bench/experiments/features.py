@@ -41,6 +41,12 @@ def atom_locality(phi: torch.Tensor) -> torch.Tensor:
     return top / energy.sum(0).clamp_min(torch.finfo(phi.dtype).tiny)
 
 
+def participation_ratio(contributions: torch.Tensor) -> torch.Tensor:
+    """(sum c)^2 / sum c^2 per row of non-negative contributions [N, K]: n for n equal non-zero entries."""
+    squares = contributions.square().sum(1).clamp_min(torch.finfo(contributions.dtype).tiny)  # [N]
+    return contributions.sum(1).square() / squares
+
+
 def chance_locality(n_pixels: int) -> float:
     """atom_locality of random Gaussian atoms (no structure), averaged over CHANCE_ATOMS draws."""
     generator = torch.Generator().manual_seed(CHANCE_SEED)
@@ -57,7 +63,7 @@ def composition_stats(model, x: torch.Tensor, n_steps: int, seed: int) -> dict:
     phi = model.phi.detach()  # [M, K]
     contributions = z.abs() * phi.norm(dim=0)  # [N, K]
     total = contributions.sum(1)  # [N]
-    ratio = total.square() / contributions.square().sum(1).clamp_min(torch.finfo(z.dtype).tiny)  # [N]
+    ratio = participation_ratio(contributions)  # [N]
     usage = z.abs().mean(0)  # [K]
     weights = usage / usage.sum().clamp_min(torch.finfo(z.dtype).tiny)  # [K]
     return {
