@@ -49,6 +49,8 @@ def load_source(run_dir: str | Path) -> SourceRun:
 
     run_dir = Path(run_dir)
     loaded = load_run(run_dir)
+    if loaded.config.model.kind != "iterative":
+        raise CheckpointError(f"{run_dir} holds a {loaded.config.model.kind!r} baseline; only the iterative 'poisson' model exports to integers")
     if loaded.config.model.family != "poisson":
         raise CheckpointError(f"{run_dir} holds a {loaded.config.model.family!r} model; only 'poisson' exports to integers")
     params = FloatParams.from_inference_params(loaded.model.inference_params())

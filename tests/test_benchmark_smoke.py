@@ -51,3 +51,11 @@ def test_lava_speed_and_energy_benchmarks_tiny(tmp_path):
     assert energy["neuron_updates_per_inference"] == (3 + 1) * 512
     assert energy["dense_macs_per_inference"] == (2 * 3 + 1) * 784 * 512
     assert energy["events_per_inference"] <= energy["spikes_per_inference"]
+
+
+def test_baseline_costs_benchmark_tiny(tmp_path):
+    _run_benchmark("baseline_costs.py", "--n-inputs", "16", "--latents", "8", "--steps", "1", "3", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "baseline_costs.json").read_text())
+    rows = {row["model"]: row for row in report["models"]}
+    assert rows["lca"]["params"] == 16 * 8 and rows["lca"]["macs_per_inference"]["3"] == 2 * 3 * 16 * 8
+    assert rows["amortized_poisson_linear"]["macs_per_inference"]["1"] == 16 * 8 + 16 * 8

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from ipvae.errors import CheckpointError
 from ipvae.fileio import atomic_path, write_json
 from train.config import RunConfig
-from train.model import IterativeVAE
+from train.registry import Model, build_model
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -29,15 +29,15 @@ TRAIN_STATE_FILE = "train_state.pt"
 @dataclass(frozen=True)
 class LoadedRun:
     config: RunConfig
-    model: IterativeVAE
+    model: Model
     run_dir: Path
 
 
-def save_run(run_dir: str | Path, config: RunConfig, model: IterativeVAE) -> None:
+def save_run(run_dir: str | Path, config: RunConfig, model: Model) -> None:
     run_dir = Path(run_dir)
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
     with atomic_path(run_dir / WEIGHTS_FILE) as temporary:
-        save_file(tensors, str(temporary), metadata={"family": config.model.family})
+        save_file(tensors, str(temporary), metadata={"kind": config.model.kind, "family": config.model.family})
     write_json(run_dir / CONFIG_FILE, config.to_dict())
 
 
@@ -69,7 +69,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{weights_path} is corrupt or not a safetensors file ({error})") from None
-    model = IterativeVAE(config.model)
+    model = build_model(config.model)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

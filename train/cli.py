@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ipvae.errors import IpvaeError
 from ipvae.fileio import write_json
+from train.config import ENCODERS, FAMILIES, KINDS, SPARSE_ALGORITHMS
 
 EVAL_FILE = "eval.json"
 CURVES_FILE = "curves.json"
@@ -41,6 +42,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
+
+
 # CLI flag -> (section, field); one table for both the parser and the config overrides.
 _TRAIN_OVERRIDES = {
     "data": ("train", "data"),
@@ -53,14 +64,18 @@ _TRAIN_OVERRIDES = {
     "beta": ("train", "beta"),
     "seed": ("train", "seed"),
     "threads": ("train", "num_threads"),
+    "kind": ("model", "kind"),
     "family": ("model", "family"),
+    "encoder": ("model", "encoder"),
+    "sparse_algorithm": ("model", "sparse_algorithm"),
+    "sparsity": ("model", "sparsity"),
     "n_latents": ("model", "n_latents"),
     "max_spike_count": ("model", "max_spike_count"),
 }
 
 
 def register(subparsers) -> None:
-    train_parser = subparsers.add_parser("train", help="train an iP-VAE (or iG/iG_relu-VAE) into a run directory")
+    train_parser = subparsers.add_parser("train", help="train an iP-VAE (or iG/iG_relu-VAE, or a baseline: --kind) into a run directory")
     train_parser.add_argument("--out", required=True, help="run directory (model.safetensors, config.json, ...)")
     train_parser.add_argument("--config", help="JSON file with 'model' and/or 'train' sections (partial is fine)")
     train_parser.add_argument("--resume", action="store_true",
@@ -77,7 +92,11 @@ def register(subparsers) -> None:
     train_parser.add_argument("--beta", type=positive_float, help="final KL weight")
     train_parser.add_argument("--seed", type=non_negative_int)
     train_parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
-    train_parser.add_argument("--family", choices=["poisson", "gaussian", "gaussian_relu"])
+    train_parser.add_argument("--kind", choices=KINDS, help="model: the iterative VAE (default) or a baseline")
+    train_parser.add_argument("--family", choices=FAMILIES, help="posterior family (iterative and amortized VAEs)")
+    train_parser.add_argument("--encoder", choices=ENCODERS, help="encoder of the amortized VAE")
+    train_parser.add_argument("--sparse-algorithm", choices=SPARSE_ALGORITHMS, help="sparse coding inference")
+    train_parser.add_argument("--sparsity", type=non_negative_float, help="lambda of sparse / predictive coding")
     train_parser.add_argument("--n-latents", type=positive_int)
     train_parser.add_argument("--max-spike-count", type=positive_int)
     train_parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

@@ -14,13 +14,21 @@ from typing import Any
 from ipvae.errors import CheckpointError
 
 FAMILIES = ("poisson", "gaussian", "gaussian_relu")
+# Model kinds: the keys of train.registry.MODEL_BUILDERS (kept here so configs validate without torch models).
+KINDS = ("iterative", "amortized", "sparse_coding", "predictive_coding", "iterative_amortized")
+ENCODERS = ("linear", "mlp", "conv")
+SPARSE_ALGORITHMS = ("lca", "ista", "fista")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """The iterative VAE's architecture and initialisation.
 
-    family: "poisson" (iP-VAE), "gaussian" (iG-VAE) or "gaussian_relu" (iG_relu-VAE).
+    kind: which model (one of KINDS): "iterative" (iP-VAE and its Gaussian relatives, the default),
+        "amortized" (encoder network, one pass), "sparse_coding" (LCA / ISTA / FISTA),
+        "predictive_coding" (Rao & Ballard; incremental PC), "iterative_amortized" (Marino et al.).
+    family: "poisson" (iP-VAE), "gaussian" (iG-VAE) or "gaussian_relu" (iG_relu-VAE); for
+        "amortized" the posterior family of the encoder; ignored by the other kinds.
     n_inputs: M, pixels per image.  n_latents: K, neurons.
     max_spike_count: cap on a neuron's spike count per step (the graded-spike payload on hardware;
         the relaxed sampler draws this many arrival times).
@@ -29,8 +37,21 @@ class ModelConfig:
     init_log_lr: initial log step size; None derives it from init_lateral_gain, the initial
         self-inhibition lr * W_kk = lr * M * init_phi_std^2 / sigma_0^2, so that the iteration starts
         stable (well below 1) whatever the input size: -4.06 for MNIST's M = 784.
+
+    Baseline fields (ignored by the kinds that do not use them):
+    encoder: "linear", "mlp" or "conv" (amortized).  hidden_size: width of the MLP encoder's hidden
+        layers and of the iterative-amortized refiner.  conv_channels: channels of the conv encoder's
+        first layer (doubled at each of its two stride-2 layers).
+    sparse_algorithm: "lca", "ista" or "fista".  sparsity: lambda, the L1 weight of sparse coding (and
+        the L1 prior weight of predictive coding).  nonnegative: codes >= 0 (else signed).
+    inference_rate: step size of sparse coding / predictive coding inference as a fraction of the
+        stable step 1/L, L = ||Phi||_2^2 (+ prior precision); LCA: dt/tau.
+    prior_precision: Gaussian prior precision of predictive coding's latents.
+    incremental: predictive coding only; update the dictionary at every inference step (iPC).
+    incremental_rate: iPC's per-step dictionary learning rate.
     """
 
+    kind: str = "iterative"
     family: str = "poisson"
     n_inputs: int = 784
     n_latents: int = 512
@@ -45,10 +66,32 @@ class ModelConfig:
     init_lateral_gain: float = 0.25
     init_u_prior_low: float = -6.0
     init_u_prior_high: float = -4.0
+    encoder: str = "linear"
+    hidden_size: int = 512
+    conv_channels: int = 32
+    sparse_algorithm: str = "lca"
+    sparsity: float = 0.1
+    nonnegative: bool = True
+    inference_rate: float = 0.5
+    prior_precision: float = 0.0
+    incremental: bool = False
+    incremental_rate: float = 1e-3
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; expected one of {KINDS}")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; expected one of {ENCODERS}")
+        if self.sparse_algorithm not in SPARSE_ALGORITHMS:
+            raise ValueError(f"unknown sparse_algorithm {self.sparse_algorithm!r}; expected one of {SPARSE_ALGORITHMS}")
+        if self.hidden_size <= 0 or self.conv_channels <= 0:
+            raise ValueError("hidden_size and conv_channels must be positive")
+        if self.sparsity < 0 or self.prior_precision < 0 or self.incremental_rate < 0:
+            raise ValueError("sparsity, prior_precision and incremental_rate must be non-negative")
+        if not 0 < self.inference_rate <= 2:
+            raise ValueError("inference_rate must be in (0, 2] (a fraction of the stable step 1/L)")
         if self.n_inputs <= 0 or self.n_latents <= 0 or self.max_spike_count <= 0:
             raise ValueError("n_inputs, n_latents and max_spike_count must be positive")
         if not self.u_min < self.u_max:

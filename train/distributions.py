@@ -51,6 +51,18 @@ class PoissonLatent(Distribution):
     def variance(self) -> Tensor:
         return self.rate
 
+    @property
+    def capped_mean(self) -> Tensor:
+        """E[min(N, c)] = c - sum_{n<c} (c - n) P(N = n), c = max_count (pmf by p_n = p_{n-1} r / n in float64)."""
+        cap = self.max_count
+        rate = self.log_rate.double().exp()  # [B, K]
+        probability = torch.exp(-rate)  # [B, K] P(N = 0)
+        shortfall = cap * probability  # [B, K]
+        for n in range(1, cap):
+            probability = probability * rate / n
+            shortfall = shortfall + (cap - n) * probability
+        return (cap - shortfall).to(self.log_rate.dtype)
+
     def log_prob(self, value: Tensor) -> Tensor:
         """Uncapped Poisson log-probability of integer counts ``value``."""
         return value * self.log_rate - self.rate - torch.lgamma(value + 1)

@@ -4,13 +4,19 @@ Definitions (x [B, M] images, z_t [B, K] spike counts, u_t potentials, t = 1..T)
     mse_per_pixel  mean over images and pixels of (x - Phi z_T)^2
     r2             per-image 1 - sum (x - Phi z_T)^2 / sum (x - mean(x))^2, averaged over images
     r2_rate        the same, decoding the rates: Phi E[z_T] with E[z] = E[min(Poisson(exp(u)), cap)]
-                   (Gaussian families: Phi times the code at the posterior mean)
+                   (Gaussian families: Phi times the code at the posterior mean; deterministic
+                   codes such as sparse and predictive coding: the reconstruction itself), taken
+                   from the model's ``mean_reconstruction``
     zeros          fraction of z_T entries equal to 0
     spikes_per_inference   sum of all spike counts over the T steps and K neurons, per image
     lifetime_sparsity / population_sparsity   Treves-Rolls sparseness of z_T, normalised to [0, 1]:
         S(r) = (1 - (mean r)^2 / mean(r^2)) / (1 - 1/n), over images per neuron (lifetime, averaged
         over neurons that fired) or over neurons per image (population, averaged over images)
-    probe_accuracy logistic regression on firing rates exp(u_T), fit on train images, scored on test
+    probe_accuracy logistic regression on the model's ``features`` at T (iP-VAE: firing rates exp(u_T);
+                   Gaussian posteriors: means; sparse / predictive coding: the codes), fit on train
+                   images, scored on test
+    params, macs_per_inference   the model's parameter count and dense MACs of a T-step inference
+Every model of ``train.registry.MODEL_BUILDERS`` is measured the same way (the ``Model`` protocol).
 Per-step curves hold the same reconstruction and sparsity metrics at every step t.
 """
 
@@ -25,8 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-from train.inference import decode
-from train.model import IterativeVAE
+from train.registry import Model
 
 PROBE_MAX_ITERATIONS = 1000
 PROBE_REGULARISATION = 1.0
@@ -73,12 +78,11 @@ class _StepSums:
 
 @torch.no_grad()
 def run_inference(
-    model: IterativeVAE, x: Tensor, settings: EvalSettings
+    model: Model, x: Tensor, settings: EvalSettings
 ) -> tuple[dict[str, float], dict[str, np.ndarray], Tensor]:
     """Stream inference over x [N, M]; return (final-step metrics, per-step curves, features [N, K])."""
     n_steps = max(settings.t_test, settings.curve_steps)
     generator = torch.Generator().manual_seed(settings.seed)
-    params = model.inference_params()
     n_images, n_pixels = x.shape
     sums = _StepSums.empty(n_steps)
     final_counts = []
@@ -87,8 +91,8 @@ def run_inference(
     for start in range(0, n_images, settings.batch_size):
         batch = x[start : start + settings.batch_size]  # [B, M]
         for t, step in enumerate(model.iterate(batch, n_steps, generator=generator)):
-            features = model.dynamics.features(step.state)  # [B, K]
-            rate_recon = decode(model.dynamics.expected_code(step.state, params), params)  # [B, M]
+            features = model.features(step)  # [B, K]
+            rate_recon = model.mean_reconstruction(step)  # [B, M]
             squared_error = (batch - step.recon).square().sum()
             sums.squared_error[t] += squared_error
             sums.r2[t] += r2_per_image(batch, step.recon).sum()
@@ -127,14 +131,14 @@ def run_inference(
 
 
 @torch.no_grad()
-def final_features(model: IterativeVAE, x: Tensor, settings: EvalSettings) -> Tensor:
+def final_features(model: Model, x: Tensor, settings: EvalSettings) -> Tensor:
     """Probe features (rates) at step t_test for x [N, M], [N, K]; no per-step metrics are computed."""
     generator = torch.Generator().manual_seed(settings.seed)
     features = []
     for start in range(0, x.shape[0], settings.batch_size):
         for step in model.iterate(x[start : start + settings.batch_size], settings.t_test, generator=generator):
             pass
-        features.append(model.dynamics.features(step.state))  # [B, K]
+        features.append(model.features(step))  # [B, K]
     return torch.cat(features)
 
 
@@ -157,7 +161,7 @@ class EvalReport:
 
 
 def evaluate_run(
-    model: IterativeVAE,
+    model: Model,
     data: str,
     settings: EvalSettings,
     *,
@@ -181,4 +185,5 @@ def evaluate_run(
         report["probe_accuracy"] = probe_accuracy(train_features, y_train, test_features, y_test, settings.seed)
         report["probe_train_images"] = int(x_train.shape[0])
     report["params"] = model.n_params
+    report["macs_per_inference"] = model.macs_per_inference(settings.t_test)
     return EvalReport(metrics=report, curves=curves)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from train.config import ModelConfig
-from train.inference import FAMILY_DYNAMICS, InferenceParams
+from train.inference import FAMILY_DYNAMICS, InferenceParams, decode
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
 
@@ -159,6 +159,22 @@ class IterativeVAE(nn.Module):
 
     def forward(self, x: Tensor, n_steps: int, **kwargs) -> Trajectory:
         return self.trajectory(x, n_steps, **kwargs)
+
+    def features(self, step: StepOutput) -> Tensor:
+        """Probe features of one step: rates (Poisson) or posterior means (Gaussian), [B, K]."""
+        return self.dynamics.features(step.state)
+
+    def mean_reconstruction(self, step: StepOutput) -> Tensor:
+        """Phi E[z] at one step (decoding from rates), [B, M]."""
+        params = self.inference_params()
+        return decode(self.dynamics.expected_code(step.state, params), params)
+
+    def macs_per_inference(self, n_steps: int) -> int:
+        """Dense MACs of n_steps: each step one drive Phi^T D (x - Phi z) and one decode Phi z (2 M K)."""
+        return 2 * n_steps * self.config.n_inputs * self.config.n_latents
+
+    def project_parameters(self) -> None:
+        """No constraint on the parameters (called by the trainer after each optimiser step)."""
 
     def gaussian_nll(self, x: Tensor, recon: Tensor) -> Tensor:
         """-log N(x; recon, diag(sigma^2)) summed over pixels, [B]."""

@@ -22,7 +22,7 @@ from ipvae.errors import IpvaeError, TrainingDiverged
 from train.checkpoint import load_run, load_train_state, save_run, save_train_state
 from train.config import RunConfig, TrainConfig
 from train.data import get_dataset
-from train.model import IterativeVAE
+from train.registry import Model, build_model
 
 METRICS_FILE = "metrics.jsonl"
 EPOCH_SEED_STRIDE = 1_000_003
@@ -70,8 +70,8 @@ class TrainResult:
     last_epoch_metrics: dict
 
 
-def make_optimizer(model: IterativeVAE, config: TrainConfig) -> torch.optim.Optimizer:
-    optimizers = {"adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW}
+def make_optimizer(model: Model, config: TrainConfig) -> torch.optim.Optimizer:
+    optimizers = {"adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
     if config.optimizer not in optimizers:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; expected one of {sorted(optimizers)}")
     return optimizers[config.optimizer](
@@ -119,7 +119,7 @@ def train(
     schedules = Schedules(tc, total_steps)
 
     sampling = torch.Generator().manual_seed(tc.seed)
-    model = IterativeVAE(config.model, generator=torch.Generator().manual_seed(tc.seed))
+    model = build_model(config.model, generator=torch.Generator().manual_seed(tc.seed))
     optimizer = make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
     step = 0
@@ -178,6 +178,7 @@ def train(
                         f"the last good checkpoint in {run_dir} is kept"
                     )
                 optimizer.step()
+                model.project_parameters()
                 scheduler.step()
                 step += 1
                 for key, value in values.items():

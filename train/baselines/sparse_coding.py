@@ -1,0 +1,177 @@
+"""Sparse coding with a learned dictionary: LCA (Rozell et al. 2008), ISTA and FISTA (Beck & Teboulle 2009).
+
+All three minimise the same energy over the code a [B, K] for a fixed dictionary Phi [M, K]:
+
+    E(a) = 1/2 ||x - Phi a||^2 + lambda ||a||_1          (a >= 0 when ``nonnegative``)
+
+    LCA:   u <- u + rate * (Phi^T (x - Phi a) + a - u),   a = T_lambda(u)
+           (tau du/dt = Phi^T x - u - (Phi^T Phi - I) a, Euler step rate = dt / tau)
+    ISTA:  a <- T_{eta lambda}(a + eta Phi^T (x - Phi a)),   eta = rate / L,  L = ||Phi||_2^2
+    FISTA: the same step taken from an extrapolated point y, with Nesterov momentum.
+
+T is the soft threshold sign(u) max(|u| - lambda, 0), or max(u - lambda, 0) for non-negative codes.
+At a fixed point, LCA and ISTA satisfy the Lasso optimality conditions, so their codes equal
+scikit-learn's Lasso (alpha = lambda / M, its loss is scaled by 1 / (2 M)); see the tests.
+Products use the residual form (Phi a, then Phi^T e): 2 M K MACs per step.
+
+Dictionary learning: after n inference steps the code is held fixed and Phi takes a gradient step on
+E (``loss``); ``project_parameters`` renormalises every atom to unit length after each step.
+``beta`` and ``temperature`` of the shared training loop do not apply (lambda is the sparsity knob).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from train.baselines.common import (
+    dictionary_macs,
+    normalize_columns_,
+    spectral_norm_squared,
+    stack_trajectory,
+    zero_fraction,
+)
+from train.config import ModelConfig
+from train.model import LossTerms, StepOutput, Trajectory
+
+
+@dataclass(frozen=True)
+class SparseParams:
+    """phi [M, K]; sparsity lambda; rate (LCA: dt / tau; ISTA/FISTA: the step as a fraction of 1/L)."""
+
+    phi: Tensor
+    sparsity: float
+    rate: float
+    nonnegative: bool
+    lipschitz: Tensor  # [] L = ||Phi||_2^2
+
+
+class SparseState(NamedTuple):
+    potential: Tensor  # [B, K] LCA membrane potential u; ISTA/FISTA: the code itself
+    code: Tensor  # [B, K] a
+    extrapolated: Tensor  # [B, K] FISTA's y (the code for LCA/ISTA)
+    momentum: float  # FISTA's t_k
+
+
+def soft_threshold(u: Tensor, threshold: float | Tensor, nonnegative: bool) -> Tensor:
+    if nonnegative:
+        return torch.relu(u - threshold)
+    return torch.sign(u) * torch.relu(u.abs() - threshold)
+
+
+def correlation_with_residual(code: Tensor, x: Tensor, phi: Tensor) -> Tensor:
+    """Phi^T (x - Phi a), [B, K]."""
+    return (x - code @ phi.T) @ phi
+
+
+def initial_state(params: SparseParams, batch_size: int) -> SparseState:
+    zeros = params.phi.new_zeros(batch_size, params.phi.shape[1])  # [B, K]
+    return SparseState(potential=zeros, code=zeros, extrapolated=zeros, momentum=1.0)
+
+
+def lca_step(state: SparseState, x: Tensor, params: SparseParams) -> SparseState:
+    drive = correlation_with_residual(state.code, x, params.phi)  # [B, K]
+    potential = state.potential + params.rate * (drive + state.code - state.potential)  # [B, K]
+    code = soft_threshold(potential, params.sparsity, params.nonnegative)  # [B, K]
+    return SparseState(potential=potential, code=code, extrapolated=code, momentum=1.0)
+
+
+def ista_step(state: SparseState, x: Tensor, params: SparseParams) -> SparseState:
+    step_size = params.rate / params.lipschitz
+    gradient_step = state.code + step_size * correlation_with_residual(state.code, x, params.phi)  # [B, K]
+    code = soft_threshold(gradient_step, step_size * params.sparsity, params.nonnegative)  # [B, K]
+    return SparseState(potential=code, code=code, extrapolated=code, momentum=1.0)
+
+
+def fista_step(state: SparseState, x: Tensor, params: SparseParams) -> SparseState:
+    step_size = params.rate / params.lipschitz
+    point = state.extrapolated  # [B, K]
+    gradient_step = point + step_size * correlation_with_residual(point, x, params.phi)  # [B, K]
+    code = soft_threshold(gradient_step, step_size * params.sparsity, params.nonnegative)  # [B, K]
+    momentum = (1.0 + math.sqrt(1.0 + 4.0 * state.momentum**2)) / 2.0
+    extrapolated = code + ((state.momentum - 1.0) / momentum) * (code - state.code)  # [B, K]
+    return SparseState(potential=code, code=code, extrapolated=extrapolated, momentum=momentum)
+
+
+SPARSE_STEPS = {"lca": lca_step, "ista": ista_step, "fista": fista_step}
+
+
+def energy(code: Tensor, x: Tensor, params: SparseParams) -> Tensor:
+    """1/2 ||x - Phi a||^2 + lambda ||a||_1 per sample, [B]."""
+    return 0.5 * (x - code @ params.phi.T).square().sum(-1) + params.sparsity * code.abs().sum(-1)
+
+
+class SparseCoder(nn.Module):
+    """A unit-norm dictionary Phi [M, K] with LCA, ISTA or FISTA inference."""
+
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        self.step_function = SPARSE_STEPS[config.sparse_algorithm]
+        phi = torch.randn(config.n_inputs, config.n_latents, generator=generator)  # [M, K]
+        normalize_columns_(phi)
+        self.phi = nn.Parameter(phi)
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def sparse_params(self) -> SparseParams:
+        config = self.config
+        return SparseParams(phi=self.phi, sparsity=config.sparsity, rate=config.inference_rate,
+                            nonnegative=config.nonnegative, lipschitz=spectral_norm_squared(self.phi))
+
+    def iterate(
+        self, x: Tensor, n_steps: int, *, temperature: float = 0.0, generator: torch.Generator | None = None
+    ) -> Iterator[StepOutput]:
+        """Deterministic inference on x [B, M] (``temperature`` and ``generator`` are unused)."""
+        if n_steps <= 0:
+            raise ValueError("n_steps must be positive")
+        params = self.sparse_params()
+        state = initial_state(params, x.shape[0])
+        no_kl = x.new_zeros(x.shape[0])  # [B]
+        for _ in range(n_steps):
+            state = self.step_function(state, x, params)
+            yield StepOutput(state.potential, state.code, state.code @ params.phi.T, no_kl, state)
+
+    def trajectory(
+        self, x: Tensor, n_steps: int, *, temperature: float = 0.0, generator: torch.Generator | None = None
+    ) -> Trajectory:
+        steps = list(self.iterate(x, n_steps))
+        return stack_trajectory(steps, self.features(steps[-1]))
+
+    def forward(self, x: Tensor, n_steps: int, **kwargs) -> Trajectory:
+        return self.trajectory(x, n_steps, **kwargs)
+
+    def features(self, step: StepOutput) -> Tensor:
+        return step.z  # [B, K] the code
+
+    def mean_reconstruction(self, step: StepOutput) -> Tensor:
+        return step.recon  # [B, M] the code is deterministic
+
+    def loss(
+        self, x: Tensor, n_steps: int, *, beta: float = 0.0, temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> LossTerms:
+        """Energy at the inferred code (held fixed): its gradient in Phi is the dictionary update."""
+        with torch.no_grad():
+            for step in self.iterate(x, n_steps):
+                pass
+        code = step.z.detach()  # [B, K]
+        squared_error = 0.5 * (x - code @ self.phi.T).square().sum(-1).mean()
+        penalty = self.config.sparsity * code.abs().sum(-1).mean()
+        return LossTerms(
+            total=squared_error + penalty, nll=squared_error, kl=penalty,
+            mse_per_pixel=(x - step.recon).square().mean(), zeros=zero_fraction(code, relaxed_counts=False),
+        )
+
+    def macs_per_inference(self, n_steps: int) -> int:
+        return 2 * n_steps * dictionary_macs(self.config.n_inputs, self.config.n_latents)
+
+    def project_parameters(self) -> None:
+        normalize_columns_(self.phi)
