@@ -14,8 +14,9 @@ EVAL_BATCH = 500
 PROBE_SEED_OFFSET = 1  # the probe's training features use their own Poisson draws
 FEATURE_KINDS = ("rates", "mean_counts")
 FEATURE_LABELS = {
-    "rates": "rates exp(u_T) (Gaussian families: the code at the posterior mean)",
-    "mean_counts": "spike counts averaged over t = 1..T (Gaussian families: samples averaged)",
+    "rates": "the model's features at t = T: rates exp(u_T) for Poisson posteriors, posterior means for "
+             "Gaussian ones, the codes of sparse and predictive coding",
+    "mean_counts": "codes z_t averaged over t = 1..T (spike counts for Poisson models, samples or codes otherwise)",
     "pixels": "raw pixels",
 }
 
@@ -36,7 +37,7 @@ def code_features(model, x: Tensor, n_steps: int, seed: int) -> dict[str, Tensor
         count_sum = None
         for step in model.iterate(x[start : start + EVAL_BATCH], n_steps, generator=generator):
             count_sum = step.z if count_sum is None else count_sum + step.z  # [B, K]
-        rates.append(model.dynamics.features(step.state))  # [B, K]
+        rates.append(model.features(step))  # [B, K]
         mean_counts.append(count_sum / n_steps)  # [B, K]
     return {"rates": torch.cat(rates), "mean_counts": torch.cat(mean_counts)}
 
@@ -47,13 +48,6 @@ def probe_scores(model, x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test
     train_features = code_features(model, x_train, n_steps, seed + PROBE_SEED_OFFSET)
     test_features = code_features(model, x_test, n_steps, seed)
     return {kind: probe_accuracy(train_features[kind], y_train, test_features[kind], y_test, seed) for kind in FEATURE_KINDS}
-
-
-def iterative_macs_per_inference(n_inputs: int, n_latents: int, n_steps: int) -> float:
-    """Dense multiply-accumulates of T steps of an iterative model (lava_models.energy's convention)."""
-    from lava_models.energy import dense_baselines
-
-    return dense_baselines(n_inputs, n_latents, n_steps)["dense_macs_per_inference"]
 
 
 def summary(values: list[float]) -> dict:

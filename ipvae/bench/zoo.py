@@ -1,8 +1,9 @@
 """The models the experiments compare: one entry each in :data:`MODELS`, trained once and reused.
 
-Adding a model is one ``ModelEntry``: its ``family`` is any family ``ipvae train`` accepts
-(``train.config.FAMILIES``); ``model_overrides`` / ``train_overrides`` change its ModelConfig /
-TrainConfig beyond the shared budget. Runs live in ``RESULTS/models/DATA/NAME[-beta B]/seed S`` and are
+Adding a model is one ``ModelEntry``: its ``preset`` names a model configuration of
+``train.baselines.presets.MODEL_PRESETS`` (any model ``ipvae train`` accepts); ``model_overrides`` /
+``train_overrides`` change its ModelConfig / TrainConfig beyond the shared budget; ``sweep`` names the
+knob the natural-patch rate-distortion sweep turns (the KL weight beta, or sparse coding's lambda). Runs live in ``RESULTS/models/DATA/NAME[-beta B]/seed S`` and are
 reused when complete (a ``done.json`` marker) or resumed when interrupted (``train_state.pt``).
 """
 
@@ -21,22 +22,42 @@ MODELS_DIR = "models"
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """The natural-patch sweep's knob: the TrainConfig/ModelConfig field ``name`` (section "train" or
+    "model") set to ``scale`` times each of the budget's natural_betas."""
+
+    section: str
+    name: str
+    scale: float = 1.0
+
+
+BETA_SWEEP = Sweep("train", "beta")
+LAMBDA_SWEEP = Sweep("model", "sparsity", scale=0.1)  # lambda = 0.1 (the presets' value) at the sweep's beta = 1
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A model of the comparison.  paper_key: its row in ipvae.bench.paper (None: not in the paper)."""
 
     name: str
     label: str
-    family: str
+    preset: str
     paper_key: str | None = None
-    exportable: bool = False  # the integer export and Lava path exist for this family
+    exportable: bool = False  # the integer export and Lava path exist for this model
     model_overrides: dict = field(default_factory=dict)
     train_overrides: dict = field(default_factory=dict)
+    sweep: Sweep = BETA_SWEEP
 
 
 MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry("ipvae", "iP-VAE", "poisson", paper_key="ipvae", exportable=True),
-    ModelEntry("igvae", "iG-VAE", "gaussian", paper_key="igvae"),
-    ModelEntry("igrelu", "iG_relu-VAE", "gaussian_relu", paper_key="igrelu"),
+    ModelEntry("ipvae", "iP-VAE", "ip_vae", paper_key="ipvae", exportable=True),
+    ModelEntry("igvae", "iG-VAE", "ig_vae", paper_key="igvae"),
+    ModelEntry("igrelu", "iG_relu-VAE", "ig_relu_vae", paper_key="igrelu"),
+    ModelEntry("pvae_conv", "amortized P-VAE (conv)", "amortized_poisson_conv", paper_key="pvae_conv"),
+    ModelEntry("gvae_conv", "amortized G-VAE (conv)", "amortized_gaussian_conv", paper_key="gvae_conv"),
+    ModelEntry("lca", "LCA sparse coding", "lca", paper_key="lca", sweep=LAMBDA_SWEEP),
+    ModelEntry("pc", "predictive coding", "predictive_coding", paper_key="pc", sweep=LAMBDA_SWEEP),
+    ModelEntry("iai", "iterative amortized (Marino)", "iterative_amortized"),
 )
 
 MODELS_BY_NAME = {entry.name: entry for entry in MODELS}
@@ -62,7 +83,8 @@ class TrainedModel:
 
 
 def run_config(entry: ModelEntry, budget: Budget, seed: int, data: str, beta: float | None = None):
-    """The RunConfig of one model, data set and seed under the budget."""
+    """The RunConfig of one model, data set and seed under the budget (``beta``: the sweep's value)."""
+    from train.baselines.presets import MODEL_PRESETS
     from train.config import ModelConfig, RunConfig, TrainConfig
     from train.data import image_shape
 
@@ -77,9 +99,12 @@ def run_config(entry: ModelEntry, budget: Budget, seed: int, data: str, beta: fl
         seed=seed,
         **entry.train_overrides,
     )
+    if entry.preset not in MODEL_PRESETS:
+        raise IpvaeError(f"model {entry.name!r}: unknown preset {entry.preset!r}")
+    model_values = dict(MODEL_PRESETS[entry.preset], n_inputs=height * width, n_latents=budget.n_latents,
+                        **entry.model_overrides)
     if beta is not None:
-        train_values["beta"] = beta
-    model_values = dict(family=entry.family, n_inputs=height * width, n_latents=budget.n_latents, **entry.model_overrides)
+        (train_values if entry.sweep.section == "train" else model_values)[entry.sweep.name] = entry.sweep.scale * beta
     try:
         return RunConfig(model=ModelConfig(**model_values), train=TrainConfig(**train_values))
     except (TypeError, ValueError) as error:
@@ -87,7 +112,7 @@ def run_config(entry: ModelEntry, budget: Budget, seed: int, data: str, beta: fl
 
 
 def run_directory(results_dir: Path, entry: ModelEntry, seed: int, data: str, beta: float | None = None) -> Path:
-    name = entry.name if beta is None else f"{entry.name}-beta{beta:g}"
+    name = entry.name if beta is None else f"{entry.name}-{entry.sweep.name}{entry.sweep.scale * beta:g}"
     return Path(results_dir) / MODELS_DIR / data / name / f"seed{seed}"
 
 

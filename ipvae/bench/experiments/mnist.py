@@ -11,7 +11,6 @@ from ipvae.bench.context import Context
 from ipvae.bench.figures import new_figure, save_labelled
 from ipvae.bench.measure import (
     FEATURE_LABELS,
-    iterative_macs_per_inference,
     probe_scores,
     reconstruction,
     summarise_runs,
@@ -45,7 +44,7 @@ def _float_run(ctx: Context, entry, seed: int, data) -> dict:
         "probe_rates": probes["rates"],
         "probe_mean_counts": probes["mean_counts"],
         "params": trained.model.n_params,
-        "macs_per_inference": iterative_macs_per_inference(x_test.shape[1], budget.n_latents, budget.t_test),
+        "macs_per_inference": trained.model.macs_per_inference(budget.t_test),
         "train_minutes": trained.train_seconds / 60.0,
     }
 
@@ -188,7 +187,8 @@ def markdown(result: dict, prefix: str) -> str:
         f"{result['probe_train_images']} training images. Ours: mean ± std over seeds {result['budget']['seeds']}. "
         f"Paper rows: {PAPER_SOURCE} (their T_test differs, see the label). Probe features: "
         + "; ".join(f"*{kind}* = {label}" for kind, label in result["feature_labels"].items()) + ".",
-        "MACs: dense multiply-accumulates of the float model, (2T+1)·M·K; synaptic ops: event-driven "
+        "MACs: dense multiply-accumulates of one T-step inference of the float model, from the model's own "
+        "`macs_per_inference` (iterative: 2T·M·K; amortized: encoder once plus T decodes); synaptic ops: event-driven "
         "operations of the integer model (docs/energy.md conventions).",
         "",
         fmt.table(header, rows),

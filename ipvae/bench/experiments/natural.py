@@ -11,8 +11,9 @@ from ipvae.bench.paper import NATURAL_DISTANCE
 from ipvae.bench.zoo import ensure_trained
 
 NAME = "natural"
-TITLE = "Natural-image patches: rate-distortion sweep over beta"
+TITLE = "Natural-image patches: rate-distortion sweep (beta / lambda)"
 DATA = "natural_patches"
+KNOB_SYMBOLS = {"beta": "β", "sparsity": "λ"}
 
 
 def _point(ctx: Context, entry, beta: float, x) -> dict:
@@ -21,7 +22,8 @@ def _point(ctx: Context, entry, beta: float, x) -> dict:
     trained = ensure_trained(ctx.results_dir, entry, budget, seed, data=DATA, beta=beta, log=ctx.log)
     _, curves = reconstruction(trained.model, x, budget.t_test, seed, curve_steps=budget.curve_steps)
     at_test, at_end = budget.t_test - 1, len(curves["step"]) - 1
-    point = {"beta": beta, "seed": seed, "train_minutes": trained.train_seconds / 60.0}
+    point = {"beta": beta, "knob": entry.sweep.name, "value": entry.sweep.scale * beta, "seed": seed,
+             "train_minutes": trained.train_seconds / 60.0}
     for suffix, index in (("t_test", at_test), ("t_end", at_end)):
         r2, zeros = curves["r2"][index], curves["zeros"][index]
         point.update({f"r2_{suffix}": r2, f"zeros_{suffix}": zeros, f"d_{suffix}": rate_distortion_distance(r2, zeros)})
@@ -54,33 +56,35 @@ def _plot(ctx: Context, result: dict) -> str:
             r2 = [point[f"r2_{suffix}"] for point in model["points"]]
             axis.plot(zeros, r2, "o-", label=model["label"])
             for point in model["points"]:
-                axis.annotate(f"β={point['beta']:g}", (point[f"zeros_{suffix}"], point[f"r2_{suffix}"]), fontsize=6)
+                axis.annotate(f"{KNOB_SYMBOLS.get(point['knob'], point['knob'])}={point['value']:g}", (point[f"zeros_{suffix}"], point[f"r2_{suffix}"]), fontsize=6)
         axis.set_xlabel("fraction of zero counts")
         axis.set_ylabel("R^2 from spikes")
         axis.set_xlim(-0.02, 1.02)
         axis.set_title(f"t = {step}")
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    figure.suptitle(f"natural 16x16 patches ({result['images']} held-out), sweep over beta")
+    figure.suptitle(f"natural 16x16 patches ({result['images']} held-out), sweep over β / λ")
     return save_labelled(figure, ctx.experiment_dir(NAME) / "natural.png", ctx.device, ctx.budget.name)
 
 
 def markdown(result: dict, prefix: str) -> str:
-    header = ["model", "beta", f"R^2 (t={result['t_test']})", f"zeros (t={result['t_test']})", f"d (t={result['t_test']})",
+    header = ["model", "knob", f"R^2 (t={result['t_test']})", f"zeros (t={result['t_test']})", f"d (t={result['t_test']})",
               f"R^2 (t={result['t_end']})", f"zeros (t={result['t_end']})", f"d (t={result['t_end']})", "paper best d"]
     rows = []
     for model in result["models"].values():
         for point in model["points"]:
             best = point is model["best"] or point == model["best"]
             paper = NATURAL_DISTANCE.get(model["paper_key"] or "")
-            rows.append([model["label"] + (" (best)" if best else ""), f"{point['beta']:g}",
+            rows.append([model["label"] + (" (best)" if best else ""),
+                         f"{KNOB_SYMBOLS.get(point['knob'], point['knob'])} = {point['value']:g}",
                          *(fmt.value(point[key]) for key in ("r2_t_test", "zeros_t_test", "d_t_test", "r2_t_end",
                                                              "zeros_t_end", "d_t_end")),
                          fmt.value(paper) if best and paper is not None else "-"])
     missing = [f"{key} {value:.3f}" for key, value in NATURAL_DISTANCE.items()
                if not any(model["paper_key"] == key for model in result["models"].values())]
     lines = [f"{result['images']} held-out whitened 16x16 patches (photographs never used for training), one seed "
-             f"({result['budget']['seeds'][0]}) per point. Lower d is better; 'best' is the beta with the lowest d at "
+             f"({result['budget']['seeds'][0]}) per point. The sweep turns the KL weight β (VAEs) or the sparsity weight "
+             f"λ (sparse and predictive coding). Lower d is better; 'best' is the setting with the lowest d at "
              f"t = {result['t_end']}.", "", fmt.table(header, rows)]
     if missing:
         lines += ["", "Paper's best d for models not run here: " + ", ".join(missing) + "."]
