@@ -1,9 +1,13 @@
 """The one training and evaluation budget every experiment shares, in a full and a quick size.
 
-FULL fits a 2-core CPU in about two hours for the whole ``make results`` (see docs/results.md for the
-measured minutes per model); QUICK is a smoke budget (all six experiments in minutes, one seed) whose
-numbers only show that the commands work. ``paper`` is the paper's GPU budget (400 epochs), for a
-machine that can afford it.
+FULL is sized for about two hours of ``make results`` on an idle 2-core CPU. That is an estimate, not a
+measurement: the shipped iP-VAE trained 6,000 steps (K = 512, T_train = 16, batch 100) in 18 minutes on
+2 cores (pretrained/README.md), 0.18 s per step, so one MNIST model at 2 epochs (1,200 steps) takes
+about 4 minutes, 8 models x 3 seeds about 90 minutes, the natural-patch sweep (8 models x 3 settings x
+400 smaller steps) about 15 and the evaluations the rest; the baselines' steps may cost more or less.
+The report prints the minutes each model actually took. QUICK is a smoke budget (all six experiments
+in minutes on an idle machine, one seed) whose numbers only show that the commands work. PAPER is the
+paper's budget (400 epochs, 5 seeds) for a machine that can afford it.
 """
 
 from __future__ import annotations
@@ -58,12 +62,12 @@ ROTATION_ANGLES = tuple(float(angle) for angle in range(0, 181, 15))
 FULL = Budget(
     name="full",
     n_latents=512,
-    epochs=3,
+    epochs=2,
     batch_size=100,
     t_train=16,
     train_limit=None,
     seeds=(0, 1, 2),
-    natural_epochs=3,
+    natural_epochs=2,
     natural_train_limit=None,
     natural_betas=(0.25, 1.0, 4.0),
     t_test=16,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SUPPORTED, CONTRADICTED, UNSETTLED, NOT_TESTED = "supported", "not supported", "not settled", "not tested"
+OUTCOME_WORDS = {SUPPORTED: "iP-VAE better", CONTRADICTED: "iP-VAE worse", UNSETTLED: "within the spread"}
 INT8_R2_BUDGET = 0.02  # issue 3: the 8-bit export loses at most 0.02 R^2
 FOCUS = "ipvae"
 SAME_SIZE_TOLERANCE = 0.10  # models within 10% of iP-VAE's parameter count count as the same size
@@ -45,11 +46,15 @@ def _versus(values: dict[str, dict], labels: dict[str, str], metric_text: str, h
         verdict = CONTRADICTED
     else:
         verdict = UNSETTLED
-    parts = [f"{labels[FOCUS]} {mine['mean']:.3f}"] + [f"{labels[name]} {value['mean']:.3f} ({outcomes[name]})"
-                                                       for name, value in others.items()]
+    parts = [f"{labels[FOCUS]} {_number(mine['mean'])}"] + [
+        f"{labels[name]} {_number(value['mean'])} ({OUTCOME_WORDS[outcomes[name]]})" for name, value in others.items()]
     seeds = mine.get("n", 1)
     note = " (one seed: no spread, weak evidence)" if seeds < 2 else f" (mean over {seeds} seeds)"
     return verdict, f"{metric_text}: " + ", ".join(parts) + note
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
 
 
 def _mnist_metric(results: dict, metric: str) -> tuple[dict, dict]:
