@@ -83,6 +83,17 @@ def test_a_rerun_reuses_the_stored_parts(bench):
     assert again["rows"]["ipvae"]["runs"] == loaded["mnist"]["rows"]["ipvae"]["runs"]
 
 
+def test_the_help_lists_every_experiment():
+    from ipvae.bench.cli import EXPERIMENT_HELP
+
+    assert EXPERIMENT_HELP.split(", ") == list(EXPERIMENTS)
+
+
+def test_an_unknown_experiment_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["bench", "nope", "--budget", "tiny", "--out", str(tmp_path)]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--models", "nope"], "unknown model"),
     (["--dataset", "broken"], "NAME=PATH"),
