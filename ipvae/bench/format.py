@@ -29,3 +29,11 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def figure(name: str, caption: str, prefix: str) -> str:
     return f"![{caption}]({prefix}{name})"
+
+
+def over_seeds(seeds) -> str:
+    """'mean ± std over seeds 0, 1, 2' (or 'one seed (0): no spread')."""
+    seeds = list(seeds)
+    if len(seeds) == 1:
+        return f"one seed ({seeds[0]}): no spread"
+    return "mean ± std over seeds " + ", ".join(str(seed) for seed in seeds)

@@ -81,6 +81,6 @@ def markdown(result: dict, prefix: str) -> str:
             digits = 4 if metric == "mse_per_pixel" else 3
             rows.append([model["label"], label, *(fmt.spread(model["at_step"][step][metric], digits) for step in steps)])
     lines = [f"{result['images']} MNIST test images; models trained with T_train = {result['t_train']}, run to "
-             f"t = {result['t_end']}; mean ± std over seeds {result['budget']['seeds']}.", "", fmt.table(header, rows), "",
+             f"t = {result['t_end']}; {fmt.over_seeds(result['budget']['seeds'])}.", "", fmt.table(header, rows), "",
              *(fmt.figure(name, "convergence", prefix) for name in result["figures"])]
     return "\n".join(lines)

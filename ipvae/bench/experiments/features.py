@@ -131,7 +131,7 @@ def markdown(result: dict, prefix: str) -> str:
              fmt.spread(model["summary"].get("glyph_r2"))] for model in result["models"].values()]
     rows.append(["random Gaussian atoms (chance)", "-", "-", fmt.value(result["chance_locality"]), "-"])
     lines = [f"{result['images']} MNIST test digits and {result['glyphs']} Hershey glyphs of fonts the probe never "
-             f"saw, t = {result['t_test']}; mean ± std over seeds {result['budget']['seeds']}. Effective atoms: "
+             f"saw, t = {result['t_test']}; {fmt.over_seeds(result['budget']['seeds'])}. Effective atoms: "
              "participation ratio of the atoms' contributions |z_k|·||phi_k|| to each reconstruction; atom locality: "
              f"share of an atom's energy in its top {TOP_PIXEL_FRACTION:.0%} pixels, weighted by use (random atoms give "
              "the chance row).", "", fmt.table(header, rows), "",

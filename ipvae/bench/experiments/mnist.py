@@ -184,7 +184,7 @@ def markdown(result: dict, prefix: str) -> str:
     rows.append(["raw pixels (linear probe only)", "-", "-", "-", "-", fmt.value(result["pixels_probe"]), "-", "-", "-", "-", "-"])
     lines = [
         f"{result['test_images']} MNIST test images at t = {result['t_test']}; probes fit on the first "
-        f"{result['probe_train_images']} training images. Ours: mean ± std over seeds {result['budget']['seeds']}. "
+        f"{result['probe_train_images']} training images. Ours: {fmt.over_seeds(result['budget']['seeds'])}. "
         f"Paper rows: {PAPER_SOURCE} (their T_test differs, see the label). Probe features: "
         + "; ".join(f"*{kind}* = {label}" for kind, label in result["feature_labels"].items()) + ".",
         "MACs: dense multiply-accumulates of one T-step inference of the float model, from the model's own "

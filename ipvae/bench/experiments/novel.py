@@ -133,7 +133,7 @@ def markdown(result: dict, prefix: str) -> str:
         notes.append(f"{set_name}: {data['test_images']} test images"
                      + (f", probe fit on {data['probe_train_images']} of its training images" if data["probe_train_images"] else
                         ", no labels (reconstruction only)"))
-    lines = [f"Models trained on MNIST only; t = {result['t_test']}; mean ± std over seeds {result['budget']['seeds']}. "
+    lines = [f"Models trained on MNIST only; t = {result['t_test']}; {fmt.over_seeds(result['budget']['seeds'])}. "
              f"Hershey glyphs: {len(CHARACTERS)} characters ({CHARACTERS[0]}-{CHARACTERS[-1]}) in {len(FONTS)} Hershey fonts, "
              f"probe fit on {len(FONTS) - len(TEST_FONTS)} fonts and scored on the {len(TEST_FONTS)} others. "
              f"Probe features: rates = {FEATURE_LABELS['rates']}; mean counts = {FEATURE_LABELS['mean_counts']}.", "",

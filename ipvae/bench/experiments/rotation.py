@@ -87,7 +87,7 @@ def markdown(result: dict, prefix: str) -> str:
             rows.append([model["label"], label, *(fmt.spread(model["per_angle"][metric][index], digits) for index in shown)])
     lines = [f"{result['images']} MNIST test digits, each rotated by every angle {angles[0]:g}..{angles[-1]:g}° "
              f"(every {angles[1] - angles[0]:g}° in the figure and JSON; the table shows multiples of 45°). Probe feature: "
-             f"{FEATURE_LABELS[result['probe_feature']]}, fit on upright training digits. Mean ± std over seeds "
-             f"{result['budget']['seeds']}.", "", fmt.table(header, rows), "",
+             f"{FEATURE_LABELS[result['probe_feature']]}, fit on upright training digits; "
+             f"{fmt.over_seeds(result['budget']['seeds'])}.", "", fmt.table(header, rows), "",
              *(fmt.figure(name, "rotation", prefix) for name in result["figures"])]
     return "\n".join(lines)
