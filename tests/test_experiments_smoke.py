@@ -111,3 +111,15 @@ def test_report_without_results_and_mixed_budgets_are_refused(tmp_path, capsys, 
     assert main(["bench", "mnist", "--quick", "--out", str(results)]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert "no experiment results" in errors[0] and "'tiny' budget" in errors[1]
+
+
+def test_the_readme_headline_block_is_rewritten_from_the_json(tmp_path, bench):
+    from ipvae.bench.report import README_END, README_START, load_results, update_readme
+
+    results_dir, _, loaded = bench
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold\n{README_END}\noutro\n")
+    assert update_readme(readme, load_results(results_dir), tmp_path / "r.md")
+    text = readme.read_text()
+    r2 = loaded["mnist"]["rows"]["ipvae"]["summary"]["r2"]["mean"]
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and f"{r2:.3f}" in text
