@@ -67,7 +67,7 @@ def _plot(ctx: Context, result: dict) -> str:
         axis.set_title(label)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    figure.suptitle(f"MNIST, {result['images']} test images; dashed: T_train = {result['t_train']}; band: min-max over seeds")
+    figure.suptitle(f"MNIST, {result['images']} test images; dashed: T_train = {result['t_train']}; band: min-max over seeds", y=1.04)
     return save_labelled(figure, ctx.experiment_dir(NAME) / "convergence.png", ctx.device, ctx.budget.name)
 
 

@@ -20,7 +20,7 @@ import torch
 
 from ipvae.bench import format as fmt
 from ipvae.bench.context import Context
-from ipvae.bench.figures import new_figure, save_labelled
+from ipvae.bench.figures import new_grid, save_labelled
 from ipvae.bench.measure import reconstruction, summarise_runs
 from ipvae.bench.zoo import ensure_trained
 
@@ -31,6 +31,7 @@ ATOMS_SHOWN = 64
 CHANCE_ATOMS = 4096
 CHANCE_SEED = 0
 SIDE = 28
+GRID_COLUMNS = 4
 
 
 def atom_locality(phi: torch.Tensor) -> torch.Tensor:
@@ -107,20 +108,22 @@ def _plot_dictionaries(ctx: Context, result: dict) -> str:
     """The ATOMS_SHOWN most used atoms of each model (seed 0), one panel per model."""
     from train.checkpoint import load_run
 
-    figure, axes = new_figure(len(result["models"]), 3.2, 3.4)
-    side = math.isqrt(ATOMS_SHOWN)
+    figure, axes = new_grid(len(result["models"]), GRID_COLUMNS)
     for axis, model in zip(axes, result["models"].values()):
         phi = load_run(model["run_dir_seed0"]).model.phi.detach().numpy()  # [M, K]
         order = np.argsort(-np.asarray(model["usage_seed0"]))[:ATOMS_SHOWN]
-        tiles = np.zeros((side * (SIDE + 1), side * (SIDE + 1)))
+        side = math.ceil(math.sqrt(len(order)))
+        n_rows = math.ceil(len(order) / side)
+        tiles = np.zeros((n_rows * (SIDE + 1), side * (SIDE + 1)))
         for index, atom in enumerate(order):
             row, column = divmod(index, side)
             image = phi[:, atom].reshape(SIDE, SIDE)
             tiles[row * (SIDE + 1): row * (SIDE + 1) + SIDE, column * (SIDE + 1): column * (SIDE + 1) + SIDE] = (
                 image / (np.abs(image).max() or 1.0))
         axis.imshow(tiles, cmap="RdBu_r", vmin=-1, vmax=1)
-        axis.set_title(f"{model['label']}: {ATOMS_SHOWN} most used atoms", fontsize=8)
+        axis.set_title(model["label"], fontsize=8)
         axis.axis("off")
+    figure.suptitle(f"the {ATOMS_SHOWN} most used atoms of each model (seed {result['budget']['seeds'][0]})", y=1.04)
     return save_labelled(figure, ctx.experiment_dir(NAME) / "dictionaries.png", ctx.device, ctx.budget.name)
 
 

@@ -151,10 +151,10 @@ def _plot(ctx: Context, result: dict) -> str:
         means = [result["rows"][name]["summary"][metric]["mean"] for name in shown]
         errors = [result["rows"][name]["summary"][metric]["std"] for name in shown]
         axis.bar(np.arange(len(shown)), means, yerr=errors, capsize=3, color="tab:blue")
-        axis.set_xticks(np.arange(len(shown)), [result["rows"][name]["label"].split(",")[0] + ("\n8-bit" if name.endswith("int8") else "") for name in shown],
-                        fontsize=7)
+        labels = [result["rows"][name]["label"].split(",")[0] + (" 8-bit" if name.endswith("int8") else "") for name in shown]
+        axis.set_xticks(np.arange(len(shown)), labels, fontsize=7, rotation=60, ha="right")
         axis.set_title(label)
-    figure.suptitle(f"MNIST, {result['test_images']} test images, t = {result['t_test']}")
+    figure.suptitle(f"MNIST, {result['test_images']} test images, t = {result['t_test']}", y=1.04)
     return save_labelled(figure, ctx.experiment_dir(NAME) / "mnist.png", ctx.device, ctx.budget.name)
 
 

@@ -63,7 +63,7 @@ def _plot(ctx: Context, result: dict) -> str:
         axis.set_title(f"t = {step}")
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    figure.suptitle(f"natural 16x16 patches ({result['images']} held-out), sweep over β / λ")
+    figure.suptitle(f"natural 16x16 patches ({result['images']} held-out), sweep over β / λ", y=1.04)
     return save_labelled(figure, ctx.experiment_dir(NAME) / "natural.png", ctx.device, ctx.budget.name)
 
 

@@ -113,7 +113,7 @@ def _plot(ctx: Context, result: dict) -> str:
         axis.set_xticks([index + 0.4 - width / 2 for index in range(len(names))], names, fontsize=8)
         axis.set_title(label)
     axes[0].legend(fontsize=7)
-    figure.suptitle("trained on MNIST, tested on novel data sets")
+    figure.suptitle("trained on MNIST, tested on novel data sets", y=1.04)
     return save_labelled(figure, ctx.experiment_dir(NAME) / "novel.png", ctx.device, ctx.budget.name)
 
 

@@ -72,7 +72,7 @@ def _plot(ctx: Context, result: dict) -> str:
         axis.set_title(label, fontsize=9)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    figure.suptitle(f"rotated MNIST, {result['images']} test images; probe on {result['probe_feature']} fit on upright digits")
+    figure.suptitle(f"rotated MNIST, {result['images']} test images; probe on {result['probe_feature']} fit on upright digits", y=1.04)
     return save_labelled(figure, ctx.experiment_dir(NAME) / "rotation.png", ctx.device, ctx.budget.name)
 
 
