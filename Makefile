@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRETRAINED := pretrained/mnist_k512
 DEMO_OUT := out/demo
 
-.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained bench lint clean
+.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained bench results results-quick lint clean
 
 # Find a Python 3.10 (lava-nc 0.10 and lava-dl 0.6 require it): a python3.10 that runs, else pyenv's.
 define find_python310
@@ -63,6 +63,17 @@ bench: setup
 	$(PY) benchmarks/lava_speed.py
 	$(PY) benchmarks/pruning.py
 	$(PY) benchmarks/energy.py
+
+# The paper's six experiments at the documented budget (ipvae/bench/budget.py), then docs/results.md from
+# their JSON. Resumable: models and finished parts in runs/bench are reused, an interrupted run continues.
+results: setup
+	$(VENV)/bin/ipvae bench all --out runs/bench
+	$(VENV)/bin/ipvae bench report --out runs/bench --report docs/results.md
+
+# The same at the smoke budget (minutes, one seed): docs/results-quick.md, labelled as not results.
+results-quick: setup
+	$(VENV)/bin/ipvae bench all --quick --out runs/bench-quick
+	$(VENV)/bin/ipvae bench report --quick --out runs/bench-quick --report docs/results-quick.md
 
 lint: setup
 	$(PY) -m compileall -q ipvae train export lava_models tests sim_tests hw_tests benchmarks

@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "export.cli",
     "lava_models.cli",
     "ipvae.demo",
+    "ipvae.bench.cli",
 )
 
 

@@ -1,0 +1,127 @@
+"""The one training and evaluation budget every experiment shares, in a full and a quick size.
+
+FULL is sized for about two hours of ``make results`` on an idle 2-core CPU. That is an estimate, not a
+measurement: the shipped iP-VAE trained 6,000 steps (K = 512, T_train = 16, batch 100) in 18 minutes on
+2 cores (pretrained/README.md), 0.18 s per step, so one MNIST model at 2 epochs (1,200 steps) takes
+about 4 minutes, 8 models x 3 seeds about 90 minutes, the natural-patch sweep (8 models x 3 settings x
+400 smaller steps) about 15 and the evaluations the rest; the baselines' steps may cost more or less.
+The report prints the minutes each model actually took. QUICK is a smoke budget (all six experiments
+in minutes on an idle machine, one seed) whose numbers only show that the commands work. PAPER is the
+paper's budget (400 epochs, 5 seeds) for a machine that can afford it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ipvae.errors import IpvaeError
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes of every run.  train_limit None: the whole training split.
+
+    n_latents: K of every model (512, as in the paper).
+
+    epochs / batch_size / t_train / train_limit: MNIST training of every model.
+    natural_*: the natural-patch training of the rate-distortion sweep (natural_betas per family).
+    seeds: training seeds per model (the tables show mean +- std over them).
+    t_test: inference steps at evaluation; curve_steps: the convergence experiment's last step.
+    test_images / probe_train_images: evaluation sizes (first N of each split).
+    rotation_angles: degrees; lava_images / lava_steps: the sample run through the Lava simulator.
+    """
+
+    name: str
+    n_latents: int
+    epochs: int
+    batch_size: int
+    t_train: int
+    train_limit: int | None
+    seeds: tuple[int, ...]
+    natural_epochs: int
+    natural_train_limit: int | None
+    natural_betas: tuple[float, ...]
+    t_test: int
+    curve_steps: int
+    curve_images: int
+    test_images: int
+    probe_train_images: int
+    rotation_angles: tuple[float, ...]
+    rotation_images: int
+    novel_images: int
+    lava_images: int
+    lava_steps: int
+
+    def describe(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+ROTATION_ANGLES = tuple(float(angle) for angle in range(0, 181, 15))
+
+FULL = Budget(
+    name="full",
+    n_latents=512,
+    epochs=2,
+    batch_size=100,
+    t_train=16,
+    train_limit=None,
+    seeds=(0, 1, 2),
+    natural_epochs=2,
+    natural_train_limit=None,
+    natural_betas=(0.25, 1.0, 4.0),
+    t_test=16,
+    curve_steps=1000,
+    curve_images=500,
+    test_images=2000,
+    probe_train_images=5000,
+    rotation_angles=ROTATION_ANGLES,
+    rotation_images=1000,
+    novel_images=2000,
+    lava_images=20,
+    lava_steps=16,
+)
+
+QUICK = Budget(
+    name="quick",
+    n_latents=512,
+    epochs=1,
+    batch_size=100,
+    t_train=16,
+    train_limit=2000,
+    seeds=(0,),
+    natural_epochs=1,
+    natural_train_limit=2000,
+    natural_betas=(0.25, 4.0),
+    t_test=16,
+    curve_steps=100,
+    curve_images=100,
+    test_images=300,
+    probe_train_images=600,
+    rotation_angles=ROTATION_ANGLES,
+    rotation_images=200,
+    novel_images=300,
+    lava_images=4,
+    lava_steps=8,
+)
+
+PAPER = dataclasses.replace(FULL, name="paper", epochs=400, natural_epochs=300, seeds=(0, 1, 2, 3, 4),
+                            test_images=10_000, probe_train_images=60_000, rotation_images=10_000,
+                            novel_images=10_000, curve_images=1000)
+
+
+
+def get_budget(name: str) -> Budget:
+    if name not in BUDGETS:
+        raise IpvaeError(f"unknown budget {name!r}; expected one of {', '.join(BUDGETS)}")
+    return BUDGETS[name]
+
+
+# seconds, for the smoke tests: not a result of any kind
+TINY = dataclasses.replace(
+    QUICK, name="tiny", n_latents=32, train_limit=200, natural_train_limit=200, natural_betas=(1.0,), curve_steps=20,
+    curve_images=20, test_images=40, probe_train_images=60, rotation_angles=(0.0, 90.0, 180.0),
+    rotation_images=30, novel_images=40, lava_images=1, lava_steps=2, t_test=4, t_train=4,
+)
+
+BUDGETS = {budget.name: budget for budget in (FULL, QUICK, PAPER, TINY)}

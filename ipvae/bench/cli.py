@@ -1,0 +1,73 @@
+"""`ipvae bench NAME|all|report`: run the paper's experiments and generate the results report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ipvae.errors import IpvaeError
+
+DEFAULT_OUT = {"full": "runs/bench", "quick": "runs/bench-quick", "paper": "runs/bench-paper", "tiny": "runs/bench-tiny"}
+
+
+# Listed for --help only (building the parser must not import torch); run_experiment checks the name
+# against ipvae.bench.experiments.EXPERIMENTS, and a test keeps this help in step with that table.
+EXPERIMENT_HELP = "mnist, natural, convergence, rotation, novel, features"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="run the paper's experiments (JSON + PNG + Markdown) or the report")
+    parser.add_argument("name", help=f"an experiment ({EXPERIMENT_HELP}), 'all' (the six) or 'report'")
+    parser.add_argument("--quick", action="store_true", help="the smoke budget (minutes, one seed; not results)")
+    parser.add_argument("--budget", choices=["full", "quick", "paper", "tiny"],
+                        help="full (default), quick, paper (400 epochs) or tiny (seconds; for tests only)")
+    parser.add_argument("--out", help="results directory (default runs/bench, runs/bench-quick with --quick)")
+    parser.add_argument("--models", nargs="+", help="model names (default: every entry of ipvae.bench.zoo.MODELS)")
+    parser.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",
+                        help="novel: also test on a user's 28x28 set (.npy or a folder of PNGs); repeatable")
+    parser.add_argument("--report", help="report: the Markdown file to write (default docs/results.md; "
+                                         "docs/results-quick.md with --quick)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.set_defaults(func=run_bench)
+
+
+def _user_datasets(specs: list[str]) -> tuple[tuple[str, Path], ...]:
+    parsed = []
+    for spec in specs:
+        name, separator, path = spec.partition("=")
+        if not separator or not name or not path:
+            raise IpvaeError(f"--dataset expects NAME=PATH, got {spec!r}")
+        if not Path(path).exists():
+            raise IpvaeError(f"--dataset {name}: {path} does not exist")
+        parsed.append((name, Path(path)))
+    return tuple(parsed)
+
+
+def run_bench(args) -> int:
+    import torch
+
+    from ipvae.bench.budget import get_budget
+    from ipvae.bench.context import Context, device_label
+    from ipvae.bench.experiments import EXPERIMENTS
+    from ipvae.bench.report import write_report
+    from ipvae.bench.runner import run_experiment
+    from ipvae.bench.zoo import select_models
+
+    if args.quick and args.budget not in (None, "quick"):
+        raise IpvaeError("--quick and --budget disagree")
+    budget_name = "quick" if args.quick else (args.budget or "full")
+    results_dir = Path(args.out or DEFAULT_OUT[budget_name])
+    if args.name == "report":
+        default = "docs/results-quick.md" if budget_name == "quick" else "docs/results.md"
+        readme = Path("README.md") if args.report is None and Path("README.md").is_file() else None
+        out = write_report(results_dir, Path(args.report or default), readme=readme)
+        print(f"wrote {out}")
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ctx = Context(results_dir=results_dir, budget=get_budget(budget_name), models=select_models(args.models),
+                  device=device_label(), user_datasets=_user_datasets(args.dataset))
+    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    for name in names:
+        run_experiment(ctx, name)
+    return 0

@@ -1,0 +1,55 @@
+"""What every experiment receives: where results go, the budget, the models, the device label."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ipvae.bench.budget import Budget
+from ipvae.bench.zoo import ModelEntry
+from ipvae.fileio import write_json
+
+PARTS_DIR = "parts"
+
+
+def device_label() -> str:
+    """'CPU <model name>, N cores, torch T threads' (or the CUDA device when torch uses one)."""
+    import torch
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {name}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads"
+
+
+@dataclass(frozen=True)
+class Context:
+    results_dir: Path
+    budget: Budget
+    models: tuple[ModelEntry, ...]
+    device: str
+    user_datasets: tuple[tuple[str, Path], ...] = ()
+    log: Callable[[str], None] = print
+
+    def experiment_dir(self, name: str) -> Path:
+        path = self.results_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def cached(self, experiment: str, key: str, compute: Callable[[], dict]) -> dict:
+        """The JSON part ``key`` of an experiment: read if a previous (interrupted) run wrote it, else computed."""
+        path = self.experiment_dir(experiment) / PARTS_DIR / f"{key}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        value = compute()
+        write_json(path, value)
+        return value

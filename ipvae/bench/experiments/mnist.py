@@ -1,0 +1,205 @@
+"""Experiment 1: the paper's MNIST table for every model, plus the exported 8-bit iP-VAE on the integer
+reference and a small sample of it through the Lava simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ipvae.bench import format as fmt
+from ipvae.bench.context import Context
+from ipvae.bench.figures import new_figure, save_labelled
+from ipvae.bench.measure import (
+    FEATURE_LABELS,
+    probe_scores,
+    reconstruction,
+    summarise_runs,
+)
+from ipvae.bench.paper import MNIST_TABLE, PAPER_SOURCE
+from ipvae.bench.zoo import ensure_trained
+from train.evaluate import probe_accuracy
+
+NAME = "mnist"
+TITLE = "MNIST: reconstruction, sparsity, probe accuracy, size and cost"
+KEPT_METRICS = ("mse_per_pixel", "r2", "r2_rate", "zeros", "spikes_per_inference", "lifetime_sparsity",
+                "population_sparsity")
+PLOTTED = (("r2", "R^2 (spikes, t = T)"), ("zeros", "fraction of zero counts"), ("probe_mean_counts", "probe accuracy (mean counts)"))
+
+
+def load(split: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from train.data import get_dataset
+
+    x, y = get_dataset("mnist", split, limit=limit)
+    return x.reshape(x.shape[0], -1).float(), y  # [N, M], [N]
+
+
+def _float_run(ctx: Context, entry, seed: int, data) -> dict:
+    x_train, y_train, x_test, y_test = data
+    budget = ctx.budget
+    trained = ensure_trained(ctx.results_dir, entry, budget, seed, log=ctx.log)
+    metrics, _ = reconstruction(trained.model, x_test, budget.t_test, seed)
+    probes = probe_scores(trained.model, x_train, y_train, x_test, y_test, budget.t_test, seed)
+    return {
+        **{key: metrics[key] for key in KEPT_METRICS},
+        "probe_rates": probes["rates"],
+        "probe_mean_counts": probes["mean_counts"],
+        "params": trained.model.n_params,
+        "macs_per_inference": trained.model.macs_per_inference(budget.t_test),
+        "train_minutes": trained.train_seconds / 60.0,
+    }
+
+
+def _integer_run(ctx: Context, entry, seed: int, data) -> dict:
+    """The default export (8-bit weights) of a trained iP-VAE run on the bit-exact integer reference."""
+    from lava_models.pipeline import models_from_run, run_backend, summarize
+
+    x_train, y_train, x_test, y_test = data
+    budget = ctx.budget
+    trained = ensure_trained(ctx.results_dir, entry, budget, seed, log=ctx.log)
+    pair = models_from_run(trained.run_dir, seed=seed)
+    test_run = run_backend(pair.integer, x_test.numpy(), budget.t_test, "reference", record_u=False)
+    table, _ = summarize(pair.integer, x_test.numpy(), test_run)
+    train_run = run_backend(pair.integer, x_train.numpy(), budget.t_test, "reference", record_u=False,
+                            image_offset=x_test.shape[0])
+    mean_counts_train = torch.from_numpy(train_run.z[1:].mean(axis=0))  # [N, K] counts averaged over t = 1..T
+    mean_counts_test = torch.from_numpy(test_run.z[1:].mean(axis=0))  # [N, K]
+    return {
+        "mse_per_pixel": table["mse_per_pixel"],
+        "r2": table["r2"],
+        "zeros": table["zeros"],
+        "spikes_per_inference": table["spikes_per_inference"],
+        "synops_per_inference": table["synops_per_inference"],
+        "energy_estimate_nj": table["energy_estimate_nj"],
+        "probe_mean_counts": probe_accuracy(mean_counts_train, y_train, mean_counts_test, y_test, seed),
+        "weight_bits": int(pair.integer.spec.weight_bits),
+    }
+
+
+def _lava_sample(ctx: Context, entry, data) -> dict:
+    """A few test images through the Lava fixed-point graph, compared with the reference on the same images."""
+    from lava_models.parity import compare_trajectories
+    from lava_models.pipeline import models_from_run, run_backend, summarize
+
+    _, _, x_test, _ = data
+    budget = ctx.budget
+    seed = budget.seeds[0]
+    trained = ensure_trained(ctx.results_dir, entry, budget, seed, log=ctx.log)
+    pair = models_from_run(trained.run_dir, seed=seed)
+    x = x_test[: budget.lava_images].numpy()
+    lava = run_backend(pair.integer, x, budget.lava_steps, "lava", progress=False)
+    reference = run_backend(pair.integer, x, budget.lava_steps, "reference")
+    parity = compare_trajectories(lava.z, lava.u, reference.z, reference.u)
+    table, _ = summarize(pair.integer, x, lava)
+    return {
+        "images": int(x.shape[0]),
+        "steps": budget.lava_steps,
+        "seed": seed,
+        "mse_per_pixel": table["mse_per_pixel"],
+        "r2": table["r2"],
+        "zeros": table["zeros"],
+        "spikes_per_inference": table["spikes_per_inference"],
+        "synops_per_inference": table["synops_per_inference"],
+        "energy_estimate_nj": table["energy_estimate_nj"],
+        "identical_to_reference": bool(parity.identical),
+        "values_compared": int(parity.compared_values),
+    }
+
+
+def _import_lava_first() -> None:
+    """Lava sets multiprocessing's start method when first imported, which fails once anything (the probe's
+    scikit-learn/joblib) has fixed it: import it before the probes run."""
+    import lava.magma.core.process.process  # noqa: F401
+
+
+def run(ctx: Context) -> dict:
+    budget = ctx.budget
+    if any(entry.exportable for entry in ctx.models):
+        _import_lava_first()
+    x_train, y_train = load("train", budget.probe_train_images)
+    x_test, y_test = load("test", budget.test_images)
+    data = (x_train, y_train, x_test, y_test)
+    pixels = ctx.cached(NAME, "pixels", lambda: {"probe": probe_accuracy(x_train, y_train, x_test, y_test)})
+    rows = {}
+    for entry in ctx.models:
+        runs = [ctx.cached(NAME, f"{entry.name}-seed{seed}", lambda: _float_run(ctx, entry, seed, data))
+                for seed in budget.seeds]
+        rows[entry.name] = {"label": entry.label, "paper_key": entry.paper_key, "runs": runs,
+                            "summary": summarise_runs(runs)}
+        if entry.exportable:
+            integer_runs = [ctx.cached(NAME, f"{entry.name}-int8-seed{seed}", lambda: _integer_run(ctx, entry, seed, data))
+                            for seed in budget.seeds]
+            rows[f"{entry.name}_int8"] = {"label": f"{entry.label}, 8-bit export, integer reference",
+                                          "paper_key": None, "runs": integer_runs,
+                                          "summary": summarise_runs(integer_runs)}
+            rows[f"{entry.name}_lava"] = {"label": f"{entry.label}, 8-bit export, Lava simulator (sample)",
+                                          "paper_key": None,
+                                          "sample": ctx.cached(NAME, f"{entry.name}-lava", lambda: _lava_sample(ctx, entry, data))}
+    result = {
+        "name": NAME, "budget": budget.describe(), "device": ctx.device, "test_images": int(x_test.shape[0]),
+        "probe_train_images": int(x_train.shape[0]), "t_test": budget.t_test, "pixels_probe": pixels["probe"],
+        "rows": rows, "feature_labels": FEATURE_LABELS,
+    }
+    result["figures"] = [_plot(ctx, result)]
+    return result
+
+
+def _plot(ctx: Context, result: dict) -> str:
+    figure, axes = new_figure(len(PLOTTED))
+    names = [name for name, row in result["rows"].items() if "summary" in row]
+    for axis, (metric, label) in zip(axes, PLOTTED):
+        shown = [name for name in names if metric in result["rows"][name]["summary"]]
+        means = [result["rows"][name]["summary"][metric]["mean"] for name in shown]
+        errors = [result["rows"][name]["summary"][metric]["std"] for name in shown]
+        axis.bar(np.arange(len(shown)), means, yerr=errors, capsize=3, color="tab:blue")
+        labels = [result["rows"][name]["label"].split(",")[0] + (" 8-bit" if name.endswith("int8") else "") for name in shown]
+        axis.set_xticks(np.arange(len(shown)), labels, fontsize=7, rotation=60, ha="right")
+        axis.set_title(label)
+    figure.suptitle(f"MNIST, {result['test_images']} test images, t = {result['t_test']}", y=1.04)
+    return save_labelled(figure, ctx.experiment_dir(NAME) / "mnist.png", ctx.device, ctx.budget.name)
+
+
+def markdown(result: dict, prefix: str) -> str:
+    header = ["model", "MSE/pixel x1e3", "R^2 (spikes)", "R^2 (rates)", "zeros", "probe: rates", "probe: mean counts",
+              "params", "MACs / inference", "synaptic ops / inference", "train min"]
+    rows = []
+    for name, row in result["rows"].items():
+        if "summary" not in row:
+            continue
+        s = row["summary"]
+        rows.append([f"**{row['label']}** (ours)", fmt.spread(s.get("mse_per_pixel"), 2, 1e3), fmt.spread(s.get("r2")),
+                     fmt.spread(s.get("r2_rate")), fmt.spread(s.get("zeros")), fmt.spread(s.get("probe_rates")),
+                     fmt.spread(s.get("probe_mean_counts")), fmt.spread(s.get("params"), 0),
+                     fmt.spread(s.get("macs_per_inference"), 0), fmt.spread(s.get("synops_per_inference"), 0),
+                     fmt.spread(s.get("train_minutes"), 1)])
+        paper = MNIST_TABLE.get(row["paper_key"] or "")
+        if paper:
+            rows.append([f"{paper['label']} (paper)", fmt.value(paper["mse_per_pixel"] * 1e3, 2), fmt.value(paper["r2"]), "-",
+                         fmt.value(paper["zeros"], 2), fmt.value(paper["probe"], 4), "-", f"{paper['params'] / 1e6:.2f}M",
+                         "-", "-", "-"])
+    for key, paper in MNIST_TABLE.items():
+        if not any(row["paper_key"] == key for row in result["rows"].values()):
+            rows.append([f"{paper['label']} (paper; not run here)", fmt.value(paper["mse_per_pixel"] * 1e3, 2),
+                         fmt.value(paper["r2"]), "-", fmt.value(paper["zeros"], 2), fmt.value(paper["probe"], 4), "-",
+                         f"{paper['params'] / 1e6:.2f}M", "-", "-", "-"])
+    rows.append(["raw pixels (linear probe only)", "-", "-", "-", "-", fmt.value(result["pixels_probe"]), "-", "-", "-", "-", "-"])
+    lines = [
+        f"{result['test_images']} MNIST test images at t = {result['t_test']}; probes fit on the first "
+        f"{result['probe_train_images']} training images. Ours: {fmt.over_seeds(result['budget']['seeds'])}. "
+        f"Paper rows: {PAPER_SOURCE} (their T_test differs, see the label). Probe features: "
+        + "; ".join(f"*{kind}* = {label}" for kind, label in result["feature_labels"].items()) + ".",
+        "MACs: dense multiply-accumulates of one T-step inference of the float model, from the model's own "
+        "`macs_per_inference` (iterative: 2T·M·K; amortized: encoder once plus T decodes); synaptic ops: event-driven "
+        "operations of the integer model (docs/energy.md conventions).",
+        "",
+        fmt.table(header, rows),
+    ]
+    for name, row in result["rows"].items():
+        sample = row.get("sample")
+        if sample:
+            lines += ["", f"{row['label']}: {sample['images']} test images × {sample['steps']} steps: R^2 "
+                      f"{fmt.value(sample['r2'])}, zeros {fmt.value(sample['zeros'])}, MSE/pixel "
+                      f"{fmt.value(sample['mse_per_pixel'], 4)}, {fmt.value(sample['synops_per_inference'], 0)} synaptic ops "
+                      f"per inference; spike counts and potentials identical to the integer reference: "
+                      f"{'yes' if sample['identical_to_reference'] else 'NO'} ({sample['values_compared']:,} values)."]
+    lines += ["", *(fmt.figure(name, "MNIST summary", prefix) for name in result["figures"])]
+    return "\n".join(lines)

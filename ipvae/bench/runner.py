@@ -1,0 +1,41 @@
+"""Run an experiment: its result JSON, figures and Markdown in RESULTS/NAME/ (resumable through parts)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ipvae.bench.context import Context
+from ipvae.bench.experiments import EXPERIMENTS
+from ipvae.errors import IpvaeError
+from ipvae.fileio import atomic_path, write_json
+
+MANIFEST = "manifest.json"
+
+
+def check_results_dir(results_dir: Path, budget_name: str) -> None:
+    """A results directory holds one budget: refuse to mix another budget's models and parts into it."""
+    manifest = results_dir / MANIFEST
+    if manifest.is_file():
+        recorded = json.loads(manifest.read_text()).get("budget")
+        if recorded != budget_name:
+            raise IpvaeError(f"{results_dir} holds results of the {recorded!r} budget; use another --out for {budget_name!r}")
+    else:
+        write_json(manifest, {"budget": budget_name})
+
+
+def run_experiment(ctx: Context, name: str) -> dict:
+    if name not in EXPERIMENTS:
+        raise IpvaeError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
+    check_results_dir(ctx.results_dir, ctx.budget.name)
+    module = EXPERIMENTS[name]
+    started = time.perf_counter()
+    result = module.run(ctx)
+    result["seconds"] = time.perf_counter() - started
+    out = ctx.experiment_dir(name)
+    write_json(out / f"{name}.json", result)
+    with atomic_path(out / f"{name}.md") as temporary:
+        temporary.write_text(f"# {module.TITLE}\n\n{module.markdown(result, '')}\n")
+    ctx.log(f"{name}: wrote {out / (name + '.json')} ({result['seconds']:.0f} s)")
+    return result

@@ -1,0 +1,125 @@
+"""Smoke test of `ipvae bench`: all six experiments and the report at the tiny budget, and bad input."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ipvae.bench.budget import TINY
+from ipvae.bench.experiments import EXPERIMENTS
+from ipvae.bench.zoo import MODELS, run_config
+
+SMOKE_MODELS = ("ipvae", "lca")  # the exported model and a baseline (every entry's config: test below)
+from ipvae.cli import main
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    images = np.random.default_rng(0).integers(0, 256, size=(12, 28, 28)).astype(np.uint8)
+    np.save(root / "mine.npy", images)
+    results = root / "results"
+    assert main(["bench", "all", "--budget", "tiny", "--out", str(results), "--threads", "1", "--models", *SMOKE_MODELS,
+                 "--dataset", f"mine={root / 'mine.npy'}"]) == 0
+    report = root / "report" / "results.md"
+    assert main(["bench", "report", "--budget", "tiny", "--out", str(results), "--report", str(report)]) == 0
+    loaded = {name: json.loads((results / name / f"{name}.json").read_text()) for name in EXPERIMENTS}
+    return results, report, loaded
+
+
+@pytest.mark.parametrize("entry", MODELS, ids=lambda entry: entry.name)
+def test_every_model_entry_has_a_valid_configuration(entry):
+    for data in ("mnist", "natural_patches"):
+        config = run_config(entry, TINY, 0, data, beta=1.0)
+        assert config.model.n_latents == TINY.n_latents and config.train.seed == 0
+
+
+def test_every_experiment_writes_json_figures_and_markdown(bench):
+    results, report, loaded = bench
+    for name, result in loaded.items():
+        assert result["budget"]["name"] == "tiny" and result["device"]
+        assert (results / name / f"{name}.md").read_text().startswith("# ")
+        for figure in result["figures"]:
+            assert (results / name / figure).stat().st_size > 0
+            assert (report.parent / "results" / name / figure).is_file()  # copied beside the report
+    text = report.read_text()
+    assert "tiny (smoke) budget" in text and "## Which of the paper's claims" in text
+    assert all(module.TITLE in text for module in EXPERIMENTS.values())
+
+
+def test_mnist_rows_match_closed_forms_and_the_lava_sample_matches_the_reference(bench):
+    _, _, loaded = bench
+    rows = loaded["mnist"]["rows"]
+    m, k, t = 784, TINY.n_latents, TINY.t_test
+    ipvae = rows["ipvae"]["runs"][0]
+    assert ipvae["params"] == m * k + m + 1 + 2 * k  # Phi, log sigma, log lr, u_prior, log b
+    assert ipvae["macs_per_inference"] == 2 * t * m * k  # one drive and one decode of M x K per step
+    assert 0.0 <= ipvae["zeros"] <= 1.0 and 0.0 <= ipvae["probe_mean_counts"] <= 1.0
+    assert rows["ipvae_int8"]["runs"][0]["weight_bits"] == 8
+    assert rows["ipvae_lava"]["sample"]["identical_to_reference"]
+    assert set(rows) == {*SMOKE_MODELS, "ipvae_int8", "ipvae_lava"}
+
+
+def test_derived_numbers_follow_from_the_stored_ones(bench):
+    _, _, loaded = bench
+    for model in loaded["natural"]["models"].values():
+        for point in model["points"]:
+            assert point["d_t_end"] == pytest.approx(math.hypot(1 - point["r2_t_end"], 1 - point["zeros_t_end"]))
+    for model in loaded["rotation"]["models"].values():
+        run = model["runs"][0]
+        assert len(run["mse_ratio"]) == len(TINY.rotation_angles) and run["mse_ratio"][0] == 1.0
+    for model in loaded["convergence"]["models"].values():
+        assert model["runs"][0]["step"][-1] == TINY.curve_steps
+    datasets = loaded["novel"]["datasets"]
+    assert "mine" in datasets and "hershey" in datasets
+    assert "probe_rates" not in datasets["mine"]["models"]["ipvae"]["runs"][0]  # no labels: reconstruction only
+
+
+def test_a_rerun_reuses_the_stored_parts(bench):
+    results, _, loaded = bench
+    assert main(["bench", "mnist", "--budget", "tiny", "--out", str(results), "--models", *SMOKE_MODELS]) == 0
+    again = json.loads((results / "mnist" / "mnist.json").read_text())
+    assert again["rows"]["ipvae"]["runs"] == loaded["mnist"]["rows"]["ipvae"]["runs"]
+
+
+def test_the_help_lists_every_experiment():
+    from ipvae.bench.cli import EXPERIMENT_HELP
+
+    assert EXPERIMENT_HELP.split(", ") == list(EXPERIMENTS)
+
+
+def test_an_unknown_experiment_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["bench", "nope", "--budget", "tiny", "--out", str(tmp_path)]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--models", "nope"], "unknown model"),
+    (["--dataset", "broken"], "NAME=PATH"),
+    (["--dataset", "x=/nonexistent.npy"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    assert main(["bench", "mnist", "--budget", "tiny", "--out", str(tmp_path), *argv]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+
+
+def test_report_without_results_and_mixed_budgets_are_refused(tmp_path, capsys, bench):
+    results, _, _ = bench
+    assert main(["bench", "report", "--out", str(tmp_path), "--report", str(tmp_path / "r.md")]) == 2
+    assert main(["bench", "mnist", "--quick", "--out", str(results)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert "no experiment results" in errors[0] and "'tiny' budget" in errors[1]
+
+
+def test_the_readme_headline_block_is_rewritten_from_the_json(tmp_path, bench):
+    from ipvae.bench.report import README_END, README_START, load_results, update_readme
+
+    results_dir, _, loaded = bench
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold\n{README_END}\noutro\n")
+    assert update_readme(readme, load_results(results_dir), tmp_path / "r.md")
+    text = readme.read_text()
+    r2 = loaded["mnist"]["rows"]["ipvae"]["summary"]["r2"]["mean"]
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and f"{r2:.3f}" in text
