@@ -34,8 +34,31 @@ class InferenceParams:
 
 class LatentSample(NamedTuple):
     z: Tensor  # [B, K] the latent code sent to the decoder (spike counts for Poisson)
-    recon: Tensor  # [B, M] its reconstruction Phi z (computed once, reused by the next step)
+    recon: Tensor | None  # [B, M] its reconstruction Phi z (None from ``draw``: not computed)
     noise: Tensor | None = None  # [B, K] standard-normal noise (Gaussian families)
+
+
+class PrecisionWeightedTerms(NamedTuple):
+    """The data terms of the drive and of the Gaussian error, computed once per batch.
+
+    Phi^T D (x - Phi z) = feedforward - z @ lateral and
+    (x - Phi z)^T D (x - Phi z) = data_energy - 2 z . feedforward + z . (z @ lateral),
+    so the unrolled loop needs one [B, K] x [K, K] product per step instead of the two
+    [B, K] x [K, M] products through pixel space.
+    """
+
+    feedforward: Tensor  # [B, K] Phi^T D x
+    lateral: Tensor  # [K, K] W = Phi^T D Phi (symmetric)
+    data_energy: Tensor  # [B] x^T D x
+
+
+def precision_weighted_terms(x: Tensor, params: InferenceParams) -> PrecisionWeightedTerms:
+    weighted_phi = params.phi * params.precision[:, None]  # [M, K] D Phi
+    return PrecisionWeightedTerms(
+        feedforward=x @ weighted_phi,  # [B, K]
+        lateral=weighted_phi.T @ params.phi,  # [K, K]
+        data_energy=(x.square() * params.precision).sum(dim=-1),  # [B]
+    )
 
 
 def reconstruction_drive(x: Tensor, recon: Tensor, params: InferenceParams) -> Tensor:
