@@ -84,9 +84,7 @@ class PoissonLatent(Distribution):
         shape = self._extended_shape(sample_shape)
         log_rate = self.log_rate.expand(shape)  # [B, K]
         with torch.no_grad():
-            unit_exponentials = draw_rows(
-                (self.max_count, *shape), 1, shard, log_rate, lambda buffer: buffer.exponential_(generator=generator)
-            )  # [n, B, K]
+            unit_exponentials = draw_rows((self.max_count, *shape), 1, shard, log_rate, generator, draw_exponential)  # [n, B, K]
         return _RelaxedCount.apply(log_rate, unit_exponentials, temperature)
 
 
@@ -99,15 +97,32 @@ class BatchShard:
 
 
 def draw_rows(
-    shape: tuple[int, ...], row_dim: int, shard: BatchShard | None, like: Tensor, fill: Callable[[Tensor], Tensor]
+    shape: tuple[int, ...],
+    row_dim: int,
+    shard: BatchShard | None,
+    like: Tensor,
+    generator: torch.Generator | None,
+    fill: Callable[[Tensor, torch.Generator | None], Tensor],
 ) -> Tensor:
-    """A fresh tensor of ``shape`` filled by ``fill`` (a random in-place draw); with a shard, the draw
-    covers the global batch along ``row_dim`` and this shard's rows are returned (contiguous)."""
-    if shard is None:
-        return fill(torch.empty(shape, dtype=like.dtype, device=like.device))
-    global_shape = (*shape[:row_dim], shard.global_size, *shape[row_dim + 1 :])
-    drawn = fill(torch.empty(global_shape, dtype=like.dtype, device=like.device))
-    return drawn.narrow(row_dim, shard.start, shape[row_dim]).contiguous()
+    """A fresh tensor of ``shape`` (dtype and device of ``like``) filled by ``fill(buffer, generator)``,
+    a random in-place draw made on the generator's device. With a shard, the draw covers the global
+    batch along ``row_dim`` and this shard's rows are returned (contiguous)."""
+    device = generator.device if generator is not None else like.device
+    if shard is not None:
+        global_shape = (*shape[:row_dim], shard.global_size, *shape[row_dim + 1 :])
+        drawn = fill(torch.empty(global_shape, dtype=like.dtype, device=device), generator)
+        drawn = drawn.narrow(row_dim, shard.start, shape[row_dim]).contiguous()
+    else:
+        drawn = fill(torch.empty(shape, dtype=like.dtype, device=device), generator)
+    return drawn.to(like.device)
+
+
+def draw_exponential(buffer: Tensor, generator: torch.Generator | None) -> Tensor:
+    return buffer.exponential_(generator=generator)
+
+
+def draw_standard_normal(buffer: Tensor, generator: torch.Generator | None) -> Tensor:
+    return buffer.normal_(generator=generator)
 
 
 def _cumulative_sum_first_dim(values: Tensor) -> Tensor:

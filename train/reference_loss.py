@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from train.distributions import BatchShard, PoissonLatent, draw_rows
+from train.distributions import BatchShard, PoissonLatent, draw_exponential, draw_rows
 from train.inference import InferenceParams, LatentSample, decode, poisson, reconstruction_drive
 from train.model import IterativeVAE, LossTerms
 
@@ -26,9 +26,7 @@ def reference_relaxed_count(
     if temperature <= 0.0:
         return PoissonLatent(log_rate, max_count).rsample(temperature=0.0, generator=generator)
     with torch.no_grad():
-        unit_exponentials = draw_rows(
-            (max_count, *log_rate.shape), 1, shard, log_rate, lambda buffer: buffer.exponential_(generator=generator)
-        )  # [n, B, K]
+        unit_exponentials = draw_rows((max_count, *log_rate.shape), 1, shard, log_rate, generator, draw_exponential)  # [n, B, K]
     arrival_times = torch.cumsum(unit_exponentials, dim=0) * torch.exp(-log_rate)  # [n, B, K]
     return torch.sigmoid((1.0 - arrival_times) / temperature).sum(dim=0)  # [B, K]
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from train.distributions import BatchShard, draw_rows, gaussian_kl
+from train.distributions import BatchShard, draw_rows, draw_standard_normal, gaussian_kl
 from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
 
 LOG_SCALE_MIN = -6.0
@@ -54,9 +54,7 @@ def draw(
     shard: BatchShard | None = None,
 ) -> LatentSample:
     """z ~ q(state) and its noise, without the reconstruction (``recon`` is None)."""
-    noise = draw_rows(
-        tuple(state.mean.shape), 0, shard, state.mean, lambda buffer: buffer.normal_(generator=generator)
-    )  # [B, K]
+    noise = draw_rows(tuple(state.mean.shape), 0, shard, state.mean, generator, draw_standard_normal)  # [B, K]
     pre_activation = state.mean + state.log_scale.exp() * noise  # [B, K]
     return LatentSample(z=_code(pre_activation, params), recon=None, noise=noise)
 
