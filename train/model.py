@@ -193,6 +193,7 @@ class IterativeVAE(nn.Module):
         state = dynamics.initial_state(params, x.shape[0])
         latent = dynamics.draw(state, params, temperature, generator, shard)
         lateral_input = latent.z @ terms.lateral  # [B, K] W z
+        twice_feedforward = 2.0 * terms.feedforward  # [B, K]
         quadratic_sum = x.new_zeros(())
         kl_sum = x.new_zeros(())
         codes = []
@@ -202,7 +203,7 @@ class IterativeVAE(nn.Module):
             latent = dynamics.draw(state, params, temperature, generator, shard)
             lateral_input = latent.z @ terms.lateral  # [B, K]
             # (x - Phi z)^T D (x - Phi z) = x^T D x - 2 z . Phi^T D x + z . W z
-            weighted_error = terms.data_energy + (latent.z * (lateral_input - 2.0 * terms.feedforward)).sum(-1)  # [B]
+            weighted_error = terms.data_energy + (latent.z * (lateral_input - twice_feedforward)).sum(-1)  # [B]
             quadratic_sum = quadratic_sum + weighted_error.mean()
             kl_sum = kl_sum + dynamics.kl(state, previous, params).mean()
             codes.append(latent.z.detach())
@@ -211,6 +212,6 @@ class IterativeVAE(nn.Module):
         kl = kl_sum / n_steps
         with torch.no_grad():
             code_steps = torch.stack(codes)  # [T, B, K]
-            mse_per_pixel = (x - code_steps @ params.phi.T).square().mean()  # [T, B, M] -> []
+            mse_per_pixel = (code_steps @ params.phi.T).sub_(x).square_().mean()  # [T, B, M] -> []
             zeros = (code_steps < 0.5).float().mean()
         return LossTerms(total=nll + beta * kl, nll=nll, kl=kl, mse_per_pixel=mse_per_pixel, zeros=zeros)

@@ -35,7 +35,7 @@ def draw(
     shard: BatchShard | None = None,
 ) -> LatentSample:
     """z ~ q(state) without its reconstruction (``recon`` is None)."""
-    posterior = PoissonLatent(state.u, params.max_spike_count)
+    posterior = PoissonLatent(state.u, params.max_spike_count, validate_args=False)  # u is finite by construction
     z = posterior.rsample(temperature=temperature, generator=generator, shard=shard)  # [B, K]
     return LatentSample(z=z, recon=None)
 
