@@ -81,7 +81,8 @@ def test_loss_terms_and_gradients_match_reference_on_a_mnist_sized_model(tempera
 
 @pytest.mark.parametrize("low,high", [(-9.0, -3.0), (-2.0, 4.0)])
 def test_relaxed_count_matches_textbook_sum_in_compact_and_dense_regimes(low, high):
-    """Mostly silent neurons (the compact gather) and mostly active ones (the dense pass)."""
+    """Mostly silent neurons (the compact gather) and mostly active ones (the dense pass) against
+    autograd through the textbook construction; and the old dense sampler gives the same."""
     log_rate = torch.empty(40, 50, dtype=torch.float64).uniform_(low, high, generator=torch.Generator().manual_seed(0))
     log_rate.requires_grad_(True)
     temperature = 0.2
@@ -92,8 +93,14 @@ def test_relaxed_count_matches_textbook_sum_in_compact_and_dense_regimes(low, hi
     assert (active_fraction <= COMPACT_FRACTION) == (high < 0)  # each case exercises its branch
     weights = torch.randn(40, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     fused = PoissonLatent(log_rate, 15).rsample(temperature=temperature, generator=torch.Generator().manual_seed(4))
-    textbook = reference_relaxed_count(log_rate, 15, temperature, torch.Generator().manual_seed(4))
+    unit = torch.empty((15, 40, 50), dtype=torch.float64).exponential_(generator=torch.Generator().manual_seed(4))
+    arrivals = torch.cumsum(unit, dim=0) / log_rate.exp()  # [n, B, K] autograd through the textbook form
+    textbook = torch.sigmoid((1 - arrivals) / temperature).sum(0)
     (grad_fused,) = torch.autograd.grad((fused * weights).sum(), log_rate)
     (grad_textbook,) = torch.autograd.grad((textbook * weights).sum(), log_rate)
     torch.testing.assert_close(fused, textbook, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad_fused, grad_textbook, rtol=1e-10, atol=1e-11)
+    old = reference_relaxed_count(log_rate, 15, temperature, torch.Generator().manual_seed(4))
+    (grad_old,) = torch.autograd.grad((old * weights).sum(), log_rate)
+    torch.testing.assert_close(old, textbook, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad_old, grad_textbook, rtol=1e-10, atol=1e-11)

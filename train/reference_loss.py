@@ -2,10 +2,10 @@
 
 This is the code path the trainer used before the loss went through the [K, K] lateral weights:
 every step decodes Phi z [B, M] and takes the drive and the Gaussian error through pixel space, and
-the relaxed Poisson count is the textbook sum of sigmoids over [n, B, K] tensors. It shares with the
-fast path only the state update of each family (``update``) and the way noise is drawn, so a test or
-benchmark comparing the two checks exactly what the fast path changed: how the same numbers are
-computed. Used by ``tests/test_training_speed_path.py`` and ``benchmarks/train_speed.py``.
+the relaxed Poisson count sums the sigmoids of all [n, B, K] arrivals (the fused custom Function the
+sampler had). It shares with the fast path only the state update of each family (``update``) and the
+way noise is drawn, so a test or benchmark comparing the two checks exactly what the fast path
+changed: how the same numbers are computed. Used by ``tests/test_training_speed_path.py`` and ``benchmarks/train_speed.py``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,34 @@ def reference_relaxed_count(
     log_rate: Tensor, max_count: int, temperature: float, generator: torch.Generator | None,
     shard: BatchShard | None = None,
 ) -> Tensor:
-    """sum_j sigmoid((1 - T_j) / tau), T_j = cumsum(E) / r, differentiated by autograd; [B, K]."""
+    """The relaxed count as the trainer computed it before: validated posterior, dense [n, B, K] pass."""
+    posterior = PoissonLatent(log_rate, max_count)
     if temperature <= 0.0:
-        return PoissonLatent(log_rate, max_count).rsample(temperature=0.0, generator=generator)
+        return posterior.rsample(temperature=0.0, generator=generator)
     with torch.no_grad():
         unit_exponentials = draw_rows((max_count, *log_rate.shape), 1, shard, log_rate, generator, draw_exponential)  # [n, B, K]
-    arrival_times = torch.cumsum(unit_exponentials, dim=0) * torch.exp(-log_rate)  # [n, B, K]
-    return torch.sigmoid((1.0 - arrival_times) / temperature).sum(dim=0)  # [B, K]
+        for j in range(1, max_count):
+            unit_exponentials[j] += unit_exponentials[j - 1]  # arrival times at rate 1
+    return _DenseRelaxedCount.apply(log_rate, unit_exponentials, temperature)
+
+
+class _DenseRelaxedCount(torch.autograd.Function):
+    """z = sum_j sigmoid((1 - S_j exp(-u)) / tau) over every arrival, with dz/du from the same pass."""
+
+    @staticmethod
+    def forward(ctx, log_rate: Tensor, unit_arrivals: Tensor, temperature: float) -> Tensor:
+        arrival_times = unit_arrivals * torch.exp(-log_rate)  # [n, B, K]
+        soft_steps = torch.sigmoid((1.0 - arrival_times) / temperature)  # [n, B, K]
+        count = soft_steps.sum(dim=0)  # [B, K]
+        if ctx.needs_input_grad[0]:
+            slope = soft_steps * (1.0 - soft_steps) * arrival_times  # [n, B, K]
+            ctx.save_for_backward(slope.sum(dim=0) / temperature)  # [B, K]
+        return count
+
+    @staticmethod
+    def backward(ctx, grad_count: Tensor):
+        (count_grad_log_rate,) = ctx.saved_tensors
+        return grad_count * count_grad_log_rate, None, None
 
 
 def _draw_with_reconstruction(
