@@ -104,3 +104,17 @@ def test_relaxed_count_matches_textbook_sum_in_compact_and_dense_regimes(low, hi
     (grad_old,) = torch.autograd.grad((old * weights).sum(), log_rate)
     torch.testing.assert_close(old, textbook, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad_old, grad_textbook, rtol=1e-10, atol=1e-11)
+
+
+def test_weighted_gram_backward_matches_autograd():
+    from train.inference.common import _WeightedGram
+
+    generator = torch.Generator().manual_seed(0)
+    phi = torch.randn(9, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    precision = torch.rand(9, dtype=torch.float64, generator=generator).add(0.5).requires_grad_(True)
+    torch.autograd.gradcheck(_WeightedGram.apply, (phi, precision))
+    weights = torch.randn(5, 5, dtype=torch.float64, generator=generator)  # a non-symmetric upstream gradient
+    got = torch.autograd.grad((_WeightedGram.apply(phi, precision) * weights).sum(), (phi, precision))
+    expected = torch.autograd.grad((((phi * precision[:, None]).T @ phi) * weights).sum(), (phi, precision))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)

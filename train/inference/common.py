@@ -56,9 +56,30 @@ def precision_weighted_terms(x: Tensor, params: InferenceParams) -> PrecisionWei
     weighted_phi = params.phi * params.precision[:, None]  # [M, K] D Phi
     return PrecisionWeightedTerms(
         feedforward=x @ weighted_phi,  # [B, K]
-        lateral=weighted_phi.T @ params.phi,  # [K, K]
+        lateral=_WeightedGram.apply(params.phi, params.precision),  # [K, K]
         data_energy=(x.square() * params.precision).sum(dim=-1),  # [B]
     )
+
+
+class _WeightedGram(torch.autograd.Function):
+    """W = Phi^T D Phi [K, K] with a backward of one [M, K] x [K, K] product instead of autograd's two.
+
+    For a loss with gradient G = dL/dW and S = G + G^T:
+        dL/dPhi = D Phi S,    dL/dD_m = (1/2) sum_k (Phi S)_mk Phi_mk.
+    """
+
+    @staticmethod
+    def forward(ctx, phi: Tensor, precision: Tensor) -> Tensor:
+        ctx.save_for_backward(phi, precision)
+        return (phi * precision[:, None]).T @ phi  # [K, K]
+
+    @staticmethod
+    def backward(ctx, grad_gram: Tensor):
+        phi, precision = ctx.saved_tensors
+        projected = phi @ (grad_gram + grad_gram.T)  # [M, K] Phi S
+        grad_phi = projected * precision[:, None] if ctx.needs_input_grad[0] else None  # [M, K]
+        grad_precision = 0.5 * (projected * phi).sum(dim=1) if ctx.needs_input_grad[1] else None  # [M]
+        return grad_phi, grad_precision
 
 
 def reconstruction_drive(x: Tensor, recon: Tensor, params: InferenceParams) -> Tensor:
