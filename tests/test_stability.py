@@ -109,3 +109,22 @@ def test_shipped_model_inference_is_a_stable_descent(shipped_long_runs, data):
     assert verdict.error_ratio < MAX_ERROR_GROWTH, verdict.as_dict()
     assert verdict.at_cap_late - verdict.at_cap_early < MAX_PINNED_GROWTH, verdict.as_dict()
     assert verdict.near_u_max_late - verdict.near_u_max_early < MAX_PINNED_GROWTH, verdict.as_dict()
+
+
+def test_warm_start_is_refused_where_the_loss_cannot_do_it():
+    import torch as _torch
+
+    from ipvae.errors import IpvaeError
+    from train.config import RunConfig
+    from train.distributed import DataParallel
+    from train.trainer import check_training_options
+
+    alone = DataParallel(rank=0, world_size=1, device=_torch.device("cpu"))
+    pair = DataParallel(rank=0, world_size=2, device=_torch.device("cpu"))
+    warm = RunConfig(model=ModelConfig(), train=TrainConfig(warm_start_max=8))
+    check_training_options(warm, alone)  # the single-process iterative model: fine
+    with pytest.raises(IpvaeError, match="single-process"):
+        check_training_options(warm, pair)
+    baseline = RunConfig(model=ModelConfig(kind="sparse_coding"), train=TrainConfig(warm_start_max=8))
+    with pytest.raises(IpvaeError, match="iterative"):
+        check_training_options(baseline, alone)

@@ -167,8 +167,9 @@ def run_train(args) -> int:
         if (Path(args.out) / "model.safetensors").exists():
             raise IpvaeError(f"{args.out} already holds a model; use --resume to continue it or another --out")
     result = train(config, args.out, resume=args.resume, show_progress=args.progress, max_steps=args.max_steps)
-    print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
-                      **result.last_epoch_metrics}))
+    if result.rank == 0:
+        print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
+                          **result.last_epoch_metrics}))
     return 0
 
 

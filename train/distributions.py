@@ -22,6 +22,9 @@ exp(u - u0) times the true KL; this module uses the exact form (tested against M
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, Normal, constraints, register_kl
@@ -78,18 +81,60 @@ class PoissonLatent(Distribution):
         sample_shape=torch.Size(),
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        shard: BatchShard | None = None,
     ) -> Tensor:
-        """Relaxed counts, differentiable in ``log_rate``; temperature 0 gives exact counts."""
+        """Relaxed counts, differentiable in ``log_rate``; temperature 0 gives exact counts.
+
+        ``shard`` (data-parallel training): this batch is rows [start, start + B) of a global batch;
+        the noise of the whole global batch is drawn and sliced, so every row gets the same draws
+        whatever the number of processes.
+        """
         if temperature <= 0.0:
+            if shard is not None:
+                raise ValueError("exact draws (temperature 0) cannot be sharded over a global batch")
             return self.sample(sample_shape, generator=generator)
         shape = self._extended_shape(sample_shape)
         log_rate = self.log_rate.expand(shape)  # [B, K]
         with torch.no_grad():
-            unit_exponentials = torch.empty(
-                (self.max_count, *shape), dtype=log_rate.dtype, device=log_rate.device
-            ).exponential_(generator=generator)  # [n, B, K]
-            unit_arrivals = _cumulative_sum_first_dim(unit_exponentials)  # [n, B, K] arrivals at rate 1
-        return _RelaxedCount.apply(log_rate, unit_arrivals, temperature)
+            unit_exponentials = draw_rows((self.max_count, *shape), 1, shard, log_rate, generator, draw_exponential)  # [n, B, K]
+        return _RelaxedCount.apply(log_rate, unit_exponentials, temperature)
+
+
+@dataclass(frozen=True)
+class BatchShard:
+    """This process holds rows [start, start + local size) of a global batch of ``global_size`` rows."""
+
+    start: int
+    global_size: int
+
+
+def draw_rows(
+    shape: tuple[int, ...],
+    row_dim: int,
+    shard: BatchShard | None,
+    like: Tensor,
+    generator: torch.Generator | None,
+    fill: Callable[[Tensor, torch.Generator | None], Tensor],
+) -> Tensor:
+    """A fresh tensor of ``shape`` (dtype and device of ``like``) filled by ``fill(buffer, generator)``,
+    a random in-place draw made on the generator's device. With a shard, the draw covers the global
+    batch along ``row_dim`` and this shard's rows are returned (contiguous)."""
+    device = generator.device if generator is not None else like.device
+    if shard is not None:
+        global_shape = (*shape[:row_dim], shard.global_size, *shape[row_dim + 1 :])
+        drawn = fill(torch.empty(global_shape, dtype=like.dtype, device=device), generator)
+        drawn = drawn.narrow(row_dim, shard.start, shape[row_dim]).contiguous()
+    else:
+        drawn = fill(torch.empty(shape, dtype=like.dtype, device=device), generator)
+    return drawn.to(like.device)
+
+
+def draw_exponential(buffer: Tensor, generator: torch.Generator | None) -> Tensor:
+    return buffer.exponential_(generator=generator)
+
+
+def draw_standard_normal(buffer: Tensor, generator: torch.Generator | None) -> Tensor:
+    return buffer.normal_(generator=generator)
 
 
 def _cumulative_sum_first_dim(values: Tensor) -> Tensor:
@@ -99,23 +144,65 @@ def _cumulative_sum_first_dim(values: Tensor) -> Tensor:
     return values
 
 
+# A term sigmoid((1 - T) / tau) with T >= 1 + NEGLIGIBLE_LOGIT * tau is below exp(-30) ~ 1e-13, and so
+# is its slope term (it decays as exp(-(T - 1) / tau) while T / tau grows only linearly): a neuron whose
+# first arrival is that late contributes nothing a float32 count can hold (relative precision 1e-7).
+NEGLIGIBLE_LOGIT = 30.0
+# Gathering the neurons that can spike pays off on the CPU when at most this fraction of them can.
+COMPACT_FRACTION = 0.5
+
+
+def _soft_count_and_slope(arrival_times: Tensor, inverse_temperature: float, with_slope: bool):
+    """sum_j s_j and sum_j s_j (1 - s_j) T_j / tau over dim 0, s_j = sigmoid((1 - T_j) / tau).
+
+    Overwrites nothing; allocates one tensor of the arrivals' shape (the soft steps)."""
+    # (1 - T) / tau = 1/tau - T/tau in one pass, then the sigmoid in place
+    soft_steps = torch.rsub(arrival_times, inverse_temperature, alpha=inverse_temperature).sigmoid_()  # [n, N]
+    count = soft_steps.sum(dim=0)  # [N]
+    if not with_slope:
+        return count, None
+    # sigmoid_backward(g, s) = g * s * (1 - s): the slope terms s (1 - s) T in one pass, in place
+    slope_terms = torch.ops.aten.sigmoid_backward(arrival_times, soft_steps, grad_input=soft_steps)  # [n, N]
+    return count, slope_terms.sum(dim=0).mul_(inverse_temperature)  # [N], [N]
+
+
 class _RelaxedCount(torch.autograd.Function):
     """z = sum_j sigmoid((1 - S_j exp(-u)) / tau) with its derivative in u computed in the same pass.
 
-    S_j are the arrival times of a unit-rate process, so T_j = S_j / r are those of rate r. Saving
-    dz/du [B, K] instead of the [n, B, K] graph keeps memory and time of the unrolled loop small.
+    S_j = E_1 + ... + E_j are the arrival times of a unit-rate process, so T_j = S_j / r are those of
+    rate r. Saving dz/du [B, K] instead of the [n, B, K] graph keeps memory and time of the unrolled
+    loop small.
         dz/du = sum_j s_j (1 - s_j) * (S_j exp(-u)) / tau,   s_j = sigmoid((1 - S_j exp(-u)) / tau)
+    On the CPU only the neurons whose first arrival T_1 can matter (T_1 < 1 + NEGLIGIBLE_LOGIT * tau)
+    are computed, gathered into a compact [n, A] block (most neurons fire rarely); the others get
+    exactly 0 where the direct sum gives less than 1e-12. The exponentials buffer is overwritten.
     """
 
     @staticmethod
-    def forward(ctx, log_rate: Tensor, unit_arrivals: Tensor, temperature: float) -> Tensor:
-        arrival_times = unit_arrivals * torch.exp(-log_rate)  # [n, B, K]
-        soft_steps = torch.sigmoid((1.0 - arrival_times) / temperature)  # [n, B, K]
-        count = soft_steps.sum(dim=0)  # [B, K]
-        if ctx.needs_input_grad[0]:
-            slope = soft_steps * (1.0 - soft_steps) * arrival_times  # [n, B, K]
-            ctx.save_for_backward(slope.sum(dim=0) / temperature)  # [B, K]
-        return count
+    def forward(ctx, log_rate: Tensor, unit_exponentials: Tensor, temperature: float) -> Tensor:
+        inverse_temperature = 1.0 / temperature
+        with_slope = ctx.needs_input_grad[0]
+        n_terms = unit_exponentials.shape[0]
+        inverse_rate = torch.exp(-log_rate).reshape(-1)  # [N], N = B * K
+        exponentials = unit_exponentials.reshape(n_terms, -1)  # [n, N]
+        if log_rate.device.type == "cpu":
+            first_arrival = exponentials[0] * inverse_rate  # [N]
+            can_spike = first_arrival < 1.0 + NEGLIGIBLE_LOGIT * temperature  # [N]
+            active = can_spike.nonzero().squeeze(1)  # [A]
+            if active.numel() <= COMPACT_FRACTION * inverse_rate.numel():
+                arrivals = _cumulative_sum_first_dim(exponentials.index_select(1, active))  # [n, A]
+                arrivals.mul_(inverse_rate[active])  # [n, A] T_j
+                count_active, slope_active = _soft_count_and_slope(arrivals, inverse_temperature, with_slope)
+                count = log_rate.new_zeros(inverse_rate.shape).index_copy_(0, active, count_active)  # [N]
+                if with_slope:
+                    slope = log_rate.new_zeros(inverse_rate.shape).index_copy_(0, active, slope_active)  # [N]
+                    ctx.save_for_backward(slope.reshape(log_rate.shape))  # [B, K]
+                return count.reshape(log_rate.shape)
+        arrivals = _cumulative_sum_first_dim(exponentials).mul_(inverse_rate)  # [n, N] T_j, in place
+        count, slope = _soft_count_and_slope(arrivals, inverse_temperature, with_slope)
+        if with_slope:
+            ctx.save_for_backward(slope.reshape(log_rate.shape))  # [B, K]
+        return count.reshape(log_rate.shape)
 
     @staticmethod
     def backward(ctx, grad_count: Tensor):

@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from train.config import ModelConfig
-from train.inference import FAMILY_DYNAMICS, InferenceParams, decode
+from train.distributions import BatchShard
+from train.inference import FAMILY_DYNAMICS, InferenceParams, decode, precision_weighted_terms
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
 
@@ -217,29 +218,50 @@ class IterativeVAE(nn.Module):
         beta: float,
         temperature: float,
         generator: torch.Generator | None = None,
+        shard: BatchShard | None = None,
         warm_start_steps: int = 0,
     ) -> LossTerms:
         """Mean over the T unrolled steps of  NLL(x | Phi z_t) + beta * KL(q_t || q_{t-1}).
 
-        With ``warm_start_steps`` = W the scored steps are W+1..W+T (see ``iterate``).
+        The same quantities as ``iterate`` + ``gaussian_nll`` (``train.reference_loss`` keeps that
+        path), computed through the [K, K] lateral weights (``precision_weighted_terms``): one
+        [B, K] x [K, K] product per step drives the dynamics and scores the error, and the plain
+        reconstructions for the MSE metric are one product over all steps, outside the graph.
+        ``shard``: x is a slice of a global batch (data-parallel training), see ``BatchShard``.
+        ``warm_start_steps`` = W: the scored steps are W+1..W+T (see ``iterate``); single process only,
+        because the warm start's exact draws are not sliced from a global draw.
         """
-        nll_sum = x.new_zeros(())
+        if n_steps <= 0:
+            raise ValueError("n_steps must be positive")
+        params = self.inference_params()
+        dynamics = self.dynamics
+        terms = precision_weighted_terms(x, params)
+        state = dynamics.initial_state(params, x.shape[0])
+        if warm_start_steps:
+            if shard is not None:
+                raise ValueError("warm_start_steps is not supported with a sharded batch")
+            state = self._warm_start(state, x, params, warm_start_steps, generator)
+        latent = dynamics.draw(state, params, temperature, generator, shard)
+        lateral_input = latent.z @ terms.lateral  # [B, K] W z
+        twice_feedforward = 2.0 * terms.feedforward  # [B, K]
+        quadratic_sum = x.new_zeros(())
         kl_sum = x.new_zeros(())
-        squared_error_sum = x.new_zeros(())
-        zeros_sum = x.new_zeros(())
-        for step_output in self.iterate(
-            x, n_steps, temperature=temperature, generator=generator, warm_start_steps=warm_start_steps
-        ):
-            nll_sum = nll_sum + self.gaussian_nll(x, step_output.recon).mean()
-            kl_sum = kl_sum + step_output.kl.mean()
-            with torch.no_grad():
-                squared_error_sum += (x - step_output.recon).square().mean()
-                zeros_sum += (step_output.z < 0.5).float().mean()
-        nll, kl = nll_sum / n_steps, kl_sum / n_steps
-        return LossTerms(
-            total=nll + beta * kl,
-            nll=nll,
-            kl=kl,
-            mse_per_pixel=squared_error_sum / n_steps,
-            zeros=zeros_sum / n_steps,
-        )
+        codes = []
+        for _ in range(n_steps):
+            previous = state
+            state = dynamics.update(state, latent, terms.feedforward - lateral_input, params)
+            latent = dynamics.draw(state, params, temperature, generator, shard)
+            lateral_input = latent.z @ terms.lateral  # [B, K]
+            # (x - Phi z)^T D (x - Phi z) = x^T D x - 2 z . Phi^T D x + z . W z
+            weighted_error = terms.data_energy + (latent.z * (lateral_input - twice_feedforward)).sum(-1)  # [B]
+            quadratic_sum = quadratic_sum + weighted_error.mean()
+            kl_sum = kl_sum + dynamics.kl(state, previous, params).mean()
+            codes.append(latent.z.detach())
+        normaliser = torch.log(self.sigma()).sum() + 0.5 * x.shape[-1] * LOG_TWO_PI
+        nll = 0.5 * quadratic_sum / n_steps + normaliser
+        kl = kl_sum / n_steps
+        with torch.no_grad():
+            code_steps = torch.stack(codes)  # [T, B, K]
+            mse_per_pixel = (code_steps @ params.phi.T).sub_(x).square_().mean()  # [T, B, M] -> []
+            zeros = (code_steps < 0.5).float().mean()
+        return LossTerms(total=nll + beta * kl, nll=nll, kl=kl, mse_per_pixel=mse_per_pixel, zeros=zeros)

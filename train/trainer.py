@@ -4,6 +4,10 @@ Schedules are pure functions of the optimisation step (``Schedules``); randomnes
 explicit generators (``data``: a fresh one per epoch seeded by (seed, epoch), so the batch order of
 any epoch is reproducible on its own; ``sampling``: the relaxed-Poisson draws, saved in the train
 state), which makes a resumed run bit-identical to an uninterrupted one on the same machine.
+
+Under torchrun (``train.distributed``) every process trains on its slice of each global batch of
+``batch_size`` rows with DistributedDataParallel; rank 0 alone writes checkpoints and metrics, and the
+saved state is the same whatever the number of processes, so ``--resume`` works across world sizes.
 """
 
 from __future__ import annotations
@@ -18,15 +22,21 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from torch import Tensor, nn
+
 from ipvae.errors import IpvaeError, TrainingDiverged
 from train.checkpoint import load_run, load_train_state, save_run, save_train_state
 from train.config import RunConfig, TrainConfig
 from train.data import get_dataset
+from train.distributed import DataParallel, data_parallel_from_environment
+from train.distributions import BatchShard
+from train.model import LossTerms
 from train.registry import Model, build_model
 
 METRICS_FILE = "metrics.jsonl"
 EPOCH_SEED_STRIDE = 1_000_003
 WARM_START_SEED_OFFSET = 7_919  # separates the warm-start draws' seeds from the epoch orders'
+METRIC_NAMES = ("loss", "nll", "kl", "mse_per_pixel", "zeros")
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class TrainResult:
     epochs: int
     seconds: float
     last_epoch_metrics: dict
+    rank: int = 0  # this process's rank under torchrun (0 when training alone)
 
 
 def make_optimizer(model: Model, config: TrainConfig) -> torch.optim.Optimizer:
@@ -93,6 +104,35 @@ def _epoch_order(n_samples: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n_samples, generator=generator)  # [N]
 
 
+class _TrainingLoss(nn.Module):
+    """The model's loss as a forward pass, the call DistributedDataParallel hooks its gradient averaging on."""
+
+    def __init__(self, model: Model):
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, x: Tensor, n_steps: int, beta: float, temperature: float, generator: torch.Generator,
+        shard: BatchShard | None, warm_start_steps: int = 0,
+    ) -> LossTerms:
+        # only the iterative VAE takes a shard or a warm start (check_training_options refuses the rest)
+        options = {"shard": shard} if shard is not None else {}
+        if warm_start_steps:
+            options["warm_start_steps"] = warm_start_steps
+        return self.model.loss(x, n_steps, beta=beta, temperature=temperature, generator=generator, **options)
+
+
+def check_training_options(config: RunConfig, group: DataParallel) -> None:
+    """Refuse, in one line, the combinations the loss functions do not support."""
+    iterative = config.model.kind == "iterative"
+    if config.train.warm_start_max and not iterative:
+        raise IpvaeError(f"warm_start_max needs an iterative model, not kind {config.model.kind!r}")
+    if group.world_size > 1 and not iterative:
+        raise IpvaeError(f"data-parallel training (torchrun) supports the iterative models only, not {config.model.kind!r}")
+    if group.world_size > 1 and config.train.warm_start_max:
+        raise IpvaeError("warm_start_max is single-process only: its exact draws are not sliced from a global draw")
+
+
 def train(
     config: RunConfig,
     run_dir: str | Path,
@@ -106,9 +146,24 @@ def train(
     ``max_steps`` stops (with a checkpoint) once the run has reached that many optimisation steps, so a
     long run can be done in slices: resuming is bit-identical to an uninterrupted run. Resuming with a
     config of another ``epochs`` recomputes the schedules for the new length from the saved step on.
+    Under torchrun the processes share each global batch (see ``train.distributed``).
     """
-    run_dir = Path(run_dir)
+    with data_parallel_from_environment() as group:
+        return _train(config, Path(run_dir), group, resume, show_progress, max_steps)
+
+
+def _train(
+    config: RunConfig,
+    run_dir: Path,
+    group: DataParallel,
+    resume: bool,
+    show_progress: bool | None,
+    max_steps: int | None,
+) -> TrainResult:
     tc = config.train
+    check_training_options(config, group)
+    local_batch_size = group.local_batch_size(tc.batch_size)
+    shard = group.shard(tc.batch_size)
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
     x_train, _ = get_dataset(tc.data, "train", data_dir=tc.data_dir, seed=tc.seed, limit=tc.train_limit)
@@ -119,6 +174,7 @@ def train(
         )
     if not torch.isfinite(x_train).all():
         raise IpvaeError(f"the training data {tc.data!r} contains NaN or Inf values")
+    x_train = x_train.to(group.device)
     n_samples = x_train.shape[0]
     batches_per_epoch = n_samples // tc.batch_size
     if batches_per_epoch == 0:
@@ -129,6 +185,9 @@ def train(
 
     sampling = torch.Generator().manual_seed(tc.seed)
     model = build_model(config.model, generator=torch.Generator().manual_seed(tc.seed))
+    if resume:
+        model.load_state_dict(load_run(run_dir).model.state_dict())
+    model.to(group.device)
     optimizer = make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
     step = 0
@@ -139,15 +198,17 @@ def train(
             raise IpvaeError(f"init_from {tc.init_from}: its {'/'.join(architecture)} differ from this run's")
         model.load_state_dict(initial.model.state_dict())
     if resume:
-        model.load_state_dict(load_run(run_dir).model.state_dict())
         state = load_train_state(run_dir)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampling.set_state(state["sampling_generator"])
         step = int(state["step"])
+    training_loss = group.wrap(_TrainingLoss(model))
     run_dir.mkdir(parents=True, exist_ok=True)
 
     def checkpoint() -> None:
+        if not group.is_main:
+            return
         save_run(run_dir, config, model)
         save_train_state(
             run_dir,
@@ -161,6 +222,7 @@ def train(
 
     if show_progress is None:
         show_progress = sys.stderr.isatty()
+    show_progress = show_progress and group.is_main
     started = time.perf_counter()
     epoch_metrics: dict = {}
     model.train()
@@ -169,25 +231,22 @@ def train(
         while step < stop_step:
             epoch, first_batch = divmod(step, batches_per_epoch)
             order = _epoch_order(n_samples, tc.seed, epoch)
-            sums = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "mse_per_pixel": 0.0, "zeros": 0.0}
+            sums = dict.fromkeys(METRIC_NAMES, 0.0)
             last_batch = min(batches_per_epoch, first_batch + stop_step - step)
             for batch_index in range(first_batch, last_batch):
-                indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
-                x = x_train[indices]  # [B, M]
-                terms = model.loss(
-                    x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step), generator=sampling,
-                    warm_start_steps=warm_start_steps(tc, step),
+                first_row = batch_index * tc.batch_size + group.rank * local_batch_size
+                x = x_train[order[first_row : first_row + local_batch_size]]  # [B / world, M] this rank's rows
+                terms = training_loss(
+                    x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step),
+                    generator=sampling, shard=shard, warm_start_steps=warm_start_steps(tc, step),
                 )
                 optimizer.zero_grad(set_to_none=True)
                 terms.total.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                values = {
-                    "loss": terms.total.item(),
-                    "nll": terms.nll.item(),
-                    "kl": terms.kl.item(),
-                    "mse_per_pixel": terms.mse_per_pixel.item(),
-                    "zeros": terms.zeros.item(),
-                }
+                local_values = torch.stack(
+                    [terms.total.detach(), terms.nll.detach(), terms.kl.detach(), terms.mse_per_pixel, terms.zeros]
+                )  # [5] means over this rank's rows
+                values = dict(zip(METRIC_NAMES, group.mean(local_values).tolist()))  # global-batch means
                 if not (math.isfinite(values["loss"]) and torch.isfinite(grad_norm)):
                     raise TrainingDiverged(
                         f"loss or gradient became NaN/Inf at step {step} (epoch {epoch}); "
@@ -215,10 +274,11 @@ def train(
                 **{key: total / n_batches for key, total in sums.items()},
             }
             checkpoint()
-            with open(run_dir / METRICS_FILE, "a") as log:
-                log.write(json.dumps(epoch_metrics) + "\n")
-            if not show_progress:
-                print(json.dumps(epoch_metrics), flush=True)
+            if group.is_main:
+                with open(run_dir / METRICS_FILE, "a") as log:
+                    log.write(json.dumps(epoch_metrics) + "\n")
+                if not show_progress:
+                    print(json.dumps(epoch_metrics), flush=True)
     finally:
         progress.close()
     return TrainResult(
@@ -227,4 +287,5 @@ def train(
         epochs=tc.epochs,
         seconds=time.perf_counter() - started,
         last_epoch_metrics=epoch_metrics,
+        rank=group.rank,
     )

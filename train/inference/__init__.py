@@ -3,8 +3,11 @@
 Every family module provides pure functions (no state is kept anywhere):
 
     initial_state(params, batch_size)              -> State        the prior, before any data
-    sample(state, params, temperature, generator)  -> LatentSample z (and the noise that made it)
-    step(state, latent, x, params)                 -> State        one natural-gradient update
+    draw(state, params, temperature, generator, shard=None) -> LatentSample z and its noise (recon None)
+    sample(state, params, temperature, generator)  -> LatentSample z with its reconstruction Phi z
+    update(state, latent, drive, params)           -> State        the update given Phi^T D (x - Phi z)
+    step(state, latent, x, params)                 -> State        one natural-gradient update (= update
+                                                                   with the drive through pixel space)
     kl(state, prior_state, params)                 -> [B]          KL(q_t || q_{t-1}) summed over K
     features(state)                                -> [B, K]       rates / means (probe features)
     expected_code(state, params)                   -> [B, K]       E[z] (decoding from rates)
@@ -21,8 +24,10 @@ from train.inference import gaussian, poisson
 from train.inference.common import (
     InferenceParams,
     LatentSample,
+    PrecisionWeightedTerms,
     clamp_potential,
     decode,
+    precision_weighted_terms,
     reconstruction_drive,
     soft_clamp,
 )
@@ -37,8 +42,10 @@ __all__ = [
     "FAMILY_DYNAMICS",
     "InferenceParams",
     "LatentSample",
+    "PrecisionWeightedTerms",
     "clamp_potential",
     "decode",
+    "precision_weighted_terms",
     "reconstruction_drive",
     "soft_clamp",
 ]

@@ -36,8 +36,52 @@ class InferenceParams:
 
 class LatentSample(NamedTuple):
     z: Tensor  # [B, K] the latent code sent to the decoder (spike counts for Poisson)
-    recon: Tensor  # [B, M] its reconstruction Phi z (computed once, reused by the next step)
+    recon: Tensor | None  # [B, M] its reconstruction Phi z (None from ``draw``: not computed)
     noise: Tensor | None = None  # [B, K] standard-normal noise (Gaussian families)
+
+
+class PrecisionWeightedTerms(NamedTuple):
+    """The data terms of the drive and of the Gaussian error, computed once per batch.
+
+    Phi^T D (x - Phi z) = feedforward - z @ lateral and
+    (x - Phi z)^T D (x - Phi z) = data_energy - 2 z . feedforward + z . (z @ lateral),
+    so the unrolled loop needs one [B, K] x [K, K] product per step instead of the two
+    [B, K] x [K, M] products through pixel space.
+    """
+
+    feedforward: Tensor  # [B, K] Phi^T D x
+    lateral: Tensor  # [K, K] W = Phi^T D Phi (symmetric)
+    data_energy: Tensor  # [B] x^T D x
+
+
+def precision_weighted_terms(x: Tensor, params: InferenceParams) -> PrecisionWeightedTerms:
+    weighted_phi = params.phi * params.precision[:, None]  # [M, K] D Phi
+    return PrecisionWeightedTerms(
+        feedforward=x @ weighted_phi,  # [B, K]
+        lateral=_WeightedGram.apply(params.phi, params.precision),  # [K, K]
+        data_energy=(x.square() * params.precision).sum(dim=-1),  # [B]
+    )
+
+
+class _WeightedGram(torch.autograd.Function):
+    """W = Phi^T D Phi [K, K] with a backward of one [M, K] x [K, K] product instead of autograd's two.
+
+    For a loss with gradient G = dL/dW and S = G + G^T:
+        dL/dPhi = D Phi S,    dL/dD_m = (1/2) sum_k (Phi S)_mk Phi_mk.
+    """
+
+    @staticmethod
+    def forward(ctx, phi: Tensor, precision: Tensor) -> Tensor:
+        ctx.save_for_backward(phi, precision)
+        return (phi * precision[:, None]).T @ phi  # [K, K]
+
+    @staticmethod
+    def backward(ctx, grad_gram: Tensor):
+        phi, precision = ctx.saved_tensors
+        projected = phi @ (grad_gram + grad_gram.T)  # [M, K] Phi S
+        grad_phi = projected * precision[:, None] if ctx.needs_input_grad[0] else None  # [M, K]
+        grad_precision = 0.5 * (projected * phi).sum(dim=1) if ctx.needs_input_grad[1] else None  # [M]
+        return grad_phi, grad_precision
 
 
 def reconstruction_drive(x: Tensor, recon: Tensor, params: InferenceParams) -> Tensor:

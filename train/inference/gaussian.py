@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from train.distributions import gaussian_kl
+from train.distributions import BatchShard, draw_rows, draw_standard_normal, gaussian_kl
 from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
 
 LOG_SCALE_MIN = -6.0
@@ -46,18 +46,34 @@ def _code(pre_activation: Tensor, params: InferenceParams) -> Tensor:
     return pre_activation
 
 
+def draw(
+    state: GaussianState,
+    params: InferenceParams,
+    temperature: float,
+    generator: torch.Generator | None,
+    shard: BatchShard | None = None,
+) -> LatentSample:
+    """z ~ q(state) and its noise, without the reconstruction (``recon`` is None)."""
+    noise = draw_rows(tuple(state.mean.shape), 0, shard, state.mean, generator, draw_standard_normal)  # [B, K]
+    pre_activation = state.mean + state.log_scale.exp() * noise  # [B, K]
+    return LatentSample(z=_code(pre_activation, params), recon=None, noise=noise)
+
+
 def sample(
     state: GaussianState, params: InferenceParams, temperature: float, generator: torch.Generator | None
 ) -> LatentSample:
-    noise = torch.randn(state.mean.shape, generator=generator, dtype=state.mean.dtype)  # [B, K]
-    pre_activation = state.mean + state.log_scale.exp() * noise  # [B, K]
-    z = _code(pre_activation, params)  # [B, K]
-    return LatentSample(z=z, recon=decode(z, params), noise=noise)
+    latent = draw(state, params, temperature, generator)
+    return latent._replace(recon=decode(latent.z, params))
 
 
 def step(state: GaussianState, latent: LatentSample, x: Tensor, params: InferenceParams) -> GaussianState:
+    return update(state, latent, reconstruction_drive(x, latent.recon, params), params)
+
+
+def update(state: GaussianState, latent: LatentSample, drive: Tensor, params: InferenceParams) -> GaussianState:
+    """One step given the reconstruction drive Phi^T D (x - Phi z) [B, K] of the latent."""
     scale = state.log_scale.exp()  # [B, K]
-    grad_z = reconstruction_drive(x, latent.recon, params)  # [B, K]
+    grad_z = drive  # [B, K]
     slope = torch.ones_like(grad_z)  # [B, K] dz/dy
     if params.rectify:
         pre_activation = state.mean + scale * latent.noise  # [B, K]

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from train.distributions import PoissonLatent, poisson_kl
+from train.distributions import BatchShard, PoissonLatent, poisson_kl
 from train.inference.common import InferenceParams, LatentSample, clamp_potential, decode, reconstruction_drive
 
 
@@ -27,17 +27,34 @@ def initial_state(params: InferenceParams, batch_size: int) -> PoissonState:
     return PoissonState(u=params.u_prior.expand(batch_size, -1))  # [B, K]
 
 
+def draw(
+    state: PoissonState,
+    params: InferenceParams,
+    temperature: float,
+    generator: torch.Generator | None,
+    shard: BatchShard | None = None,
+) -> LatentSample:
+    """z ~ q(state) without its reconstruction (``recon`` is None)."""
+    posterior = PoissonLatent(state.u, params.max_spike_count, validate_args=False)  # u is finite by construction
+    z = posterior.rsample(temperature=temperature, generator=generator, shard=shard)  # [B, K]
+    return LatentSample(z=z, recon=None)
+
+
 def sample(
     state: PoissonState, params: InferenceParams, temperature: float, generator: torch.Generator | None
 ) -> LatentSample:
-    posterior = PoissonLatent(state.u, params.max_spike_count)
-    z = posterior.rsample(temperature=temperature, generator=generator)  # [B, K]
+    z = draw(state, params, temperature, generator).z  # [B, K]
     return LatentSample(z=z, recon=decode(z, params))
 
 
+def update(state: PoissonState, latent: LatentSample, drive: Tensor, params: InferenceParams) -> PoissonState:
+    """One step given the reconstruction drive Phi^T D (x - Phi z) [B, K] of the latent."""
+    total_drive = drive - params.bias  # [B, K]
+    return PoissonState(u=clamp_potential(state.u + params.step_size * total_drive, params))
+
+
 def step(state: PoissonState, latent: LatentSample, x: Tensor, params: InferenceParams) -> PoissonState:
-    drive = reconstruction_drive(x, latent.recon, params) - params.bias  # [B, K]
-    return PoissonState(u=clamp_potential(state.u + params.step_size * drive, params))
+    return update(state, latent, reconstruction_drive(x, latent.recon, params), params)
 
 
 def kl(state: PoissonState, prior_state: PoissonState, params: InferenceParams) -> Tensor:

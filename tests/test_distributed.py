@@ -1,0 +1,101 @@
+"""Data-parallel training: shards of a global batch reproduce the global batch; torchrun with 2 processes
+gives the weights of one process, and a run resumes across world sizes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ipvae.errors import IpvaeError
+from train.checkpoint import WEIGHTS_FILE
+from train.config import ModelConfig, RunConfig, TrainConfig
+from train.data import planted_dictionary_data
+from train.distributed import DataParallel
+from train.distributions import BatchShard, PoissonLatent
+from train.model import IterativeVAE
+from train.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("family,temperature", [("poisson", 0.3), ("gaussian_relu", 1.0)])
+def test_sharded_losses_average_to_the_global_batch_loss_and_gradient(family, temperature):
+    """The mean of the shards' losses (and gradients) is the global batch's: the same noise per row."""
+    model = IterativeVAE(ModelConfig(family=family, n_inputs=36, n_latents=16),
+                         generator=torch.Generator().manual_seed(0)).double()
+    x = planted_dictionary_data(12, side=6, seed=1).x.double()  # [B, M]
+    parameters = list(model.parameters())
+    whole = model.loss(x, 5, beta=0.5, temperature=temperature, generator=torch.Generator().manual_seed(7))
+    whole_grads = torch.autograd.grad(whole.total, parameters)
+    world = 3
+    shard_losses, shard_grads = [], []
+    for rank in range(world):
+        group = DataParallel(rank=rank, world_size=world, device=CPU)
+        rows = slice(rank * 4, (rank + 1) * 4)
+        terms = model.loss(x[rows], 5, beta=0.5, temperature=temperature,
+                           generator=torch.Generator().manual_seed(7), shard=group.shard(12))
+        shard_losses.append(terms.total)
+        shard_grads.append(torch.autograd.grad(terms.total, parameters))
+    torch.testing.assert_close(torch.stack(shard_losses).mean(), whole.total, rtol=1e-12, atol=1e-12)
+    for index, expected in enumerate(whole_grads):
+        got = torch.stack([grads[index] for grads in shard_grads]).mean(0)
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_a_shard_draws_its_rows_of_the_global_batch_noise():
+    log_rate = torch.linspace(-3.0, 2.0, 4 * 5).reshape(4, 5)  # [B, K]
+    whole = PoissonLatent(log_rate, 15).rsample(temperature=0.5, generator=torch.Generator().manual_seed(0))
+    rows = PoissonLatent(log_rate[2:], 15).rsample(temperature=0.5, generator=torch.Generator().manual_seed(0),
+                                                   shard=BatchShard(start=2, global_size=4))
+    torch.testing.assert_close(rows, whole[2:], rtol=0, atol=0)
+
+
+def test_batch_not_divisible_by_world_size_is_rejected():
+    with pytest.raises(IpvaeError, match="not divisible"):
+        DataParallel(rank=0, world_size=3, device=CPU).local_batch_size(100)
+
+
+def bars_config(max_threads: int = 1) -> RunConfig:
+    return RunConfig(
+        model=ModelConfig(n_inputs=64, n_latents=16),  # the bars data set's 8 x 8 images
+        train=TrainConfig(data="bars", train_limit=400, epochs=1, batch_size=50, t_train=4, learning_rate=1e-2,
+                          seed=3, num_threads=max_threads, checkpoint_every_steps=1000),
+    )
+
+
+def torchrun_train(out: Path, *extra: str) -> None:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "ipvae.cli", "train", "--out", str(out), *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count('"run_dir"') == 1, result.stdout  # rank 0 alone reports
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_and_resume_across_world_sizes(tmp_path):
+    config = bars_config()
+    arguments = ["--data", "bars", "--train-limit", "400", "--epochs", "1", "--batch-size", "50", "--t-train", "4",
+                 "--learning-rate", "1e-2", "--seed", "3", "--threads", "1", "--n-latents", "16"]
+    torchrun_train(tmp_path / "two", *arguments, "--max-steps", "4")
+    train(config, tmp_path / "one", show_progress=False, max_steps=4)
+    two = load_file(str(tmp_path / "two" / WEIGHTS_FILE))
+    one = load_file(str(tmp_path / "one" / WEIGHTS_FILE))
+    assert not torch.equal(one["phi"], IterativeVAE(config.model, torch.Generator().manual_seed(3)).phi)  # it trained
+    # float tolerance: the 2-rank gradient average rounds differently; a wrong shard, noise row or
+    # gradient scale moves weights by about the learning rate (1e-2), 10^3 times more than allowed
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
+
+    # the 2-process checkpoint resumes in 1 process: the same as 8 uninterrupted steps in 1 process
+    train(config, tmp_path / "two", resume=True, show_progress=False)
+    train(config, tmp_path / "uninterrupted", show_progress=False)
+    resumed = load_file(str(tmp_path / "two" / WEIGHTS_FILE))
+    uninterrupted = load_file(str(tmp_path / "uninterrupted" / WEIGHTS_FILE))
+    for name in uninterrupted:
+        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=1e-4, atol=1e-5)

@@ -1,0 +1,120 @@
+"""The fast training loss against the direct computation it replaced (``train.reference_loss``).
+
+The fast path computes the error and the drive through the [K, K] lateral weights and evaluates the
+relaxed Poisson count only for the neurons whose first arrival can matter; the reference decodes
+Phi z in pixel space at every step and sums the sigmoids of every arrival, differentiated by autograd.
+Both consume the same random numbers, so their losses, gradients and short training runs agree to
+float rounding.
+"""
+
+import pytest
+import torch
+
+from train.config import ModelConfig
+from train.data import planted_dictionary_data
+from train.distributions import COMPACT_FRACTION, PoissonLatent
+from train.model import IterativeVAE
+from train.reference_loss import reference_loss, reference_relaxed_count
+
+SIDE = 6
+N_LATENTS = 16
+BATCH = 50
+T_TRAIN = 6
+N_OPTIMISER_STEPS = 20
+
+
+def loss_trajectory(loss_fn, family: str, temperature: float, dtype: torch.dtype) -> list[float]:
+    """Losses of N_OPTIMISER_STEPS Adamax steps on planted bars from one seed."""
+    planted = planted_dictionary_data(BATCH * 4, side=SIDE, n_active=2.0, noise_std=0.05, seed=0)
+    model = IterativeVAE(ModelConfig(family=family, n_inputs=SIDE**2, n_latents=N_LATENTS),
+                         generator=torch.Generator().manual_seed(1)).to(dtype)
+    optimizer = torch.optim.Adamax(model.parameters(), lr=1e-2)
+    sampling = torch.Generator().manual_seed(2)
+    losses = []
+    for step in range(N_OPTIMISER_STEPS):
+        x = planted.x[(step % 4) * BATCH : (step % 4 + 1) * BATCH].to(dtype)  # [B, M]
+        terms = loss_fn(model, x, T_TRAIN, beta=0.5, temperature=temperature, generator=sampling)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+        losses.append(float(terms.total))
+    return losses
+
+
+def fast_loss(model, *args, **kwargs):
+    return model.loss(*args, **kwargs)
+
+
+@pytest.mark.parametrize("family,temperature", [("poisson", 1.0), ("poisson", 0.07), ("gaussian_relu", 1.0)])
+def test_short_run_loss_trajectory_matches_reference(family, temperature):
+    """float64: at low temperature the run amplifies rounding differences (it does so between thread
+    counts too), so float32 trajectories part after ~10 steps; float64 ones stay within 1e-9."""
+    fast = loss_trajectory(fast_loss, family, temperature, torch.float64)
+    reference = loss_trajectory(reference_loss, family, temperature, torch.float64)
+    assert fast[0] != fast[-1]  # the run trains
+    torch.testing.assert_close(torch.tensor(fast), torch.tensor(reference), rtol=1e-9, atol=1e-9)
+
+
+def test_short_run_loss_trajectory_matches_reference_in_float32_at_high_temperature():
+    fast = loss_trajectory(fast_loss, "poisson", 1.0, torch.float32)
+    reference = loss_trajectory(reference_loss, "poisson", 1.0, torch.float32)
+    torch.testing.assert_close(torch.tensor(fast), torch.tensor(reference), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.3])
+def test_loss_terms_and_gradients_match_reference_on_a_mnist_sized_model(temperature):
+    """K = 64, M = 784 with high-rate and silent neurons: every term and every gradient."""
+    model = IterativeVAE(ModelConfig(n_inputs=784, n_latents=64), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.u_prior.copy_(torch.linspace(-7.0, 3.0, 64))  # rates from 1e-3 to 20 (above the cap)
+    x = torch.rand(20, 784, generator=torch.Generator().manual_seed(1))  # [B, M]
+    fast = model.loss(x, 8, beta=0.7, temperature=temperature, generator=torch.Generator().manual_seed(2))
+    reference = reference_loss(model, x, 8, beta=0.7, temperature=temperature, generator=torch.Generator().manual_seed(2))
+    for got, expected in zip(fast, reference):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    if temperature > 0:
+        parameters = list(model.parameters())
+        for got, expected in zip(torch.autograd.grad(fast.total, parameters),
+                                 torch.autograd.grad(reference.total, parameters)):
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("low,high", [(-9.0, -3.0), (-2.0, 4.0)])
+def test_relaxed_count_matches_textbook_sum_in_compact_and_dense_regimes(low, high):
+    """Mostly silent neurons (the compact gather) and mostly active ones (the dense pass) against
+    autograd through the textbook construction; and the old dense sampler gives the same."""
+    log_rate = torch.empty(40, 50, dtype=torch.float64).uniform_(low, high, generator=torch.Generator().manual_seed(0))
+    log_rate.requires_grad_(True)
+    temperature = 0.2
+    inverse_rate = torch.exp(-log_rate.detach())
+    first_arrivals = torch.empty((15, 40, 50), dtype=torch.float64).exponential_(
+        generator=torch.Generator().manual_seed(4))[0] * inverse_rate
+    active_fraction = float((first_arrivals < 1 + 30 * temperature).double().mean())
+    assert (active_fraction <= COMPACT_FRACTION) == (high < 0)  # each case exercises its branch
+    weights = torch.randn(40, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    fused = PoissonLatent(log_rate, 15).rsample(temperature=temperature, generator=torch.Generator().manual_seed(4))
+    unit = torch.empty((15, 40, 50), dtype=torch.float64).exponential_(generator=torch.Generator().manual_seed(4))
+    arrivals = torch.cumsum(unit, dim=0) / log_rate.exp()  # [n, B, K] autograd through the textbook form
+    textbook = torch.sigmoid((1 - arrivals) / temperature).sum(0)
+    (grad_fused,) = torch.autograd.grad((fused * weights).sum(), log_rate)
+    (grad_textbook,) = torch.autograd.grad((textbook * weights).sum(), log_rate)
+    torch.testing.assert_close(fused, textbook, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad_fused, grad_textbook, rtol=1e-10, atol=1e-11)
+    old = reference_relaxed_count(log_rate, 15, temperature, torch.Generator().manual_seed(4))
+    (grad_old,) = torch.autograd.grad((old * weights).sum(), log_rate)
+    torch.testing.assert_close(old, textbook, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad_old, grad_textbook, rtol=1e-10, atol=1e-11)
+
+
+def test_weighted_gram_backward_matches_autograd():
+    from train.inference.common import _WeightedGram
+
+    generator = torch.Generator().manual_seed(0)
+    phi = torch.randn(9, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    precision = torch.rand(9, dtype=torch.float64, generator=generator).add(0.5).requires_grad_(True)
+    torch.autograd.gradcheck(_WeightedGram.apply, (phi, precision))
+    weights = torch.randn(5, 5, dtype=torch.float64, generator=generator)  # a non-symmetric upstream gradient
+    got = torch.autograd.grad((_WeightedGram.apply(phi, precision) * weights).sum(), (phi, precision))
+    expected = torch.autograd.grad((((phi * precision[:, None]).T @ phi) * weights).sum(), (phi, precision))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)

@@ -1,0 +1,100 @@
+"""The training loss computed the direct way, kept as the reference for the fast ``IterativeVAE.loss``.
+
+This is the code path the trainer used before the loss went through the [K, K] lateral weights:
+every step decodes Phi z [B, M] and takes the drive and the Gaussian error through pixel space, and
+the relaxed Poisson count sums the sigmoids of all [n, B, K] arrivals (the fused custom Function the
+sampler had). It shares with the fast path only the state update of each family (``update``) and the
+way noise is drawn, so a test or benchmark comparing the two checks exactly what the fast path
+changed: how the same numbers are computed. Used by ``tests/test_training_speed_path.py`` and ``benchmarks/train_speed.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from train.distributions import BatchShard, PoissonLatent, draw_exponential, draw_rows
+from train.inference import InferenceParams, LatentSample, decode, poisson, reconstruction_drive
+from train.model import IterativeVAE, LossTerms
+
+
+def reference_relaxed_count(
+    log_rate: Tensor, max_count: int, temperature: float, generator: torch.Generator | None,
+    shard: BatchShard | None = None,
+) -> Tensor:
+    """The relaxed count as the trainer computed it before: validated posterior, dense [n, B, K] pass."""
+    posterior = PoissonLatent(log_rate, max_count)
+    if temperature <= 0.0:
+        return posterior.rsample(temperature=0.0, generator=generator)
+    with torch.no_grad():
+        unit_exponentials = draw_rows((max_count, *log_rate.shape), 1, shard, log_rate, generator, draw_exponential)  # [n, B, K]
+        for j in range(1, max_count):
+            unit_exponentials[j] += unit_exponentials[j - 1]  # arrival times at rate 1
+    return _DenseRelaxedCount.apply(log_rate, unit_exponentials, temperature)
+
+
+class _DenseRelaxedCount(torch.autograd.Function):
+    """z = sum_j sigmoid((1 - S_j exp(-u)) / tau) over every arrival, with dz/du from the same pass."""
+
+    @staticmethod
+    def forward(ctx, log_rate: Tensor, unit_arrivals: Tensor, temperature: float) -> Tensor:
+        arrival_times = unit_arrivals * torch.exp(-log_rate)  # [n, B, K]
+        soft_steps = torch.sigmoid((1.0 - arrival_times) / temperature)  # [n, B, K]
+        count = soft_steps.sum(dim=0)  # [B, K]
+        if ctx.needs_input_grad[0]:
+            slope = soft_steps * (1.0 - soft_steps) * arrival_times  # [n, B, K]
+            ctx.save_for_backward(slope.sum(dim=0) / temperature)  # [B, K]
+        return count
+
+    @staticmethod
+    def backward(ctx, grad_count: Tensor):
+        (count_grad_log_rate,) = ctx.saved_tensors
+        return grad_count * count_grad_log_rate, None, None
+
+
+def _draw_with_reconstruction(
+    model: IterativeVAE, state, params: InferenceParams, temperature: float, generator, shard
+) -> LatentSample:
+    if model.dynamics is poisson:
+        z = reference_relaxed_count(state.u, params.max_spike_count, temperature, generator, shard)  # [B, K]
+        return LatentSample(z=z, recon=decode(z, params))
+    latent = model.dynamics.draw(state, params, temperature, generator, shard)
+    return latent._replace(recon=decode(latent.z, params))
+
+
+def reference_loss(
+    model: IterativeVAE,
+    x: Tensor,
+    n_steps: int,
+    *,
+    beta: float,
+    temperature: float,
+    generator: torch.Generator | None = None,
+    shard: BatchShard | None = None,
+) -> LossTerms:
+    """What ``model.loss`` returns, computed step by step through pixel space."""
+    params = model.inference_params()
+    dynamics = model.dynamics
+    state = dynamics.initial_state(params, x.shape[0])
+    latent = _draw_with_reconstruction(model, state, params, temperature, generator, shard)
+    nll_sum = x.new_zeros(())
+    kl_sum = x.new_zeros(())
+    squared_error_sum = x.new_zeros(())
+    zeros_sum = x.new_zeros(())
+    for _ in range(n_steps):
+        previous = state
+        state = dynamics.update(state, latent, reconstruction_drive(x, latent.recon, params), params)
+        latent = _draw_with_reconstruction(model, state, params, temperature, generator, shard)
+        nll_sum = nll_sum + model.gaussian_nll(x, latent.recon).mean()
+        kl_sum = kl_sum + dynamics.kl(state, previous, params).mean()
+        with torch.no_grad():
+            squared_error_sum += (x - latent.recon).square().mean()
+            zeros_sum += (latent.z < 0.5).float().mean()
+    nll, kl = nll_sum / n_steps, kl_sum / n_steps
+    return LossTerms(
+        total=nll + beta * kl,
+        nll=nll,
+        kl=kl,
+        mse_per_pixel=squared_error_sum / n_steps,
+        zeros=zeros_sum / n_steps,
+    )
