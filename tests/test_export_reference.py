@@ -46,6 +46,9 @@ def test_dense_apply_is_lavas_bit_accurate_arithmetic(bits, log_scale, seed):
 
 @pytest.mark.lava
 def test_dense_apply_matches_a_running_lava_dense():
+    from lava_models.lava_import import prepare_lava_import
+
+    prepare_lava_import()  # an earlier test's tqdm bar may have fixed the multiprocessing context
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
