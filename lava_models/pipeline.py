@@ -12,7 +12,7 @@ import numpy as np
 from export.events import STOP_TOLERANCE_SCALE, EventOptions, ReadoutSchedule, reconstruct, stop_steps
 from export.integer_model import IntegerModel
 from ipvae.errors import IpvaeError
-from lava_models.energy import Fanouts, count_event_operations, count_operations
+from lava_models.energy import Fanouts, OperationCounts, count_event_operations, count_operations
 from lava_models.metrics import r2_per_image, step_targets, trajectory_metrics
 from lava_models.parity import ParityReport, compare_trajectories
 from lava_models.pricing import baseline_summary, table_as_dict
@@ -168,6 +168,33 @@ def readout_quality(x: np.ndarray, z: np.ndarray, phi: np.ndarray, last_steps: n
     }
 
 
+@dataclass(frozen=True)
+class RunCounts:
+    """Both accounts of one run's spikes: event-driven (what is computed) and re-send-every-step."""
+
+    event_driven: OperationCounts
+    resend: OperationCounts
+    input_events: np.ndarray  # [T, N, M] the input events the event-driven stage sends
+    last_steps: np.ndarray  # [N] each image's last computed step (the stopping rule)
+
+
+def run_counts(model: IntegerModel, x: np.ndarray, run: BackendRun,
+               schedule: ReadoutSchedule = ReadoutSchedule()) -> RunCounts:
+    from export.quantize import quantize_input
+
+    n_steps = run.z.shape[0] - 1
+    payload = quantize_input(x, model.input_scale, model.spec.input_bits)
+    fanouts = Fanouts.from_integer_model(model)
+    last_steps = run.last_step if run.last_step is not None else stop_steps(run.z, run.options)
+    events = sent_input_events(model, x, n_steps, run.options)
+    return RunCounts(
+        event_driven=count_event_operations(run.z, events, fanouts, last_steps, schedule),
+        resend=count_operations(run.z, payload, fanouts),
+        input_events=events,
+        last_steps=last_steps,
+    )
+
+
 def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun,
               schedule: ReadoutSchedule = ReadoutSchedule()) -> tuple[dict, dict]:
     """(the summary table as a dict, per-step curves) of a run on images x.
@@ -176,16 +203,11 @@ def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun,
     sent, readout on the schedule, stopped images idle); ``resend_*`` keys give the re-send-every-step
     account of the same spikes (count_operations) beside them.
     """
-    from export.quantize import quantize_input
-
     n_window, n_images, _ = run.z.shape
     n_steps = n_window - 1
-    payload = quantize_input(x, model.input_scale, model.spec.input_bits)
-    fanouts = Fanouts.from_integer_model(model)
-    last_steps = run.last_step if run.last_step is not None else stop_steps(run.z, run.options)
-    events = sent_input_events(model, x, n_steps, run.options)
-    counts = count_event_operations(run.z, events, fanouts, last_steps, schedule)
-    resend = count_operations(run.z, payload, fanouts).per_inference()
+    both = run_counts(model, x, run, schedule)
+    counts = both.event_driven
+    resend = both.resend.per_inference()
     metrics = trajectory_metrics(x, run.z, model.decoder_phi)
     per_inference = counts.per_inference()
     table = {
@@ -202,7 +224,7 @@ def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun,
         **{f"resend_{key}": value for key, value in resend.items()},
         **baseline_summary(model.n_inputs, model.n_latents, n_steps, per_inference["energy_estimate_nj"]),
         **metrics.final(),
-        **readout_quality(x, run.z, model.decoder_phi, last_steps, schedule),
+        **readout_quality(x, run.z, model.decoder_phi, both.last_steps, schedule),
         "images_per_second": n_images / run.seconds if run.seconds > 0 else float("inf"),
         "ms_per_step": 1e3 * run.seconds / (n_images * n_window),
         "energy_table": table_as_dict(),
