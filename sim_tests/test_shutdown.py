@@ -21,7 +21,9 @@ from sim_tests.conftest import images, integer_model
 pytestmark = pytest.mark.lava
 
 FAULT_TIMESTEP = 20
-SHUTDOWN_BUDGET_S = 20.0
+# A hang never ends; a clean shutdown took 5-6 s on a quiet 2-core machine and 24 s once while other jobs
+# loaded it, so the budget allows 60 s rather than sitting within the spread of what it measures.
+SHUTDOWN_BUDGET_S = 60.0
 REPO = Path(__file__).resolve().parents[1]
 
 
