@@ -39,7 +39,9 @@ def register(subparsers) -> None:
 
 
 def run_demo(args) -> int:
-    out = Path(args.out)
+    from ipvae.fileio import prepare_output_dir
+
+    out = prepare_output_dir(args.out)
     float_figures = float_evaluation(args.run_dir, out, args.eval_images)
     model_path = export_model(args.run_dir, out / "model.h5")
     verdict_ok, lava_figures = lava_simulation(model_path, out / "lava", args.lava_images, args.lava_steps)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ipvae.errors import IpvaeError
+from ipvae.fileio import prepare_output_dir
 
 DEFAULT_RUN_OUT = "out/run"
 TABLE_KEYS = (
@@ -77,11 +78,11 @@ def run_command(args) -> int:
 
     if args.backend not in BACKENDS:
         raise IpvaeError(f"unknown backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
+    out = prepare_output_dir(args.out)
     model, n_steps, x = _prepare(args)
     run = run_backend(model, x, n_steps, args.backend, image_offset=args.start,
                       progress=None if not args.json else False, record_u=False)
     table, curves = summarize(model, x, run)
-    out = Path(args.out)
     if not args.no_figures:
         table["figures"] = [str(p) for p in write_figures(out, model, x, run.z, curves, table)]
     _write_json(out / "run.json", {**table, "curves": {k: np.asarray(v).tolist() for k, v in curves.items()}})

@@ -73,7 +73,7 @@ def test_export_matches_the_float_parameters(run_dir, tmp_path):
         (["export", "{run}", "-o", "{out}", "--weight-bits", "20", "--input-max", "1"], "weight_bits = 20"),
         (["export", "{run}", "-o", "{out}", "--input-max", "-1"], "--input-max must be positive"),
         (["inspect", "{bad}"], "not a readable HDF5 file"),
-        (["export", "{run}", "-o", "{dir}", "--input-max", "1"], "cannot write"),
+        (["export", "{run}", "-o", "{dir}", "--input-max", "1"], "is a folder"),
         (["inspect", "{missing}"], "no such file"),
     ],
 )

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from ipvae.errors import IpvaeError
-from ipvae.fileio import write_json
+from ipvae.fileio import prepare_output_dir, write_json
 
 EVAL_FILE = "eval.json"
 CURVES_FILE = "curves.json"
@@ -147,6 +147,7 @@ def run_train(args) -> int:
         config = build_config(args)
         if (Path(args.out) / "model.safetensors").exists():
             raise IpvaeError(f"{args.out} already holds a model; use --resume to continue it or another --out")
+        prepare_output_dir(args.out)
     result = train(config, args.out, resume=args.resume, show_progress=args.progress, max_steps=args.max_steps)
     print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
                       **result.last_epoch_metrics}))
@@ -161,6 +162,14 @@ def run_eval(args) -> int:
 
     run = load_run(args.run_dir)
     data = args.data or run.config.train.data
+    height, width = image_shape(data)
+    if height * width != run.config.model.n_inputs:
+        raise IpvaeError(
+            f"data set {data!r} has {height}x{width} = {height * width} pixels per image, but {args.run_dir} was "
+            f"trained on {run.config.model.n_inputs} ({run.config.train.data!r}); pick a data set of that size"
+        )
+    if args.out:
+        prepare_output_dir(args.out)
     settings = EvalSettings(t_test=args.t_test, seed=args.seed, curve_steps=args.curves)
     report = evaluate_run(
         run.model, data, settings, data_dir=args.data_dir, test_limit=args.limit, probe_train_limit=args.probe_train

@@ -18,13 +18,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ipvae.errors import IpvaeError, TrainingDiverged
-from train.checkpoint import load_run, load_train_state, save_run, save_train_state
+from ipvae.errors import CheckpointError, IpvaeError, TrainingDiverged
+from ipvae.fileio import atomic_path
+from train.checkpoint import TrainState, load_train_state, save_run, save_train_state
 from train.config import RunConfig, TrainConfig
 from train.data import get_dataset
 from train.model import IterativeVAE
 
 METRICS_FILE = "metrics.jsonl"
+METRIC_NAMES = ("loss", "nll", "kl", "mse_per_pixel", "zeros")
 EPOCH_SEED_STRIDE = 1_000_003
 
 
@@ -123,45 +125,65 @@ def train(
     optimizer = make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
     step = 0
+    # Kept in the train state so that a resumed epoch reports the same averages as an uninterrupted one.
+    epoch_sums = dict.fromkeys(METRIC_NAMES, 0.0)
+    epoch_lines: list[dict] = []
     if resume:
-        model.load_state_dict(load_run(run_dir).model.state_dict())
         state = load_train_state(run_dir)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        sampling.set_state(state["sampling_generator"])
-        step = int(state["step"])
+        try:
+            model.load_state_dict(state.model)
+            optimizer.load_state_dict(state.optimizer)
+            scheduler.load_state_dict(state.scheduler)
+            sampling.set_state(state.sampling_generator)
+            epoch_sums = {name: float(state.progress.get("epoch_sums", {}).get(name, 0.0)) for name in METRIC_NAMES}
+            epoch_lines = list(state.progress.get("epoch_lines", []))
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"the train state in {run_dir} does not fit this run ({type(error).__name__}: {str(error)[:200]})"
+            ) from None
+        step = state.step
     run_dir.mkdir(parents=True, exist_ok=True)
 
     def checkpoint() -> None:
-        save_run(run_dir, config, model)
+        # The train state (one atomic file) is what a resume reads; the weights file follows it.
         save_train_state(
             run_dir,
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "sampling_generator": sampling.get_state(),
-                "step": step,
-            },
+            TrainState(
+                step=step,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                sampling_generator=sampling.get_state(),
+                progress={"epoch_sums": epoch_sums, "epoch_lines": epoch_lines},
+            ),
         )
+        save_run(run_dir, config, model, step=step)
+        with atomic_path(run_dir / METRICS_FILE) as temporary:
+            temporary.write_text("".join(json.dumps(line) + "\n" for line in epoch_lines))
 
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     started = time.perf_counter()
-    epoch_metrics: dict = {}
+    epoch_metrics: dict = epoch_lines[-1] if epoch_lines else {}
     model.train()
     progress = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="batch", dynamic_ncols=True)
     try:
         while step < stop_step:
             epoch, first_batch = divmod(step, batches_per_epoch)
             order = _epoch_order(n_samples, tc.seed, epoch)
-            sums = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "mse_per_pixel": 0.0, "zeros": 0.0}
+            if first_batch == 0:
+                epoch_sums = dict.fromkeys(METRIC_NAMES, 0.0)
             last_batch = min(batches_per_epoch, first_batch + stop_step - step)
             for batch_index in range(first_batch, last_batch):
                 indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
                 x = x_train[indices]  # [B, M]
-                terms = model.loss(
-                    x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step), generator=sampling
-                )
+                try:
+                    terms = model.loss(
+                        x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step),
+                        generator=sampling,
+                    )
+                except ValueError as error:  # torch.distributions refuses a NaN rate: the state diverged
+                    raise _diverged(step, epoch, run_dir, cause=error) from None
                 optimizer.zero_grad(set_to_none=True)
                 terms.total.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -173,35 +195,32 @@ def train(
                     "zeros": terms.zeros.item(),
                 }
                 if not (math.isfinite(values["loss"]) and torch.isfinite(grad_norm)):
-                    raise TrainingDiverged(
-                        f"loss or gradient became NaN/Inf at step {step} (epoch {epoch}); "
-                        f"the last good checkpoint in {run_dir} is kept"
-                    )
+                    raise _diverged(step, epoch, run_dir)
                 optimizer.step()
+                if not _parameters_finite(model):
+                    raise _diverged(step, epoch, run_dir)
                 scheduler.step()
                 step += 1
-                for key, value in values.items():
-                    sums[key] += value
+                epoch_sums = {name: epoch_sums[name] + values[name] for name in METRIC_NAMES}
                 progress.update(1)
                 progress.set_postfix(
                     loss=f"{values['loss']:.1f}", mse=f"{values['mse_per_pixel']:.4f}", zeros=f"{values['zeros']:.2f}"
                 )
-                if step % tc.checkpoint_every_steps == 0:
+                if step % tc.checkpoint_every_steps == 0 and last_batch - 1 != batch_index:
                     checkpoint()
-            n_batches = last_batch - first_batch
-            epoch_metrics = {
-                "epoch": epoch + 1,
-                "step": step,
-                "seconds": round(time.perf_counter() - started, 2),
-                "beta": schedules.beta(step - 1),
-                "temperature": schedules.temperature(step - 1),
-                **{key: total / n_batches for key, total in sums.items()},
-            }
+            if last_batch == batches_per_epoch:  # a finished epoch gets its line; a slice's partial one waits
+                epoch_metrics = {
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "beta": schedules.beta(step - 1),
+                    "temperature": schedules.temperature(step - 1),
+                    **{name: total / batches_per_epoch for name, total in epoch_sums.items()},
+                }
+                epoch_lines.append(epoch_metrics)
+                if not show_progress:
+                    print(json.dumps(epoch_metrics), flush=True)
             checkpoint()
-            with open(run_dir / METRICS_FILE, "a") as log:
-                log.write(json.dumps(epoch_metrics) + "\n")
-            if not show_progress:
-                print(json.dumps(epoch_metrics), flush=True)
     finally:
         progress.close()
     return TrainResult(
@@ -210,4 +229,16 @@ def train(
         epochs=tc.epochs,
         seconds=time.perf_counter() - started,
         last_epoch_metrics=epoch_metrics,
+    )
+
+
+def _parameters_finite(model: IterativeVAE) -> bool:
+    return bool(torch.stack([torch.isfinite(parameter).all() for parameter in model.parameters()]).all())
+
+
+def _diverged(step: int, epoch: int, run_dir: Path, cause: Exception | None = None) -> TrainingDiverged:
+    detail = "" if cause is None else f" ({type(cause).__name__}: {str(cause).splitlines()[0][:120]})"
+    return TrainingDiverged(
+        f"loss, gradient or weights became NaN/Inf at step {step} (epoch {epoch}){detail}; "
+        f"the last good checkpoint in {run_dir} is kept"
     )
