@@ -64,13 +64,13 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _prepare(args) -> tuple:
-    from lava_models.pipeline import check_steps, load_inputs, read_export
+    from lava_models.pipeline import check_input_range, check_steps, load_inputs, read_export
 
     model = read_export(args.model, seed=args.seed)
     n_steps = check_steps(model.n_steps if args.steps is None else args.steps)
     x = load_inputs(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
                     rotate_degrees=args.rotate, n_steps=n_steps)
-    return model, n_steps, x
+    return model, n_steps, check_input_range(x, model)
 
 
 def run_command(args) -> int:

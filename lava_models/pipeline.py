@@ -18,6 +18,8 @@ from lava_models.runner import InputError, validate_images
 
 BACKENDS = ("lava", "reference")
 DEFAULT_SPLIT = "test"
+# Inputs are refused beyond this multiple of the export's calibrated range max|x| (beyond 1x they saturate).
+INPUT_RANGE_FACTOR = 4.0
 REFERENCE_CHUNK_IMAGES = 256  # the reference keeps [T+1, B, K] int32 potentials per call: bound B
 
 
@@ -42,6 +44,18 @@ def read_export(path: str | Path, seed: int | None = None) -> IntegerModel:
     if isinstance(seed, bool) or not 0 <= int(seed) < 2**64:
         raise IpvaeError(f"--seed must be in 0..2**64-1, got {seed}")
     return dataclasses.replace(model, spec=dataclasses.replace(model.spec, seed=int(seed)))
+
+
+def check_input_range(x: np.ndarray, model: IntegerModel) -> np.ndarray:
+    """Refuse inputs far beyond the range the export was calibrated for (they would only saturate)."""
+    calibrated = model.input_scale * model.spec.input_max  # max|x| an input spike can carry
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > INPUT_RANGE_FACTOR * calibrated:
+        raise InputError(
+            f"the inputs reach max|x| = {peak:.4g}, far beyond the export's input range max|x| = {calibrated:.4g} "
+            f"(calibrated on its training data); scale them like that data, e.g. pixels in [0, 1]"
+        )
+    return x
 
 
 def check_steps(n_steps: int) -> int:
