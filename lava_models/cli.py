@@ -53,10 +53,14 @@ def register(subparsers) -> None:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="mnist", help="data set name (as in 'ipvae eval') or an [N, M] .npy file")
+    parser.add_argument("--data", default="mnist",
+                        help="data set name (as in 'ipvae eval'); or image files (a PNG/JPEG file, a folder, a quoted "
+                             "glob), prepared like MNIST; or a .npy/.npz array [N, M], [N, H, W] or frame sequences "
+                             "[N, F, M]")
     parser.add_argument("--split", default="test", help="data set split (default test)")
     parser.add_argument("--start", type=int, default=0, help="index of the first image (default 0)")
-    parser.add_argument("-n", "--images", type=int, default=20, help="number of images (default 20)")
+    parser.add_argument("-n", "--images", type=int, default=None,
+                        help="number of images (default: 20 of a data set, all of a file source)")
     parser.add_argument("--steps", type=int, default=None, help="inference steps T (default: the export's n_steps)")
     parser.add_argument("--seed", type=int, default=None, help="generator key (default: the export's seed)")
     parser.add_argument("--rotate", type=float, default=None, metavar="DEG",
@@ -64,13 +68,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _prepare(args) -> tuple:
-    from lava_models.pipeline import check_input_range, check_steps, load_inputs, read_export
+    from lava_models.pipeline import check_input_range, check_steps, load_inputs_described, read_export
 
     model = read_export(args.model, seed=args.seed)
     n_steps = check_steps(model.n_steps if args.steps is None else args.steps)
-    x = load_inputs(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
-                    rotate_degrees=args.rotate, n_steps=n_steps)
-    return model, n_steps, check_input_range(x, model)
+    loaded = load_inputs_described(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
+                                   rotate_degrees=args.rotate, n_steps=n_steps)
+    print(f"input: {loaded.description}", file=sys.stderr)
+    return model, n_steps, check_input_range(loaded.x, model)
 
 
 def run_command(args) -> int:

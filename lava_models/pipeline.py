@@ -11,6 +11,7 @@ import numpy as np
 
 from export.integer_model import IntegerModel
 from ipvae.errors import IpvaeError
+from ipvae.images import LoadedInputs, is_file_source, load_file_inputs
 from lava_models.energy import Fanouts, count_operations, dense_baselines, table_as_dict
 from lava_models.metrics import trajectory_metrics
 from lava_models.parity import ParityReport, compare_trajectories
@@ -18,6 +19,7 @@ from lava_models.runner import InputError, validate_images
 
 BACKENDS = ("lava", "reference")
 DEFAULT_SPLIT = "test"
+DEFAULT_DATASET_IMAGES = 20
 # Inputs are refused beyond this multiple of the export's calibrated range max|x| (beyond 1x they saturate).
 INPUT_RANGE_FACTOR = 4.0
 REFERENCE_CHUNK_IMAGES = 256  # the reference keeps [T+1, B, K] int32 potentials per call: bound B
@@ -64,35 +66,47 @@ def check_steps(n_steps: int) -> int:
     return int(n_steps)
 
 
-def load_inputs(data: str, n_images: int, n_inputs: int, *, split: str = DEFAULT_SPLIT, start: int = 0,
+def load_inputs(data: str, n_images: int | None, n_inputs: int, *, split: str = DEFAULT_SPLIT, start: int = 0,
                 rotate_degrees: float | None = None, n_steps: int = 1) -> np.ndarray:
-    """Images [N, M] from a data set name (train.data.get_dataset) or a .npy file; with ``rotate_degrees``
-    each image becomes a sequence [N, T, M] turning by that many degrees per frame."""
-    if n_images is None or n_images < 1:
+    """Images [N, M] (or sequences [N, F, M]) from a data set name or a file source (see load_inputs_described)."""
+    return load_inputs_described(data, n_images, n_inputs, split=split, start=start, rotate_degrees=rotate_degrees,
+                                 n_steps=n_steps).x
+
+
+def load_inputs_described(data: str, n_images: int | None, n_inputs: int, *, split: str = DEFAULT_SPLIT,
+                          start: int = 0, rotate_degrees: float | None = None, n_steps: int = 1) -> LoadedInputs:
+    """Inputs and one line saying where they came from and what was done to them.
+
+    ``data``: a data set name (train.data.get_dataset; ``n_images`` None: DEFAULT_DATASET_IMAGES of them) or a
+    file source of ipvae.images (an image file, folder or glob, prepared like MNIST; a .npy/.npz array of images
+    or frame sequences; ``n_images`` None: all). With ``rotate_degrees`` each image becomes a sequence
+    [N, T, M] turning by that many degrees per frame.
+    """
+    if n_images is not None and n_images < 1:
         raise IpvaeError(f"-n must be a positive number of images, got {n_images}")
     if start < 0:
         raise IpvaeError(f"--start must be non-negative, got {start}")
-    if data.endswith(".npy"):
-        path = Path(data)
-        if not path.is_file():
-            raise IpvaeError(f"{path}: no such file")
-        try:
-            images = np.load(path, allow_pickle=False)
-        except Exception as error:
-            raise InputError(f"{path}: not a readable .npy array ({type(error).__name__})") from None
-        images = images.reshape(images.shape[0], -1) if images.ndim > 2 else images
+    if is_file_source(data):
+        loaded = load_file_inputs(data, n_inputs)
+        images, description, names = loaded.x, loaded.description, loaded.names
+        n_images = images.shape[0] - start if n_images is None else n_images
     else:
         from train.data import get_dataset
 
+        n_images = DEFAULT_DATASET_IMAGES if n_images is None else n_images
         tensor, _ = get_dataset(data, split, limit=start + n_images)
         images = tensor.reshape(tensor.shape[0], -1).numpy()
+        description, names = f"{data} {split} images {start}..{start + n_images - 1}", ()
     images = images[start : start + n_images]
-    if images.shape[0] < n_images:
+    if n_images < 1 or images.shape[0] < n_images:
         raise IpvaeError(f"{data} has only {images.shape[0]} images from index {start}, asked for {n_images}")
     images = validate_images(images, n_inputs, n_steps)
     if rotate_degrees is None:
-        return images
-    return rotating_inputs(images, n_steps, rotate_degrees)
+        return LoadedInputs(images, description, names[start : start + n_images])
+    if images.ndim == 3:
+        raise IpvaeError("--rotate turns still images; these inputs are already frame sequences")
+    return LoadedInputs(rotating_inputs(images, n_steps, rotate_degrees),
+                        f"{description}; each rotating by {rotate_degrees:g} degrees per step")
 
 
 def rotating_inputs(images: np.ndarray, n_frames: int, degrees_per_frame: float) -> np.ndarray:
