@@ -5,7 +5,7 @@
 RUN_DIR defaults to pretrained/mnist_k512, quantized in memory with the default export settings
 (without it a random model of the same size stands in; the JSON says which). Spike counts come from
 the integer reference by default: it is bit-exact to the Lava fixed_pt graph (sim_tests), so the
-counts are the graph's; --backend lava counts from a Lava run instead. Prices: lava_models.energy
+counts are the graph's; --backend lava counts from a Lava run instead. Prices: ipvae.lava.energy
 (published per-operation figures; every energy number is an estimate). Writes energy.json and
 energy.png (energy per inference by component vs the dense baselines; cumulative energy and R^2 per step).
 """
@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lava_models.energy import LOIHI_TABLE, PICO, CONVENTIONAL_TABLE, Fanouts, count_operations  # noqa: E402
-from lava_models.pipeline import load_inputs, models_for_benchmark, run_backend, summarize  # noqa: E402
+from ipvae.lava.energy import LOIHI_TABLE, PICO, CONVENTIONAL_TABLE, Fanouts, count_operations  # noqa: E402
+from ipvae.lava.pipeline import load_inputs, models_for_benchmark, run_backend, summarize  # noqa: E402
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 NANO_PER_PICO = 1e-3
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     x = load_inputs("mnist", args.images, model.n_inputs, n_steps=args.steps)
     run = run_backend(model, x, args.steps, args.backend, progress=False, record_u=False)
     table, curves = summarize(model, x, run)
-    from export.quantize import quantize_input
+    from ipvae.export.quantize import quantize_input
 
     counts = count_operations(run.z, quantize_input(x, model.input_scale, model.spec.input_bits), Fanouts.from_integer_model(model))
     components = components_nj(counts)

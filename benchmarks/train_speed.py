@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from train.config import ModelConfig
-from train.data import load_mnist
-from train.model import IterativeVAE
+from ipvae.train.config import ModelConfig
+from ipvae.data import load_mnist
+from ipvae.train.model import IterativeVAE
 
 MATMULS_PER_STEP = 2
 FLOPS_PER_MAC = 2

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.hdf5 import read_model
-from export.summary import summary_lines
-from export.pipeline import DEFAULT_CALIBRATION_IMAGES, ExportSettings, export_run
-from export.spec import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
+from ipvae.export.hdf5 import read_model
+from ipvae.export.summary import summary_lines
+from ipvae.export.pipeline import DEFAULT_CALIBRATION_IMAGES, ExportSettings, export_run
+from ipvae.export.spec import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
 from ipvae.fileio import check_output_file
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from export.integer_model import IntegerModel
-from export.quantize import accumulator_bounds
-from export.sampler import build_cdf_table
-from export.spec import (
+from ipvae.export.integer_model import IntegerModel
+from ipvae.export.quantize import accumulator_bounds
+from ipvae.export.sampler import build_cdf_table
+from ipvae.export.spec import (
     FORMAT_NAME,
     FORMAT_VERSION,
     INT32_MAX,

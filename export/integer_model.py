@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.spec import FixedPointSpec, QuantizedMatrix
+from ipvae.export.spec import FixedPointSpec, QuantizedMatrix
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.integer_model import FloatParams, IntegerModel
-from export.rng import key_prefix, uniform24_from_prefix
-from export.sampler import sample_counts, sample_counts_exact_rate
-from export.spec import QuantizedMatrix
+from ipvae.export.integer_model import FloatParams, IntegerModel
+from ipvae.export.rng import key_prefix, uniform24_from_prefix
+from ipvae.export.sampler import sample_counts, sample_counts_exact_rate
+from ipvae.export.spec import QuantizedMatrix
 
 FLOAT64_EXACT_LIMIT = 2**53
 CLAMP_MODES = ("soft", "hard")
@@ -85,7 +85,7 @@ def run_reference(
         raise ValueError("n_steps must be positive")
     x_int, is_static = _frames(np.asarray(x_int), n_steps, "x_int")
     if x_int.dtype.kind not in "iu":
-        raise TypeError(f"x_int must hold integer payloads (see export.quantize.quantize_input), got {x_int.dtype}")
+        raise TypeError(f"x_int must hold integer payloads (see ipvae.export.quantize.quantize_input), got {x_int.dtype}")
     if x_int.shape[-1] != model.n_inputs:
         raise ValueError(f"x_int has {x_int.shape[-1]} inputs, the model {model.n_inputs}")
     if x_int.size and int(np.abs(x_int.astype(np.int64)).max()) > spec.input_max:
@@ -129,7 +129,7 @@ def run_float_reference(
     """Float-u dynamics (float64, unquantized weights and inputs) with the integer sampler's uniforms.
 
     u_t = clamp(u_{t-1} + lr (Phi^T D (x_t - Phi z_{t-1}) - b)); z_t by the inverse-CDF rule of
-    export.sampler with the exact rate exp(u_t). clamp="soft" is the float model's clamp,
+    ipvae.export.sampler with the exact rate exp(u_t). clamp="soft" is the float model's clamp,
     clamp="hard" the integer spec's saturation to [u_min, u_max].
     """
     if clamp not in CLAMP_MODES:

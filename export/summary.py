@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export.hdf5 import ExportedModel
-from export.quantize import accumulator_bounds
-from export.spec import LAVA_MIXED_WEIGHT_WIDTH, QuantizedMatrix
+from ipvae.export.hdf5 import ExportedModel
+from ipvae.export.quantize import accumulator_bounds
+from ipvae.export.spec import LAVA_MIXED_WEIGHT_WIDTH, QuantizedMatrix
 from ipvae.errors import shown
 
 BYTES_PER_MIB = 2**20

@@ -1,9 +1,9 @@
-"""The everyday steps as plain functions, re-exported as ``ipvae.load_run``, ``ipvae.export`` and so on.
+"""The everyday steps as plain functions, re-exported as ``ipvae.load_run``, ``ipvae.export_model`` and so on.
 
     import ipvae
 
     run = ipvae.load_run("pretrained/mnist_k512")             # 1. a trained run (config + PyTorch model)
-    model = ipvae.export("pretrained/mnist_k512", "model.h5")  # 2. quantize, write the HDF5 file, read it back
+    model = ipvae.export_model("pretrained/mnist_k512", "model.h5")  # 2. quantize, write the HDF5 file, read it back
     x = ipvae.load_inputs("mnist", model, n_images=4)          #    or your own PNGs: "my_digits/"
     result = ipvae.run(model, x, steps=16, backend="lava")     # 3. spiking inference (or "reference")
     result.z, result.reconstruction, result.table              # counts, Phi z_T, spikes/energy/quality
@@ -39,19 +39,19 @@ class SpikingRun:
 
 def load_run(run_dir: str | Path):
     """A trained run directory: ``.config`` (RunConfig) and ``.model`` (the PyTorch IterativeVAE, eval mode)."""
-    from train.checkpoint import load_run as load
+    from ipvae.train.checkpoint import load_run as load
 
     return load(run_dir)
 
 
-def export(run_dir: str | Path, path: str | Path, *, weight_bits: int = 8, calibration_images: int = 1000,
+def export_model(run_dir: str | Path, path: str | Path, *, weight_bits: int = 8, calibration_images: int = 1000,
            input_max: float | None = None, seed: int = 0, n_steps: int | None = None):
     """Quantize a trained run to integers, write the HDF5 export ``path`` (atomically) and return the
-    validated integer model read back from it (export.integer_model.IntegerModel).
+    validated integer model read back from it (ipvae.export.integer_model.IntegerModel).
 
     input_max: fixed input range max|x| instead of choosing it on ``calibration_images`` training images.
     """
-    from export.pipeline import ExportSettings, export_run
+    from ipvae.export.pipeline import ExportSettings, export_run
     from ipvae.fileio import check_output_file
 
     check_output_file(path)
@@ -63,7 +63,7 @@ def export(run_dir: str | Path, path: str | Path, *, weight_bits: int = 8, calib
 
 def load_export(path: str | Path, *, seed: int | None = None):
     """The validated integer model of an export file; ``seed`` replaces the file's spike-generator key."""
-    from lava_models.pipeline import read_export
+    from ipvae.lava.pipeline import read_export
 
     return read_export(path, seed=seed)
 
@@ -75,7 +75,7 @@ def load_inputs(data: str, model, *, n_images: int | None = None, start: int = 0
     data: a data set name ("mnist": its test split), or your own images: a PNG/JPEG file, a folder or a glob,
     prepared like MNIST (ipvae.images); or a .npy/.npz array of images or frame sequences.
     """
-    from lava_models.pipeline import load_inputs_described
+    from ipvae.lava.pipeline import load_inputs_described
 
     n_steps = steps or getattr(model, "n_steps", 1)
     return load_inputs_described(data, n_images, model.n_inputs, start=start, rotate_degrees=rotate_degrees,
@@ -90,7 +90,7 @@ def run(model, x: np.ndarray, *, steps: int | None = None, backend: str = "refer
     import dataclasses
 
     from ipvae.errors import IpvaeError
-    from lava_models.pipeline import check_input_range, check_steps, run_backend, summarize
+    from ipvae.lava.pipeline import check_input_range, check_steps, run_backend, summarize
 
     if backend not in BACKENDS:
         raise IpvaeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

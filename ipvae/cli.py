@@ -16,9 +16,9 @@ from ipvae.errors import IpvaeError
 
 # Modules that define `register(subparsers)`; each registered parser sets `func=handler(args) -> int`.
 _COMMAND_MODULES = (
-    "train.cli",
-    "export.cli",
-    "lava_models.cli",
+    "ipvae.train.cli",
+    "ipvae.export.cli",
+    "ipvae.lava.cli",
     "ipvae.demo",
 )
 

@@ -68,7 +68,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _prepare(args) -> tuple:
-    from lava_models.pipeline import check_input_range, check_steps, load_inputs_described, read_export
+    from ipvae.lava.pipeline import check_input_range, check_steps, load_inputs_described, read_export
 
     model = read_export(args.model, seed=args.seed)
     n_steps = check_steps(model.n_steps if args.steps is None else args.steps)
@@ -79,7 +79,7 @@ def _prepare(args) -> tuple:
 
 
 def run_command(args) -> int:
-    from lava_models.pipeline import BACKENDS, run_backend, summarize
+    from ipvae.lava.pipeline import BACKENDS, run_backend, summarize
 
     if args.backend not in BACKENDS:
         raise IpvaeError(f"unknown backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -99,7 +99,7 @@ def run_command(args) -> int:
 
 
 def parity_command(args) -> int:
-    from lava_models.pipeline import parity
+    from ipvae.lava.pipeline import parity
 
     model, n_steps, x = _prepare(args)
     report, lava, reference = parity(model, x, n_steps, image_offset=args.start, progress=None if not args.json else False)
@@ -116,7 +116,7 @@ def parity_command(args) -> int:
 
 
 def write_figures(out: Path, model, x: np.ndarray, z: np.ndarray, curves: dict, table: dict) -> list[Path]:
-    from lava_models import figures
+    from ipvae.lava import figures
 
     out.mkdir(parents=True, exist_ok=True)
     last_inputs = x if x.ndim == 2 else x[:, -1]  # [N, M]

@@ -1,9 +1,9 @@
 """Build the iP-VAE process graph: FrameSource -> PoissonDenseBlock (ff Dense, rec Dense, PoissonNeuron) -> StateTap.
 
-``build_fixed_network`` takes the integer model of an export file (``export.hdf5.read_model(path).model``)
+``build_fixed_network`` takes the integer model of an export file (``ipvae.export.hdf5.read_model(path).model``)
 and builds the bit-accurate graph of docs/fixed_point.md; ``build_float_network`` takes the float
-parameters (``export.integer_model.FloatParams``) and builds the same graph with float arithmetic.
-Neither starts Lava: ``lava_models.runner.LavaSimulation`` compiles and runs the graph.
+parameters (``ipvae.export.integer_model.FloatParams``) and builds the same graph with float arithmetic.
+Neither starts Lava: ``ipvae.lava.runner.LavaSimulation`` compiles and runs the graph.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from export.integer_model import FloatParams, IntegerModel
-from export.quantize import quantize_input
+from ipvae.export.integer_model import FloatParams, IntegerModel
+from ipvae.export.quantize import quantize_input
 from ipvae.errors import IpvaeError
 
 FIXED_PT = "fixed_pt"
@@ -35,7 +35,7 @@ class LavaNetwork:
     """A built (not yet compiled) process graph and what the host needs to drive it.
 
     encode: host-side float pixels [..., M] -> the payloads the FrameSource sends (int32 for
-    fixed_pt: export.quantize.quantize_input; float64 for floating_pt).
+    fixed_pt: ipvae.export.quantize.quantize_input; float64 for floating_pt).
     decoder_phi: float32 [M, K], recon_t = Phi z_t (computed on the host: the readout is not in the graph).
     """
 
@@ -45,9 +45,9 @@ class LavaNetwork:
     n_latents: int
     max_spike_count: int
     image_offset: int
-    source: object  # lava_models.proc.io.process.FrameSource
-    block: object  # lava_models.proc.block.process.PoissonDenseBlock
-    tap: object  # lava_models.proc.io.process.StateTap
+    source: object  # ipvae.lava.proc.io.process.FrameSource
+    block: object  # ipvae.lava.proc.block.process.PoissonDenseBlock
+    tap: object  # ipvae.lava.proc.io.process.StateTap
     encode: Callable[[np.ndarray], np.ndarray]
     decoder_phi: np.ndarray
 
@@ -72,8 +72,8 @@ def _check_offset(image_offset: int) -> int:
 def _wire(mode: str, n_steps: int, image_offset: int, synapse: dict, synapse_rec: dict, neuron: dict,
           encode: Callable, decoder_phi: np.ndarray, input_message_bits: int) -> LavaNetwork:
     """Create the Processes and connect source -> block -> tap."""
-    from lava_models.proc.block.process import PoissonDenseBlock
-    from lava_models.proc.io.process import FrameSource, StateTap
+    from ipvae.lava.proc.block.process import PoissonDenseBlock
+    from ipvae.lava.proc.io.process import FrameSource, StateTap
 
     block = PoissonDenseBlock(synapse=synapse, synapse_rec=synapse_rec, neuron=neuron)
     n_latents, n_inputs = synapse["weights"].shape

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from export.integer_model import IntegerModel
+from ipvae.export.integer_model import IntegerModel
 from ipvae.errors import IpvaeError
 from ipvae.images import LoadedInputs, is_file_source, load_file_inputs
-from lava_models.energy import Fanouts, count_operations, dense_baselines, table_as_dict
-from lava_models.metrics import trajectory_metrics
-from lava_models.parity import ParityReport, compare_trajectories
-from lava_models.runner import InputError, validate_images
+from ipvae.lava.energy import Fanouts, count_operations, dense_baselines, table_as_dict
+from ipvae.lava.metrics import trajectory_metrics
+from ipvae.lava.parity import ParityReport, compare_trajectories
+from ipvae.lava.runner import InputError, validate_images
 
 BACKENDS = ("lava", "reference")
 DEFAULT_SPLIT = "test"
@@ -38,7 +38,7 @@ class BackendRun:
 
 def read_export(path: str | Path, seed: int | None = None) -> IntegerModel:
     """The validated integer model of an export file; ``seed`` replaces the file's generator key."""
-    from export.hdf5 import read_model
+    from ipvae.export.hdf5 import read_model
 
     model = read_model(path).model
     if seed is None:
@@ -77,7 +77,7 @@ def load_inputs_described(data: str, n_images: int | None, n_inputs: int, *, spl
                           start: int = 0, rotate_degrees: float | None = None, n_steps: int = 1) -> LoadedInputs:
     """Inputs and one line saying where they came from and what was done to them.
 
-    ``data``: a data set name (train.data.get_dataset; ``n_images`` None: DEFAULT_DATASET_IMAGES of them) or a
+    ``data``: a data set name (ipvae.data.get_dataset; ``n_images`` None: DEFAULT_DATASET_IMAGES of them) or a
     file source of ipvae.images (an image file, folder or glob, prepared like MNIST; a .npy/.npz array of images
     or frame sequences; ``n_images`` None: all). With ``rotate_degrees`` each image becomes a sequence
     [N, T, M] turning by that many degrees per frame.
@@ -91,7 +91,7 @@ def load_inputs_described(data: str, n_images: int | None, n_inputs: int, *, spl
         images, description, names = loaded.x, loaded.description, loaded.names
         n_images = images.shape[0] - start if n_images is None else n_images
     else:
-        from train.data import get_dataset
+        from ipvae.data import get_dataset
 
         n_images = DEFAULT_DATASET_IMAGES if n_images is None else n_images
         tensor, _ = get_dataset(data, split, limit=start + n_images)
@@ -110,10 +110,10 @@ def load_inputs_described(data: str, n_images: int | None, n_inputs: int, *, spl
 
 
 def rotating_inputs(images: np.ndarray, n_frames: int, degrees_per_frame: float) -> np.ndarray:
-    """[N, T, M] sequences: each image turning by degrees_per_frame per frame (train.data.rotating_sequence)."""
+    """[N, T, M] sequences: each image turning by degrees_per_frame per frame (ipvae.data.rotating_sequence)."""
     import torch
 
-    from train.data import rotating_sequence
+    from ipvae.data import rotating_sequence
 
     side = int(round(np.sqrt(images.shape[1])))
     if side * side != images.shape[1]:
@@ -130,15 +130,15 @@ def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, 
         raise IpvaeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     x = validate_images(x, model.n_inputs, n_steps)
     if backend == "lava":
-        from lava_models.network import build_fixed_network
-        from lava_models.runner import LavaSimulation
+        from ipvae.lava.network import build_fixed_network
+        from ipvae.lava.runner import LavaSimulation
 
         network = build_fixed_network(model, n_steps, image_offset=image_offset)
         with LavaSimulation(network, progress=progress) as simulation:
             trajectory = simulation.run(x, record_u=record_u)
         return BackendRun("lava", trajectory.z, trajectory.u, trajectory.seconds, image_offset)
-    from export.quantize import quantize_input
-    from export.reference import run_reference
+    from ipvae.export.quantize import quantize_input
+    from ipvae.export.reference import run_reference
 
     payload = quantize_input(x, model.input_scale, model.spec.input_bits)  # [N, M] or [N, F, M]
     started = time.perf_counter()
@@ -158,7 +158,7 @@ def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, 
 
 def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun) -> tuple[dict, dict]:
     """(the summary table as a dict, per-step curves) of a run on images x."""
-    from export.quantize import quantize_input
+    from ipvae.export.quantize import quantize_input
 
     n_window, n_images, _ = run.z.shape
     n_steps = n_window - 1
@@ -207,15 +207,15 @@ class ModelPair:
     """An integer model and the float parameters it was quantized from, with where they came from."""
 
     integer: IntegerModel
-    float_params: object  # export.integer_model.FloatParams
+    float_params: object  # ipvae.export.integer_model.FloatParams
     label: str
     n_steps: int
 
 
 def models_from_run(run_dir: str | Path, *, seed: int = 0) -> ModelPair:
     """Quantize a trained run in memory with the default export settings (what `ipvae export` writes)."""
-    from export.pipeline import ExportSettings, build_integer_model
-    from export.source import load_source
+    from ipvae.export.pipeline import ExportSettings, build_integer_model
+    from ipvae.export.source import load_source
 
     source = load_source(run_dir)
     model, _ = build_integer_model(source, ExportSettings(seed=seed))
@@ -230,9 +230,9 @@ def models_for_benchmark(run_dir: str | Path, *, seed: int = 0) -> ModelPair:
 
 
 def synthetic_models(n_inputs: int = 784, n_latents: int = 512, *, seed: int = 0) -> ModelPair:
-    """A random model of the given size (export.synthetic) for when no trained run is available."""
-    from export.quantize import quantize, spec_for
-    from export.synthetic import SyntheticConfig, random_float_params
+    """A random model of the given size (ipvae.export.synthetic) for when no trained run is available."""
+    from ipvae.export.quantize import quantize, spec_for
+    from ipvae.export.synthetic import SyntheticConfig, random_float_params
 
     params = random_float_params(SyntheticConfig(n_inputs=n_inputs, n_latents=n_latents, phi_std=0.05, sigma=1.0, seed=seed))
     model = quantize(params, spec_for(params, seed=seed), 1.0 / 127, n_steps=16)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ipvae.errors import IpvaeError
-from lava_models.network import FIXED_PT, LavaNetwork
+from ipvae.lava.network import FIXED_PT, LavaNetwork
 
 LOOKAHEAD_FRAMES = 8  # frames pushed ahead of the graph (< the FrameSource pipe's buffer)
 POLL_MIN_S = 20e-6  # first sleep while waiting for the graph; doubles up to POLL_MAX_S

@@ -81,7 +81,7 @@ def test_parity_passes_and_names_the_scope(capsys, mnist_sized_export):
 
 def test_parity_reports_the_first_difference(capsys, mnist_sized_export, monkeypatch):
     """Corrupt the reference's bias by one LSB for neuron 5: parity must fail at step 1, neuron 5."""
-    import export.reference as reference_module
+    import ipvae.export.reference as reference_module
 
     original = reference_module.run_reference
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_models.energy import (
+from ipvae.lava.energy import (
     AMORTIZED_VAE_PARAMS,
     CONVENTIONAL_TABLE,
     LOIHI_TABLE,

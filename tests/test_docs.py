@@ -49,6 +49,6 @@ def test_public_api_is_documented():
 def test_importing_ipvae_does_not_import_the_stages():
     """The ground floor (errors, fileio, version) must be importable by every stage without a cycle."""
     probe = ("import sys, ipvae, ipvae.errors, ipvae.fileio; "
-             "print(sorted(m for m in ('torch', 'train', 'export', 'lava_models', 'lava') if m in sys.modules))")
+             "print(sorted(m for m in ('torch', 'ipvae.train', 'ipvae.export', 'ipvae.lava', 'lava') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     assert result.stdout.strip() == "[]"

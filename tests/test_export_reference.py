@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
 
-from export.quantize import quantize, quantize_input, quantize_matrix, spec_for
-from export.reference import dense_apply, run_float_reference, run_reference
-from export.rng import uniform24
-from export.synthetic import SyntheticConfig, random_float_params, random_images
+from ipvae.export.quantize import quantize, quantize_input, quantize_matrix, spec_for
+from ipvae.export.reference import dense_apply, run_float_reference, run_reference
+from ipvae.export.rng import uniform24
+from ipvae.export.synthetic import SyntheticConfig, random_float_params, random_images
 
 LAVA_WEIGHT_CLIP_BITS = 8  # PyDenseModelBitAcc clips with num_bits=8 before truncating
 
@@ -173,12 +173,12 @@ def test_integer_reference_reaches_the_float_dynamics_in_the_high_precision_limi
 
 def test_float_reference_step_equals_the_torch_model_step():
     torch = pytest.importorskip("torch")
-    train_model = pytest.importorskip("train.model")
-    from train.config import ModelConfig
-    from train.inference.common import LatentSample, decode
-    from train.inference.poisson import PoissonState, step
+    train_model = pytest.importorskip("ipvae.train.model")
+    from ipvae.train.config import ModelConfig
+    from ipvae.train.inference.common import LatentSample, decode
+    from ipvae.train.inference.poisson import PoissonState, step
 
-    from export.integer_model import FloatParams
+    from ipvae.export.integer_model import FloatParams
 
     model = _lively_torch_model(train_model, ModelConfig, torch)
     params = FloatParams.from_inference_params(model.inference_params())
@@ -199,10 +199,10 @@ STAT_SIGMAS = 5.0
 
 def test_float_reference_spike_statistics_match_the_torch_model():
     torch = pytest.importorskip("torch")
-    train_model = pytest.importorskip("train.model")
-    from train.config import ModelConfig
+    train_model = pytest.importorskip("ipvae.train.model")
+    from ipvae.train.config import ModelConfig
 
-    from export.integer_model import FloatParams
+    from ipvae.export.integer_model import FloatParams
 
     model = _lively_torch_model(train_model, ModelConfig, torch)
     params = FloatParams.from_inference_params(model.inference_params())

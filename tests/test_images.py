@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from export.hdf5 import ExportMetadata, write_model
-from export.quantize import quantize, spec_for
-from export.synthetic import SyntheticConfig, random_float_params
+from ipvae.export.hdf5 import ExportMetadata, write_model
+from ipvae.export.quantize import quantize, spec_for
+from ipvae.export.synthetic import SyntheticConfig, random_float_params
 from ipvae.cli import main
 from ipvae.errors import IpvaeError
 from ipvae.images import (
@@ -19,7 +19,7 @@ from ipvae.images import (
     load_file_inputs,
     prepare_digit,
 )
-from train.data import get_dataset
+from ipvae.data import get_dataset
 
 N_DIGITS = 30
 CENTRING_SLACK = 1  # MNIST placed its digits by whole pixels: a centre of mass within +-0.5 px of 14 either way
@@ -174,9 +174,9 @@ def test_ipvae_run_on_a_folder_of_pngs(tmp_path, capsys):
 def test_ipvae_eval_on_a_glob_of_pngs(tmp_path, capsys):
     import torch
 
-    from train.checkpoint import save_run
-    from train.config import ModelConfig, RunConfig, TrainConfig
-    from train.model import IterativeVAE
+    from ipvae.train.checkpoint import save_run
+    from ipvae.train.config import ModelConfig, RunConfig, TrainConfig
+    from ipvae.train.model import IterativeVAE
 
     config = RunConfig(model=ModelConfig(n_inputs=784, n_latents=8), train=TrainConfig())
     save_run(tmp_path / "run", config, IterativeVAE(config.model, generator=torch.Generator().manual_seed(0)))

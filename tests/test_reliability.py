@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-import lava_models.pipeline as pipeline_module
-from export.hdf5 import CONTENT_HASH, ExportMetadata, content_digest, read_model, write_model
-from export.quantize import quantize, spec_for
-from export.synthetic import SyntheticConfig, random_float_params
+import ipvae.lava.pipeline as pipeline_module
+from ipvae.export.hdf5 import CONTENT_HASH, ExportMetadata, content_digest, read_model, write_model
+from ipvae.export.quantize import quantize, spec_for
+from ipvae.export.synthetic import SyntheticConfig, random_float_params
 from ipvae.cli import main
 from ipvae.errors import ExportFormatError
-from train.checkpoint import save_run
-from train.config import ModelConfig, RunConfig, TrainConfig
-from train.model import IterativeVAE
+from ipvae.train.checkpoint import save_run
+from ipvae.train.config import ModelConfig, RunConfig, TrainConfig
+from ipvae.train.model import IterativeVAE
 
 N_INPUTS, N_LATENTS = 16, 6
 INPUT_SCALE = 1.0 / 127

@@ -14,10 +14,10 @@ import torch
 from safetensors.torch import load_file
 
 import ipvae.fileio
-import train.trainer as trainer_module
+import ipvae.train.trainer as trainer_module
 from ipvae.errors import CheckpointError, TrainingDiverged
-from train.checkpoint import LEGACY_TRAIN_STATE_FILE, TRAIN_STATE_FILE, WEIGHTS_FILE, load_train_state
-from train.trainer import METRICS_FILE, train
+from ipvae.train.checkpoint import LEGACY_TRAIN_STATE_FILE, TRAIN_STATE_FILE, WEIGHTS_FILE, load_train_state
+from ipvae.train.trainer import METRICS_FILE, train
 
 from test_training import planted_bars, tiny_config  # noqa: F401 - the fixture is used by name
 

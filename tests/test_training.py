@@ -6,13 +6,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import train.trainer as trainer_module
+import ipvae.train.trainer as trainer_module
 from ipvae.errors import TrainingDiverged
-from train.checkpoint import WEIGHTS_FILE, load_run, load_train_state
-from train.config import ModelConfig, RunConfig, TrainConfig
-from train.data import planted_dictionary_data
-from train.model import IterativeVAE
-from train.trainer import Schedules, train
+from ipvae.train.checkpoint import WEIGHTS_FILE, load_run, load_train_state
+from ipvae.train.config import ModelConfig, RunConfig, TrainConfig
+from ipvae.data import planted_dictionary_data
+from ipvae.train.model import IterativeVAE
+from ipvae.train.trainer import Schedules, train
 
 BARS_SIDE = 6
 

@@ -25,8 +25,8 @@ from safetensors.torch import load_file, save_file
 
 from ipvae.errors import CheckpointError
 from ipvae.fileio import atomic_path, write_json
-from train.config import RunConfig
-from train.model import IterativeVAE
+from ipvae.train.config import RunConfig
+from ipvae.train.model import IterativeVAE
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

@@ -104,8 +104,8 @@ def register(subparsers) -> None:
 
 
 def build_config(args) -> "RunConfig":
-    from train.config import ModelConfig, RunConfig, TrainConfig, replace
-    from train.data import image_shape
+    from ipvae.train.config import ModelConfig, RunConfig, TrainConfig, replace
+    from ipvae.data import image_shape
 
     sections = {"model": {}, "train": {}}
     if args.config:
@@ -135,9 +135,9 @@ def build_config(args) -> "RunConfig":
 
 
 def run_train(args) -> int:
-    from train.checkpoint import load_config
-    from train.config import RunConfig, replace
-    from train.trainer import train
+    from ipvae.train.checkpoint import load_config
+    from ipvae.train.config import RunConfig, replace
+    from ipvae.train.trainer import train
 
     if args.resume:
         config = load_config(args.out)
@@ -158,10 +158,10 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
-    from train.checkpoint import load_run
-    from train.data import image_shape
-    from train.evaluate import EvalSettings, evaluate_run
-    from train.plots import plot_curves, plot_dictionary
+    from ipvae.train.checkpoint import load_run
+    from ipvae.data import image_shape
+    from ipvae.train.evaluate import EvalSettings, evaluate_run
+    from ipvae.train.plots import plot_curves, plot_dictionary
 
     run = load_run(args.run_dir)
     data = args.data or run.config.train.data
@@ -203,7 +203,7 @@ def _evaluate_files(model, data: str, n_inputs: int, settings, limit: int | None
 
     import torch
 
-    from train.evaluate import EvalReport, run_inference
+    from ipvae.train.evaluate import EvalReport, run_inference
 
     loaded = load_file_inputs(data, n_inputs)
     if loaded.x.ndim != 2:

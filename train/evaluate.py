@@ -25,8 +25,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-from train.inference import decode
-from train.model import IterativeVAE
+from ipvae.train.inference import decode
+from ipvae.train.model import IterativeVAE
 
 PROBE_MAX_ITERATIONS = 1000
 PROBE_REGULARISATION = 1.0
@@ -166,7 +166,7 @@ def evaluate_run(
     probe_train_limit: int | None = 10_000,
 ) -> EvalReport:
     """Metrics of ``model`` on a dataset's test split (and the probe, where the dataset has labels)."""
-    from train.data import get_dataset  # local: keeps the metric functions importable without data
+    from ipvae.data import get_dataset  # local: keeps the metric functions importable without data
 
     model.eval()
     x_test, y_test = get_dataset(data, "test", data_dir=data_dir, seed=settings.seed, limit=test_limit)

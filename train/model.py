@@ -2,7 +2,7 @@
 
 Inference state never lives on the module: ``iterate`` and ``trajectory`` take an input and return
 the whole state trajectory; the dynamics themselves are the pure step functions of
-``train.inference``.
+``ipvae.train.inference``.
 
 Step convention (shared with the integer reference and the Lava network):
     state_0 = prior;  latent_0 ~ q(state_0)
@@ -21,8 +21,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from train.config import ModelConfig
-from train.inference import FAMILY_DYNAMICS, InferenceParams
+from ipvae.train.config import ModelConfig
+from ipvae.train.inference import FAMILY_DYNAMICS, InferenceParams
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
 

@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from ipvae.errors import CheckpointError, IpvaeError, TrainingDiverged
 from ipvae.fileio import atomic_path
-from train.checkpoint import TrainState, load_train_state, save_run, save_train_state
-from train.config import RunConfig, TrainConfig
-from train.data import get_dataset
-from train.model import IterativeVAE
+from ipvae.train.checkpoint import TrainState, load_train_state, save_run, save_train_state
+from ipvae.train.config import RunConfig, TrainConfig
+from ipvae.data import get_dataset
+from ipvae.train.model import IterativeVAE
 
 METRICS_FILE = "metrics.jsonl"
 METRIC_NAMES = ("loss", "nll", "kl", "mse_per_pixel", "zeros")

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from train.inference import gaussian, poisson
-from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
+from ipvae.train.inference import gaussian, poisson
+from ipvae.train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
 
 FAMILY_DYNAMICS: dict[str, ModuleType] = {
     "poisson": poisson,

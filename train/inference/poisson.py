@@ -15,8 +15,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from train.distributions import PoissonLatent, poisson_kl
-from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
+from ipvae.train.distributions import PoissonLatent, poisson_kl
+from ipvae.train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
 
 
 class PoissonState(NamedTuple):

@@ -14,7 +14,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 from lava.proc.dense.process import Dense
 
-from lava_models.proc.poisson.process import PoissonNeuron
+from ipvae.lava.proc.poisson.process import PoissonNeuron
 
 
 class PoissonDenseBlock(AbstractProcess):

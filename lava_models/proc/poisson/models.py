@@ -18,8 +18,8 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from export.rng import RNG_BITS, key_prefix, uniform24_from_prefix
-from lava_models.proc.poisson.process import PoissonNeuron
+from ipvae.export.rng import RNG_BITS, key_prefix, uniform24_from_prefix
+from ipvae.lava.proc.poisson.process import PoissonNeuron
 
 STATE_PRECISION = 24  # u is a 24-bit state on the chip (docs/fixed_point.md, section 2)
 ACCUMULATOR_PRECISION = 32  # Dense outputs arrive on int32 channels
@@ -108,7 +108,7 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
-    """Integer dynamics of docs/fixed_point.md (bit-exact to export.reference.run_reference).
+    """Integer dynamics of docs/fixed_point.md (bit-exact to ipvae.export.reference.run_reference).
 
     u := clip(u + a_in + bias, u_min, u_max) (exact int64 sum, then saturation);
     z = #{n < cap : U >= cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1), n]}.

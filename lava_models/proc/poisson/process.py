@@ -22,7 +22,7 @@ class PoissonNeuron(AbstractProcess):
     - window timestep 1:  u := u_prior (the a_in received, the previous image's traffic, is discarded)
     - window timestep tau = 2..T+1:  u := clamp(u + a_in + bias)
     - every timestep: z ~ min(Poisson(exp(u)), max_spike_count), drawn by inverse-CDF sampling from
-      the counter-based uniform U = export.rng.uniform24(seed, image_index, step, neuron) with
+      the counter-based uniform U = ipvae.export.rng.uniform24(seed, image_index, step, neuron) with
       step = tau - 1, and sent on ``s_out`` as a graded spike whose payload is the count z.
 
     a_in is the sum of everything connected to the ``a_in`` port: in the iP-VAE block, the feed-forward
@@ -35,7 +35,7 @@ class PoissonNeuron(AbstractProcess):
       ``exp(u)`` (``cdf`` unused).
     - ``fixed_pt``: u integer in u-LSBs (``u_frac_bits`` fractional bits), sum exact then saturated to
       [u_min, u_max]; z by table lookup ``cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1)]``, bit-exact
-      to the integer reference ``export.reference.run_reference``.
+      to the integer reference ``ipvae.export.reference.run_reference``.
 
     Parameters
     ----------
