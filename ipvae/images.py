@@ -219,6 +219,8 @@ def load_array_file(path: Path, n_inputs: int) -> LoadedInputs:
     elif array.ndim == 4 and shape[2] * shape[3] == n_inputs:
         kind = f"{shape[0]} sequences of {shape[1]} frames [N, F, H, W] (moving input, one frame per step)"
         x = array.reshape(shape[0], shape[1], n_inputs)
+    elif array.ndim == 2:
+        raise InputFileError(f"{path}: images have {shape[1]} pixels, the model expects {n_inputs}")
     else:
         raise InputFileError(
             f"{path}: shape {list(shape)} does not fit a model with {n_inputs} inputs "

@@ -74,8 +74,9 @@ def _prepare(args) -> tuple:
     n_steps = check_steps(model.n_steps if args.steps is None else args.steps)
     loaded = load_inputs_described(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
                                    rotate_degrees=args.rotate, n_steps=n_steps)
-    print(f"input: {loaded.description}", file=sys.stderr)
-    return model, n_steps, check_input_range(loaded.x, model)
+    x = check_input_range(loaded.x, model)
+    print(f"input: {loaded.description}", file=sys.stderr)  # once the inputs are accepted
+    return model, n_steps, x
 
 
 def run_command(args) -> int:

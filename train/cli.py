@@ -208,10 +208,10 @@ def _evaluate_files(model, data: str, n_inputs: int, settings, limit: int | None
     loaded = load_file_inputs(data, n_inputs)
     if loaded.x.ndim != 2:
         raise IpvaeError(f"{data}: 'ipvae eval' takes still images; run frame sequences with 'ipvae run'")
-    print(f"input: {loaded.description}", file=sys.stderr)
     x = torch.from_numpy(loaded.x[:limit]).float()  # [N, M]
     if not torch.isfinite(x).all():
         raise IpvaeError(f"{data}: the inputs contain NaN or Inf")
+    print(f"input: {loaded.description}", file=sys.stderr)  # once the inputs are accepted
     metrics, curves, _ = run_inference(model, x, settings)
     report = {"data": data, "images": int(x.shape[0]), "t_test": settings.t_test, **metrics, "params": model.n_params}
     return EvalReport(metrics=report, curves=curves)
