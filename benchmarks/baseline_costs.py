@@ -14,8 +14,8 @@ import argparse
 from pathlib import Path
 
 from ipvae.fileio import write_json
-from train.baselines.presets import MODEL_PRESETS, preset_config
-from train.registry import build_model
+from ipvae.train.baselines.presets import MODEL_PRESETS, preset_config
+from ipvae.train.registry import build_model
 
 
 def costs(n_inputs: int, n_latents: int, steps: list[int]) -> list[dict]:

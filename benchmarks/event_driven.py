@@ -1,5 +1,5 @@
 """Event-driven deployment: R^2 vs synaptic operations and energy for the stopping rule, the readout
-schedule and the sigma-delta input threshold (export.events), against the re-send-every-step account.
+schedule and the sigma-delta input threshold (ipvae.export.events), against the re-send-every-step account.
 
     .venv/bin/python benchmarks/event_driven.py [RUN_DIR] [--images 200] [--steps 64] [--rotate 3] [--out out/bench]
 
@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.events import EventOptions, ReadoutMode, ReadoutSchedule  # noqa: E402
-from lava_models.pipeline import load_inputs, models_for_benchmark, run_backend, summarize  # noqa: E402
+from ipvae.export.events import EventOptions, ReadoutMode, ReadoutSchedule  # noqa: E402
+from ipvae.lava.pipeline import load_inputs, models_for_benchmark, run_backend, summarize  # noqa: E402
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 STOP_WINDOWS = (4, 8)

@@ -30,11 +30,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.quantize import quantize_input  # noqa: E402
-from export.reference import run_reference  # noqa: E402
-from lava_models.network import build_fixed_network, build_float_network  # noqa: E402
-from lava_models.pipeline import load_inputs, models_for_benchmark  # noqa: E402
-from lava_models.runner import LavaSimulation, balanced_batch  # noqa: E402
+from ipvae.export.quantize import quantize_input  # noqa: E402
+from ipvae.export.reference import run_reference  # noqa: E402
+from ipvae.lava.network import build_fixed_network, build_float_network  # noqa: E402
+from ipvae.lava.pipeline import load_inputs, models_for_benchmark  # noqa: E402
+from ipvae.lava.runner import LavaSimulation, balanced_batch  # noqa: E402
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 

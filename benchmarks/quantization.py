@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from export.fidelity import FidelityAccumulator
-from export.pipeline import ExportSettings, build_integer_model
-from export.quantize import quantize_input
-from export.reference import run_float_reference, run_reference
-from export.source import load_images, load_source
+from ipvae.export.fidelity import FidelityAccumulator
+from ipvae.export.pipeline import ExportSettings, build_integer_model
+from ipvae.export.quantize import quantize_input
+from ipvae.export.reference import run_float_reference, run_reference
+from ipvae.export.source import load_images, load_source
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 DEFAULT_BITS = (4, 6, 8, 12, 16)

@@ -4,7 +4,7 @@ One optimisation step = T unrolled inference steps (forward), one backward pass,
 on real MNIST batches. Two code paths run in the same process, alternating repeat by repeat so that
 both see the same machine load:
 
-  reference  ``train.reference_loss``: the direct computation (Phi z and Phi^T D (x - Phi z) through
+  reference  ``ipvae.train.reference_loss``: the direct computation (Phi z and Phi^T D (x - Phi z) through
              pixel space every step, relaxed count over all [n, B, K] arrivals, autograd);
   fast       ``IterativeVAE.loss``: the same numbers through the [K, K] lateral weights, relaxed count
              only where a first arrival can matter.
@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 
 from ipvae.fileio import write_json
-from train.checkpoint import load_run
-from train.config import ModelConfig
-from train.data import load_mnist
-from train.model import IterativeVAE
-from train.reference_loss import reference_loss
+from ipvae.train.checkpoint import load_run
+from ipvae.train.config import ModelConfig
+from ipvae.data import load_mnist
+from ipvae.train.model import IterativeVAE
+from ipvae.train.reference_loss import reference_loss
 
 MATMULS_PER_STEP = 2
 FLOPS_PER_MAC = 2

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.integer_model import FloatParams
-from export.quantize import quantize_input
-from export.reference import run_float_reference
+from ipvae.export.integer_model import FloatParams
+from ipvae.export.quantize import quantize_input
+from ipvae.export.reference import run_float_reference
 
 DEFAULT_SPIKE_IMAGES = 200  # images whose float trajectories supply the lateral probes
 

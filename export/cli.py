@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.hdf5 import read_model
-from export.summary import summary_lines
-from export.pipeline import DEFAULT_CALIBRATION_IMAGES, ExportSettings, export_run
-from export.spec import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
+from ipvae.export.hdf5 import read_model
+from ipvae.export.summary import summary_lines
+from ipvae.export.pipeline import DEFAULT_CALIBRATION_IMAGES, ExportSettings, export_run
+from ipvae.export.spec import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
+from ipvae.fileio import check_output_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    check_output_file(args.output)
     settings = ExportSettings(
         weight_bits=args.weight_bits,
         input_bits=args.input_bits,

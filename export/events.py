@@ -1,7 +1,7 @@
 """Event-driven deployment of the integer iP-VAE (docs/fixed_point.md, section 11).
 
 Three options a chip can evaluate with integer arithmetic, shared by the integer reference
-(``export.reference``) and the Lava graph (``lava_models``), which must agree bit for bit:
+(``ipvae.export.reference``) and the Lava graph (``lava_models``), which must agree bit for bit:
 
 - **Input sent as events, held in a drive register.** The input stage is a sigma-delta encoder: at
   window step s = 0..T-1 it compares frame s with what it last sent and sends a graded event

@@ -8,8 +8,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +15,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from export.integer_model import IntegerModel
-from export.quantize import accumulator_bounds
-from export.spec import (
+from ipvae.export.integer_model import IntegerModel
+from ipvae.export.quantize import accumulator_bounds
+from ipvae.export.sampler import build_cdf_table
+from ipvae.export.spec import (
     FORMAT_NAME,
     FORMAT_VERSION,
     INT32_MAX,
@@ -32,7 +31,8 @@ from export.spec import (
     symmetric_max,
 )
 from ipvae import __version__ as TOOLKIT_VERSION
-from ipvae.errors import ExportFormatError, IpvaeError
+from ipvae.errors import ExportFormatError, IpvaeError, shown
+from ipvae.fileio import atomic_path
 
 INPUT = "layer/0"
 DENSE = "layer/1"
@@ -42,6 +42,10 @@ METADATA = "metadata"
 CONTENT_HASH = "metadata/content_sha256"
 EXPONENT_LIMIT = 31  # |weight exponent|: anything larger cannot be a sensible shift of an int32 accumulator
 SHA256_HEX_LENGTH = 64
+MAX_STRING_BYTES = 4096  # the longest string a valid export holds is a source path
+DECODER_ROUNDING_SLACK = 1e-6  # float32 storage of phi vs the float64 it was rounded from, relative to half an LSB
+SAMPLER_TABLE_TOLERANCE = 1  # LSBs of 2**-24: scipy's last-ulp differences between machines may flip one floor
+INPUT_MAX_RELATIVE_TOLERANCE = 1e-9
 INT64, INT32, INT16, UINT32, UINT64 = (np.dtype(t) for t in ("<i8", "<i4", "<i2", "<u4", "<u8"))
 FLOAT32, FLOAT64 = np.dtype("<f4"), np.dtype("<f8")
 STRING = "string"
@@ -166,21 +170,12 @@ def write_model(path: str | Path, model: IntegerModel, metadata: ExportMetadata)
     digest = content_digest(datasets)
     datasets[CONTENT_HASH] = _string(digest)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
+        with atomic_path(path) as temporary:  # the same file mode as every other output
+            with h5py.File(temporary, "w") as file:
+                for name, array in datasets.items():
+                    file.create_dataset(name, data=array)
     except OSError as error:
         raise IpvaeError(f"cannot write {path} ({_first_line(error)})") from None
-    try:
-        with h5py.File(temporary, "w") as file:
-            for name, array in datasets.items():
-                file.create_dataset(name, data=array)
-        os.replace(temporary, path)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise IpvaeError(f"cannot write {path} ({_first_line(error)})") from None
-        raise
     return ExportMetadata(**{**metadata.__dict__, "content_sha256": digest})
 
 
@@ -225,12 +220,14 @@ class _Reader:
 
     def string(self, path: str, expected: str | None = None) -> str:
         raw = self.array(path, STRING)[()]
+        if len(raw) > MAX_STRING_BYTES:
+            raise _fail(path, f"a string of {len(raw)} bytes (at most {MAX_STRING_BYTES} expected)")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _fail(path, "is not valid UTF-8 text") from None
         if expected is not None and text != expected:
-            raise _fail(path, f"{text!r}, expected {expected!r}")
+            raise _fail(path, f"{shown(text)}, expected {shown(expected)}")
         return text
 
     def integer(self, path: str, low: int, high: int, dtype: np.dtype = INT64) -> int:
@@ -289,7 +286,7 @@ def _read_all(reader: _Reader) -> ExportedModel:
     reader.string(f"{DENSE}/type", "dense")
     neuron_type = reader.string(f"{NEURON}/type")
     if neuron_type != NEURON_TYPE:
-        raise _fail(f"{NEURON}/type", f"unknown neuron type {neuron_type!r} (expected {NEURON_TYPE!r})")
+        raise _fail(f"{NEURON}/type", f"unknown neuron type {shown(neuron_type)} (expected {shown(NEURON_TYPE)})")
     reader.string(f"{NEURON}/rng", RNG_NAME)
     reader.integer(f"{NEURON}/rng_bits", RNG_BITS, RNG_BITS)
     n_inputs = int(reader.array(f"{INPUT}/shape", INT64, (1,))[0])
@@ -301,6 +298,8 @@ def _read_all(reader: _Reader) -> ExportedModel:
     reader.integer(f"{DENSE}/num_message_bits", spec.input_bits, spec.input_bits)
     reader.integer(f"{DENSE}/num_message_bits_rec", spec.spike_message_bits, spec.spike_message_bits)
     input_scale = reader.real(f"{INPUT}/input_scale", positive=True)
+    if input_scale < np.finfo(np.float64).tiny:
+        raise _fail(f"{INPUT}/input_scale", f"{input_scale} is subnormal: not a usable scale")
     ff = _mantissa(reader, f"{DENSE}/weight", (n_latents, n_inputs), spec.weight_bits, f"{DENSE}/weight_exp")
     rec = _mantissa(reader, f"{DENSE}/weight_rec", (n_latents, n_latents), spec.weight_bits, f"{DENSE}/weight_rec_exp")
     u_prior = reader.array(f"{NEURON}/u_prior", INT32, (n_latents,))
@@ -310,16 +309,18 @@ def _read_all(reader: _Reader) -> ExportedModel:
     cdf = reader.array(f"{NEURON}/cdf", UINT32, (spec.n_sampler_bins, spec.max_spike_count))
     if cdf.size and (cdf.max() > 1 << RNG_BITS or np.any(np.diff(cdf.astype(np.int64), axis=1) < 0)):
         raise _fail(f"{NEURON}/cdf", f"must be non-decreasing along counts and at most 2**{RNG_BITS}")
+    _check_sampler_table(cdf, spec)
     n_steps = reader.integer(f"{NEURON}/n_steps", 1, INT32_MAX)
     phi = reader.array(f"{DECODER}/phi", FLOAT32, (n_inputs, n_latents))
     decoder = _mantissa(reader, f"{DECODER}/weight", (n_inputs, n_latents), spec.decoder_bits, f"{DECODER}/weight_exp")
+    _check_decoder(phi, decoder)
     metadata = ExportMetadata(
         source=reader.string(f"{METADATA}/source"),
         source_checkpoint_sha256=reader.string(f"{METADATA}/source_checkpoint_sha256"),
         calibration=reader.string(f"{METADATA}/calibration"),
         calibration_images=reader.integer(f"{METADATA}/calibration_images", 0, 2**62),
-        input_max=reader.real(f"{METADATA}/input_max"),
-        float_step_size=reader.real(f"{METADATA}/float_step_size"),
+        input_max=reader.real(f"{METADATA}/input_max", positive=True),
+        float_step_size=reader.real(f"{METADATA}/float_step_size", positive=True),
         exponent_rule=reader.string(f"{METADATA}/exponent_rule"),
         toolkit_version=reader.string(f"{METADATA}/toolkit_version"),
         created_utc=reader.string(f"{METADATA}/created_utc"),
@@ -330,9 +331,32 @@ def _read_all(reader: _Reader) -> ExportedModel:
         decoder_phi=phi, decoder=decoder, n_steps=n_steps,
     )
     _check_bounds(model)
+    implied_input_max = input_scale * spec.input_max
+    if not np.isclose(metadata.input_max, implied_input_max, rtol=INPUT_MAX_RELATIVE_TOLERANCE, atol=0.0):
+        raise _fail(f"{METADATA}/input_max", f"{metadata.input_max:.6g} differs from input_scale * "
+                    f"{spec.input_max} = {implied_input_max:.6g}")
     if content_digest(reader.datasets) != metadata.content_sha256:
         raise _fail(CONTENT_HASH, "does not match the file's contents (modified after export?)")
     return ExportedModel(model=model, metadata=metadata, format_version=version)
+
+
+def _check_sampler_table(cdf: np.ndarray, spec: FixedPointSpec) -> None:
+    """The stored table is the one the spec implies: floor(P(N <= n | lambda_idx) * 2**24), up to one LSB."""
+    expected = build_cdf_table(spec).astype(np.int64)  # [n_idx, cap]
+    worst = int(np.abs(cdf.astype(np.int64) - expected).max(initial=0))
+    if worst > SAMPLER_TABLE_TOLERANCE:
+        raise _fail(f"{NEURON}/cdf", f"differs from the Poisson table the spec implies by up to {worst} LSBs "
+                    f"(at most {SAMPLER_TABLE_TOLERANCE} allowed)")
+
+
+def _check_decoder(phi: np.ndarray, decoder: QuantizedMatrix) -> None:
+    """phi is what the decoder mantissas were rounded from (max-abs rule): within half an LSB of m * 2**e."""
+    step = 2.0 ** decoder.exponent
+    error = np.abs(phi.astype(np.float64) - decoder.dequantize())  # [M, K]
+    allowed = 0.5 * step * (1.0 + DECODER_ROUNDING_SLACK) + np.abs(phi.astype(np.float64)) * np.finfo(np.float32).eps
+    if np.any(error > allowed):
+        raise _fail(f"{DECODER}/phi", f"differs from the quantized decoder by up to {float(error.max()):.3g} "
+                    f"(more than half an LSB, {0.5 * step:.3g})")
 
 
 def _check_bounds(model: IntegerModel) -> None:
@@ -351,6 +375,8 @@ def _check_bounds(model: IntegerModel) -> None:
 def read_model(path: str | Path) -> ExportedModel:
     """Read and validate an export; raises ExportFormatError (one line, naming the field) on any problem."""
     path = Path(path)
+    if path.is_dir():
+        raise ExportFormatError(f"{path} is a folder, not an export file (give the .h5 file written by 'ipvae export')")
     if not path.is_file():
         raise ExportFormatError(f"{path}: no such file")
     try:

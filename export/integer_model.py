@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.spec import FixedPointSpec, QuantizedMatrix
+from ipvae.export.spec import FixedPointSpec, QuantizedMatrix
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +51,7 @@ class FloatParams:
 
     @property
     def float_clamp(self) -> str:
-        """The float model's clamp as ``export.reference.run_float_reference`` names it."""
+        """The float model's clamp as ``ipvae.export.reference.run_float_reference`` names it."""
         return "hard" if self.hard_upper_clamp else "soft"
 
     @property

@@ -4,15 +4,15 @@ The arithmetic is docs/fixed_point.md sections 5 and 6 for one step of B images:
 
     u   <- clip(u + a_ff + a_rec + bias, u_min_int, u_max_int)        (skipped at step 0 and for stopped images)
     idx  = clip((u - u_min_int) >> (F - G), 0, n_idx - 1)
-    U    = mix64((step_state[b] ^ k) + GOLDEN) >> 40                    (export.rng: the neuron absorb)
+    U    = mix64((step_state[b] ^ k) + GOLDEN) >> 40                    (ipvae.export.rng: the neuron absorb)
     z    = #{n : U >= cdf[idx, n]}                                      (rows are non-decreasing: stop at the first miss)
 
-``step_state[b]`` = absorb(absorb(absorb(0, seed), image_b), step) comes from export.rng (numpy).
-The numpy functions of export.rng / export.sampler are the readable definitions; the oracle of these
+``step_state[b]`` = absorb(absorb(absorb(0, seed), image_b), step) comes from ipvae.export.rng (numpy).
+The numpy functions of ipvae.export.rng / ipvae.export.sampler are the readable definitions; the oracle of these
 kernels is tests/test_export_reference.py's timestep simulation of the spec (pure-Python sampling
-with export.rng.uniform24 and Lava's own Dense arithmetic), and the Lava parity tests.
-The early exit of the sampler loop relies on non-decreasing table rows, which export.sampler builds
-and export.hdf5.read_model validates.
+with ipvae.export.rng.uniform24 and Lava's own Dense arithmetic), and the Lava parity tests.
+The early exit of the sampler loop relies on non-decreasing table rows, which ipvae.export.sampler builds
+and ipvae.export.hdf5.read_model validates.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from export.rng import GOLDEN, MIX_MULT_1, MIX_MULT_2, MIX_SHIFTS, OUTPUT_SHIFT
+from ipvae.export.rng import GOLDEN, MIX_MULT_1, MIX_MULT_2, MIX_SHIFTS, OUTPUT_SHIFT
 
 _SHIFT_A, _SHIFT_B, _SHIFT_C = (np.uint64(s) for s in MIX_SHIFTS)
 _GOLDEN, _MULT_1, _MULT_2, _OUTPUT_SHIFT = np.uint64(GOLDEN), np.uint64(MIX_MULT_1), np.uint64(MIX_MULT_2), np.uint64(OUTPUT_SHIFT)

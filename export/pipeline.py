@@ -5,18 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.hdf5 import ExportMetadata, write_model
-from export.integer_model import IntegerModel
-from export.calibration import calibration_probes
-from export.quantize import (
+from ipvae.export.hdf5 import ExportMetadata, write_model
+from ipvae.export.integer_model import IntegerModel
+from ipvae.export.calibration import calibration_probes
+from ipvae.export.quantize import (
     EXPONENT_RULE_CALIBRATED,
     EXPONENT_RULE_MAX_ABS,
     calibrate_input_scale,
     quantize,
     spec_for,
 )
-from export.source import SourceRun, load_images, load_source
-from export.spec import symmetric_max
+from ipvae.export.source import SourceRun, load_images, load_source
+from ipvae.export.spec import symmetric_max
 from ipvae.errors import IpvaeError
 
 CALIBRATION_SPLIT = "train"

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from export.integer_model import FloatParams, IntegerModel
-from export.sampler import build_cdf_table
-from export.spec import (
+from ipvae.export.integer_model import FloatParams, IntegerModel
+from ipvae.export.sampler import build_cdf_table
+from ipvae.export.spec import (
     INT32_MAX,
     LAVA_MIXED_WEIGHT_WIDTH,
     FixedPointSpec,

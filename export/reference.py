@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.events import EventOptions, converged, is_check_step, sigma_delta_events, static_events
-from export.integer_model import FloatParams, IntegerModel
-from export.kernels import integrate_and_sample, lateral_input
-from export.rng import absorb, key_prefix, uniform24_from_prefix
-from export.sampler import sample_counts_exact_rate
-from export.spec import QuantizedMatrix
+from ipvae.export.events import EventOptions, converged, is_check_step, sigma_delta_events, static_events
+from ipvae.export.integer_model import FloatParams, IntegerModel
+from ipvae.export.kernels import integrate_and_sample, lateral_input
+from ipvae.export.rng import absorb, key_prefix, uniform24_from_prefix
+from ipvae.export.sampler import sample_counts_exact_rate
+from ipvae.export.spec import QuantizedMatrix
 
 FLOAT64_EXACT_LIMIT = 2**53
 FLOAT32_EXACT_LIMIT = 2**24
@@ -110,7 +110,7 @@ def input_events(model: IntegerModel, x_int: np.ndarray, n_steps: int, threshold
     """The sigma-delta input events [T, B, M] int32 for payloads x_int ([B, M] static or [T', B, M])."""
     x_int, is_static = _frames(np.asarray(x_int), n_steps, "x_int")
     if x_int.dtype.kind not in "iu":
-        raise TypeError(f"x_int must hold integer payloads (see export.quantize.quantize_input), got {x_int.dtype}")
+        raise TypeError(f"x_int must hold integer payloads (see ipvae.export.quantize.quantize_input), got {x_int.dtype}")
     if x_int.shape[-1] != model.n_inputs:
         raise ValueError(f"x_int has {x_int.shape[-1]} inputs, the model {model.n_inputs}")
     if x_int.size and int(np.abs(x_int.astype(np.int64)).max()) > model.spec.input_max:
@@ -132,7 +132,7 @@ def run_reference(
     """Integer dynamics for graded input payloads x_int ([B, M] static or [T, B, M] frames, integer dtype).
 
     Image b of the batch has the global image index image_offset + b (the generator key). ``options``:
-    the sigma-delta threshold and the stopping rule (export.events; the defaults reproduce the
+    the sigma-delta threshold and the stopping rule (ipvae.export.events; the defaults reproduce the
     per-step dynamics of docs/fixed_point.md section 6 exactly).
     """
     spec = model.spec
@@ -170,7 +170,7 @@ def run_reference(
 
 
 class _StopRegisters:
-    """The per-image stopping rule of export.events, online: windowed counts and the stopped flags."""
+    """The per-image stopping rule of ipvae.export.events, online: windowed counts and the stopped flags."""
 
     def __init__(self, batch_size: int, n_latents: int, n_steps: int, options: EventOptions) -> None:
         self.options = options
@@ -210,7 +210,7 @@ def run_float_reference(
     """Float-u dynamics (float64, unquantized weights and inputs) with the integer sampler's uniforms.
 
     u_t = clamp(u_{t-1} + lr (Phi^T D (x_t - Phi z_{t-1}) - b)); z_t by the inverse-CDF rule of
-    export.sampler with the exact rate exp(u_t). clamp=None follows the float model (params.float_clamp);
+    ipvae.export.sampler with the exact rate exp(u_t). clamp=None follows the float model (params.float_clamp);
     clamp="soft" is the soft upper clamp,
     clamp="hard" the integer spec's saturation to [u_min, u_max].
     """

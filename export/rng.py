@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.spec import RNG_BITS
+from ipvae.export.spec import RNG_BITS
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 MIX_MULT_1 = np.uint64(0xBF58476D1CE4E5B9)

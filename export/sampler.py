@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import poisson
 
-from export.spec import RNG_BITS, FixedPointSpec
+from ipvae.export.spec import RNG_BITS, FixedPointSpec
 
 RNG_SCALE = float(1 << RNG_BITS)
 HALF_BIN = 0.5

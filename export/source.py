@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.integer_model import FloatParams
+from ipvae.export.integer_model import FloatParams
 from ipvae.errors import CheckpointError, DatasetUnavailable, IpvaeError
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
@@ -26,7 +26,7 @@ class SourceRun:
     data_dir: str | None
     data_seed: int
     checkpoint_sha256: str
-    model: object  # train.model.IterativeVAE, for float evaluations
+    model: object  # ipvae.train.model.IterativeVAE, for float evaluations
 
 
 def checkpoint_sha256(run_dir: Path) -> str:
@@ -44,8 +44,8 @@ def checkpoint_sha256(run_dir: Path) -> str:
 
 
 def load_source(run_dir: str | Path) -> SourceRun:
-    """Load a run directory written by train.checkpoint.save_run (Poisson family only)."""
-    from train.checkpoint import load_run  # the training package is heavy; import on use
+    """Load a run directory written by ipvae.train.checkpoint.save_run (Poisson family only)."""
+    from ipvae.train.checkpoint import load_run  # the training package is heavy; import on use
 
     run_dir = Path(run_dir)
     loaded = load_run(run_dir)
@@ -67,11 +67,11 @@ def load_source(run_dir: str | Path) -> SourceRun:
 
 
 def load_images(data: str, split: str, count: int, *, data_dir: str | None = None, seed: int = 0) -> np.ndarray:
-    """The first `count` samples [N, M] float32 of a split of a data set (train.data.get_dataset)."""
+    """The first `count` samples [N, M] float32 of a split of a data set (ipvae.data.get_dataset)."""
     try:
-        from train.data import get_dataset
+        from ipvae.data import get_dataset
     except ImportError:
-        raise DatasetUnavailable("train.data is not available; pass --input-max instead of calibrating") from None
+        raise DatasetUnavailable("ipvae.data is not available; pass --input-max instead of calibrating") from None
     images, _labels = get_dataset(data, split, data_dir=data_dir, seed=seed, limit=count)
     images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
     if len(images) < count:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from export.hdf5 import ExportedModel
-from export.quantize import accumulator_bounds
-from export.spec import LAVA_MIXED_WEIGHT_WIDTH, QuantizedMatrix
+from ipvae.export.hdf5 import ExportedModel
+from ipvae.export.quantize import accumulator_bounds
+from ipvae.export.spec import LAVA_MIXED_WEIGHT_WIDTH, QuantizedMatrix
+from ipvae.errors import shown
 
 BYTES_PER_MIB = 2**20
 LOIHI2_WEIGHT_EXP_RANGE = (-8, 7)  # hardware range of Loihi 2's synaptic weight exponent
@@ -56,9 +57,9 @@ def summary_lines(path: Path, exported: ExportedModel) -> list[str]:
         f"neuron sum {bounds['neuron_sum']} (int32 limit {2**31 - 1})",
         f"decoder  phi {list(model.decoder_phi.shape)} float32; quantized {model.decoder.bits}-bit, "
         f"exp {model.decoder.exponent:+d}",
-        f"metadata toolkit {meta.toolkit_version}, created {meta.created_utc}",
-        f"         source {meta.source} (sha256 {meta.source_checkpoint_sha256[:16]}...)",
-        f"         calibration {meta.calibration} ({meta.calibration_images} images, max|x| {meta.input_max:.6g}); "
-        f"float lr {meta.float_step_size:.6g}; exponents: {meta.exponent_rule}",
-        f"         content sha256 {meta.content_sha256}",
+        f"metadata toolkit {shown(meta.toolkit_version)}, created {shown(meta.created_utc)}",
+        f"         source {shown(meta.source)} (sha256 {shown(meta.source_checkpoint_sha256[:16])}...)",
+        f"         calibration {shown(meta.calibration)} ({meta.calibration_images} images, max|x| {meta.input_max:.6g}); "
+        f"float lr {meta.float_step_size:.6g}; exponents: {shown(meta.exponent_rule)}",
+        f"         content sha256 {shown(meta.content_sha256)}",
     ]

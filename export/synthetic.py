@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.integer_model import FloatParams
+from ipvae.export.integer_model import FloatParams
 
 DEFAULT_U_MIN, DEFAULT_U_MAX, DEFAULT_CAP = -8.0, 4.0, 15
 

@@ -42,7 +42,7 @@ def poisson_neuron_has_loihi2_model() -> bool:
     from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs
     from lava.magma.core.resources import Loihi2NeuroCore
 
-    from lava_models.proc.poisson.process import PoissonNeuron
+    from ipvae.lava.proc.poisson.process import PoissonNeuron
 
     probe = PoissonNeuron(shape=(1,), u_prior=[0], bias=[0], u_min=-1, u_max=1, n_steps=1, max_spike_count=1, seed=0)
     models = ProcGroupDiGraphs._find_proc_models(probe)

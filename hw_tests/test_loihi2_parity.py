@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from hw_tests.conftest import UNAVAILABLE
-from lava_models.network import build_fixed_network
-from lava_models.pipeline import rotating_inputs
-from lava_models.runner import LavaSimulation
+from ipvae.lava.network import build_fixed_network
+from ipvae.lava.pipeline import rotating_inputs
+from ipvae.lava.runner import LavaSimulation
 from sim_tests.conftest import images, integer_model
 from sim_tests.test_lava_parity import N_IMAGES, N_STEPS, assert_identical, reference_of
 

@@ -16,9 +16,9 @@ from ipvae.errors import IpvaeError
 
 # Modules that define `register(subparsers)`; each registered parser sets `func=handler(args) -> int`.
 _COMMAND_MODULES = (
-    "train.cli",
-    "export.cli",
-    "lava_models.cli",
+    "ipvae.train.cli",
+    "ipvae.export.cli",
+    "ipvae.lava.cli",
     "ipvae.demo",
     "ipvae.bench.cli",
 )
@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as one line with exit code 2 (argparse prints usage too)."""
 
     def error(self, message: str) -> None:  # noqa: D401 - argparse API
-        self.exit(2, f"ipvae: error: {message} (see 'ipvae {self.prog.split()[-1]} --help')\n")
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # name the subcommand whose help lists the valid flags
+        parser.exit(2, f"ipvae {args.command}: error: unrecognized arguments: {' '.join(unknown)} "
+                       f"(see 'ipvae {args.command} --help')\n")
     try:
         return int(args.func(args) or 0)
     except IpvaeError as error:

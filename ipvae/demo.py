@@ -2,7 +2,7 @@
 
 1. Float model: evaluates the pretrained iP-VAE on MNIST test images (reconstruction, sparsity,
    spikes) and writes its per-step curves and dictionary as PNGs.
-2. Export: quantizes the checkpoint to integers and writes the HDF5 file (``export.pipeline``), then
+2. Export: quantizes the checkpoint to integers and writes the HDF5 file (``ipvae.export.pipeline``), then
    reads it back through the validating reader, as a Lava user would.
 3. Lava: runs a few dozen test images through the Lava process graph (Loihi2SimCfg, fixed_pt),
    prints the table (spikes, synaptic operations, energy estimate per inference, dense baselines,
@@ -49,7 +49,9 @@ def register(subparsers) -> None:
 
 
 def run_demo(args) -> int:
-    out = Path(args.out)
+    from ipvae.fileio import prepare_output_dir
+
+    out = prepare_output_dir(args.out)
     float_figures = float_evaluation(args.run_dir, out, args.eval_images)
     model_path = export_model(args.run_dir, out / "model.h5")
     verdict_ok, lava_figures = lava_simulation(model_path, out / "lava", args.lava_images, args.lava_steps)
@@ -60,10 +62,10 @@ def run_demo(args) -> int:
 def float_evaluation(run_dir: str, out: Path, n_images: int) -> list[Path]:
     """The float PyTorch model's metrics and plots (eval.json, curves.png, dictionary.png)."""
     from ipvae.fileio import write_json
-    from train.checkpoint import load_run
-    from train.cli import format_table
-    from train.evaluate import EvalSettings, evaluate_run
-    from train.plots import plot_curves, plot_dictionary
+    from ipvae.train.checkpoint import load_run
+    from ipvae.train.cli import format_table
+    from ipvae.train.evaluate import EvalSettings, evaluate_run
+    from ipvae.train.plots import plot_curves, plot_dictionary
 
     run = load_run(run_dir)
     settings = EvalSettings(t_test=DEMO_T_TEST, curve_steps=DEMO_CURVE_STEPS)
@@ -79,7 +81,7 @@ def float_evaluation(run_dir: str, out: Path, n_images: int) -> list[Path]:
 
 def export_model(run_dir: str, path: Path) -> Path:
     """Quantize with the default settings and write the HDF5 export (atomic)."""
-    from export.pipeline import ExportSettings, export_run
+    from ipvae.export.pipeline import ExportSettings, export_run
 
     model, metadata = export_run(run_dir, path, ExportSettings())
     print(f"== export: {path} (K={model.n_latents}, M={model.n_inputs}, {model.spec.weight_bits}-bit weights, "
@@ -90,9 +92,9 @@ def export_model(run_dir: str, path: Path) -> Path:
 def lava_simulation(model_path: Path, out: Path, n_images: int, n_steps: int) -> tuple[bool, list[Path]]:
     """Lava fixed_pt run + table + figures, the integer reference on the same images, the parity verdict."""
     from ipvae.fileio import write_json
-    from lava_models.cli import format_table, write_figures
-    from lava_models.parity import compare_trajectories
-    from lava_models.pipeline import load_inputs, read_export, run_backend, summarize
+    from ipvae.lava.cli import format_table, write_figures
+    from ipvae.lava.parity import compare_trajectories
+    from ipvae.lava.pipeline import load_inputs, read_export, run_backend, summarize
 
     model = read_export(model_path)
     x = load_inputs("mnist", n_images, model.n_inputs, n_steps=n_steps)
@@ -122,5 +124,5 @@ def format_accounts(table: dict) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"{row[0]:<{widths[0]}}  " + "  ".join(f"{cell:>{w}}" for cell, w in zip(row[1:], widths[1:])) for row in rows]
     note = ("event-driven: the image sent once as input events into a held drive, the decoder applied once at the "
-            "last step (lava_models.energy.count_event_operations); same spikes, same parity")
+            "last step (ipvae.lava.energy.count_event_operations); same spikes, same parity")
     return "\n".join(["== operation counts: re-send every step vs event-driven"] + lines + [note])

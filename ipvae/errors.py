@@ -28,3 +28,18 @@ class TrainingDiverged(IpvaeError):
     """The loss or the parameters became NaN/Inf; the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+class OutputPathError(IpvaeError):
+    """An output path that cannot be written (checked before the work starts)."""
+
+
+SHOWN_TEXT_LIMIT = 120
+
+
+def shown(text: object, limit: int = SHOWN_TEXT_LIMIT) -> str:
+    """Text from a file or the user, safe to print in one line: control characters escaped, length bounded."""
+    escaped = str(text).encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    if len(escaped) <= limit:
+        return f'"{escaped}"'
+    return f'"{escaped[:limit]}"... ({len(escaped) - limit} more characters)'

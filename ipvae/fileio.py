@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ipvae.errors import OutputPathError
+
 
 _DEFAULT_FILE_MODE = 0o666
 
@@ -45,3 +47,28 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 def write_json(target: str | Path, data: Any) -> None:
     with atomic_path(target) as temporary:
         temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def prepare_output_dir(path: str | Path) -> Path:
+    """Create the output folder ``path`` now, before any work, or raise OutputPathError saying why not."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputPathError(f"cannot create the folder {path} ({error.strerror or type(error).__name__})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputPathError(f"the folder {path} is not writable")
+    return path
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Check, before any work, that the file ``path`` can be written (its folder is created if needed)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a folder; give a file name")
+    prepare_output_dir(path.parent)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputPathError(f"{path} is not writable")
+    return path

@@ -7,7 +7,7 @@ each ``proc/<name>/`` folder holds exactly one ``process.py`` and its ``models.p
 - ``proc/io``: :class:`FrameSource` (host -> graph, graded input spikes) and :class:`StateTap`
   (graph -> host, spike counts and membrane potentials every timestep).
 - ``proc/block``: :class:`PoissonDenseBlock`, feed-forward ``Dense`` + lateral ``Dense`` + PoissonNeuron.
-- ``network``: integer model (``export.hdf5.read_model``) or float parameters -> process graph.
+- ``network``: integer model (``ipvae.export.hdf5.read_model``) or float parameters -> process graph.
 - ``runner``: many images through one compiled graph, clean runtime shutdown.
 - ``energy``: spike counts, synaptic operations and the documented energy proxies.
 - ``pricing``: per-operation prices and the conventional baselines (arithmetic and weight reads);

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export.events import ReadoutMode, ReadoutSchedule
+from ipvae.export.events import ReadoutMode, ReadoutSchedule
 from ipvae.errors import IpvaeError
+from ipvae.fileio import prepare_output_dir
 
 DEFAULT_RUN_OUT = "out/run"
 TABLE_KEYS = (
@@ -62,16 +63,20 @@ def register(subparsers) -> None:
     parity.add_argument("--json", action="store_true", help="print one JSON object")
     parity.set_defaults(func=parity_command)
 
-    from lava_models.fit import register as register_fit
+    from ipvae.lava.fit import register as register_fit
 
     register_fit(subparsers)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="mnist", help="data set name (as in 'ipvae eval') or an [N, M] .npy file")
+    parser.add_argument("--data", default="mnist",
+                        help="data set name (as in 'ipvae eval'); or image files (a PNG/JPEG file, a folder, a quoted "
+                             "glob), prepared like MNIST; or a .npy/.npz array [N, M], [N, H, W] or frame sequences "
+                             "[N, F, M]")
     parser.add_argument("--split", default="test", help="data set split (default test)")
     parser.add_argument("--start", type=int, default=0, help="index of the first image (default 0)")
-    parser.add_argument("-n", "--images", type=int, default=20, help="number of images (default 20)")
+    parser.add_argument("-n", "--images", type=int, default=None,
+                        help="number of images (default: 20 of a data set, all of a file source)")
     parser.add_argument("--steps", type=int, default=None, help="inference steps T (default: the export's n_steps)")
     parser.add_argument("--seed", type=int, default=None, help="generator key (default: the export's seed)")
     parser.add_argument("--rotate", type=float, default=None, metavar="DEG",
@@ -87,28 +92,33 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _prepare(args) -> tuple:
-    from export.events import EventOptions
-    from lava_models.pipeline import check_steps, load_inputs, read_export
+    from ipvae.export.events import EventOptions
+    from ipvae.lava.network import check_batch
+    from ipvae.lava.pipeline import check_input_range, check_steps, load_inputs_described, read_export
 
     options = EventOptions.from_real(input_threshold=args.threshold, stop_window=args.stop_window, stop_eps=args.stop_eps)
+    if args.batch is not None:
+        check_batch(args.batch)  # before the input line: a bad argument is reported alone
     model = read_export(args.model, seed=args.seed)
     n_steps = check_steps(model.n_steps if args.steps is None else args.steps)
-    x = load_inputs(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
-                    rotate_degrees=args.rotate, n_steps=n_steps)
+    loaded = load_inputs_described(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
+                                   rotate_degrees=args.rotate, n_steps=n_steps)
+    x = check_input_range(loaded.x, model)
+    print(f"input: {loaded.description}", file=sys.stderr)  # once the inputs are accepted
     return model, n_steps, x, options
 
 
 def run_command(args) -> int:
-    from lava_models.pipeline import BACKENDS, run_backend, summarize
+    from ipvae.lava.pipeline import BACKENDS, run_backend, summarize
 
     if args.backend not in BACKENDS:
         raise IpvaeError(f"unknown backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
-    model, n_steps, x, options = _prepare(args)
+    out = prepare_output_dir(args.out)
     schedule = ReadoutSchedule(ReadoutMode(args.readout), every=args.readout_every, window=args.readout_window)
+    model, n_steps, x, options = _prepare(args)
     run = run_backend(model, x, n_steps, args.backend, image_offset=args.start,
                       progress=None if not args.json else False, record_u=False, options=options, batch=args.batch)
     table, curves = summarize(model, x, run, schedule)
-    out = Path(args.out)
     if not args.no_figures:
         table["figures"] = [str(p) for p in write_figures(out, model, x, run.z, curves, table)]
     _write_json(out / "run.json", {**table, "curves": {k: np.asarray(v).tolist() for k, v in curves.items()}})
@@ -120,7 +130,7 @@ def run_command(args) -> int:
 
 
 def parity_command(args) -> int:
-    from lava_models.pipeline import parity
+    from ipvae.lava.pipeline import parity
 
     model, n_steps, x, options = _prepare(args)
     report, lava, reference = parity(model, x, n_steps, image_offset=args.start, progress=None if not args.json else False,
@@ -138,7 +148,7 @@ def parity_command(args) -> int:
 
 
 def write_figures(out: Path, model, x: np.ndarray, z: np.ndarray, curves: dict, table: dict) -> list[Path]:
-    from lava_models import figures
+    from ipvae.lava import figures
 
     out.mkdir(parents=True, exist_ok=True)
     last_inputs = x if x.ndim == 2 else x[:, -1]  # [N, M]

@@ -15,11 +15,11 @@ Counting conventions (per inference = one image's window of T + 1 Lava timesteps
 
 Two accounts: ``count_operations`` is the re-send-every-step deployment (the input frame is sent and
 the decoder applied at every timestep); ``count_event_operations`` the event-driven one of
-export.events (input events sent once or as sigma-delta changes, readout on demand, stopping).
+ipvae.export.events (input events sent once or as sigma-delta changes, readout on demand, stopping).
 
 The energy estimate multiplies these counts by a per-operation table (``LOIHI_TABLE``, published
 Loihi figures) and is only an estimate. The conventional baselines (dense iterative loops and the
-amortized VAE, arithmetic-only and with weight reads) are priced in ``lava_models.pricing``.
+amortized VAE, arithmetic-only and with weight reads) are priced in ``ipvae.lava.pricing``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Prices live in lava_models.pricing; re-exported here for the counting code and older imports.
-from lava_models.pricing import (  # noqa: E402,F401
+# Prices live in ipvae.lava.pricing; re-exported here for the counting code and older imports.
+from ipvae.lava.pricing import (  # noqa: E402,F401
     AMORTIZED_VAE_PARAMS,
     CONVENTIONAL_TABLE,
     LOIHI_TABLE,
@@ -161,7 +161,7 @@ def count_operations(z: np.ndarray, input_payload: np.ndarray, fanouts: Fanouts)
 
 def count_event_operations(z: np.ndarray, input_events: np.ndarray, fanouts: Fanouts, last_steps: np.ndarray,
                            schedule=None) -> OperationCounts:
-    """Operation counts of the event-driven deployment (export.events; docs/energy.md), per step [T+1].
+    """Operation counts of the event-driven deployment (ipvae.export.events; docs/energy.md), per step [T+1].
 
     Unlike ``count_operations`` (the input re-sent and the decoder applied every step), this charges
     only what is computed:
@@ -169,12 +169,12 @@ def count_event_operations(z: np.ndarray, input_events: np.ndarray, fanouts: Fan
       (input_events [T, N, M], the sigma-delta events of window steps 0..T-1: a static image is sent
       once); an event is charged at the step it is sent;
     - lateral: as before, one op per target of each non-zero count (a stopped image sends nothing);
-    - readout: the decoder only at the steps the schedule applies it (export.events.readout_mask),
+    - readout: the decoder only at the steps the schedule applies it (ipvae.export.events.readout_mask),
       one op per target of each non-zero entry of what it decodes (z_t, or the windowed count sum);
     - neuron updates: K per step while the image runs (t = 0..last step).
-    z: counts [T+1, N, K]; last_steps [N] (export.events.stop_steps); schedule: ReadoutSchedule (default END).
+    z: counts [T+1, N, K]; last_steps [N] (ipvae.export.events.stop_steps); schedule: ReadoutSchedule (default END).
     """
-    from export.events import ReadoutMode, ReadoutSchedule, readout_counts, readout_mask
+    from ipvae.export.events import ReadoutMode, ReadoutSchedule, readout_counts, readout_mask
 
     schedule = ReadoutSchedule() if schedule is None else schedule
     z = np.asarray(z)

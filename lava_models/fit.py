@@ -196,8 +196,8 @@ def fit_report(model, limits: ChipLimits = LOIHI2, storage: StorageFormat = Stor
 
 def measured_events_per_step(model, n_images: int) -> dict[str, float]:
     """Average input and neuron events per timestep of the integer reference on MNIST test images."""
-    from export.quantize import quantize_input
-    from lava_models.pipeline import load_inputs, run_backend
+    from ipvae.export.quantize import quantize_input
+    from ipvae.lava.pipeline import load_inputs, run_backend
 
     x = load_inputs("mnist", n_images, model.n_inputs, n_steps=model.n_steps)
     run = run_backend(model, x, model.n_steps, "reference", progress=False, record_u=False)
@@ -237,7 +237,7 @@ def register(subparsers) -> None:
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    from lava_models.pipeline import read_export
+    from ipvae.lava.pipeline import read_export
 
     if args.target not in TARGETS:
         raise IpvaeError(f"unknown target {args.target!r}; choose one of {', '.join(TARGETS)}")

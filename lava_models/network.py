@@ -1,9 +1,9 @@
 """Build the iP-VAE process graph: FrameSource -> PoissonDenseBlock (ff Dense, rec Dense, PoissonNeuron) -> StateTap.
 
-``build_fixed_network`` takes the integer model of an export file (``export.hdf5.read_model(path).model``)
+``build_fixed_network`` takes the integer model of an export file (``ipvae.export.hdf5.read_model(path).model``)
 and builds the bit-accurate graph of docs/fixed_point.md; ``build_float_network`` takes the float
-parameters (``export.integer_model.FloatParams``) and builds the same graph with float arithmetic.
-Neither starts Lava: ``lava_models.runner.LavaSimulation`` compiles and runs the graph.
+parameters (``ipvae.export.integer_model.FloatParams``) and builds the same graph with float arithmetic.
+Neither starts Lava: ``ipvae.lava.runner.LavaSimulation`` compiles and runs the graph.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Callable
 
 import numpy as np
 
-from export.events import EventOptions
-from export.integer_model import FloatParams, IntegerModel
-from export.quantize import quantize_input
+from ipvae.export.events import EventOptions
+from ipvae.export.integer_model import FloatParams, IntegerModel
+from ipvae.export.quantize import quantize_input
 from ipvae.errors import IpvaeError
 
 DEFAULT_BATCH = 8  # images side by side in one population (one Lava timestep advances all of them)
@@ -35,7 +35,7 @@ class LavaNetwork:
     """A built (not yet compiled) process graph and what the host needs to drive it.
 
     encode: host-side float pixels [..., M] -> the payloads the FrameSource encodes (int32 for
-    fixed_pt: export.quantize.quantize_input; float64 for floating_pt).
+    fixed_pt: ipvae.export.quantize.quantize_input; float64 for floating_pt).
     decoder_phi: float32 [M, K], recon_t = Phi z_t (computed on the host: the readout is not in the graph).
     batch: images side by side; options: the event-driven options (sigma-delta threshold, stopping rule).
     """
@@ -48,9 +48,9 @@ class LavaNetwork:
     image_offset: int
     batch: int
     options: EventOptions
-    source: object  # lava_models.proc.io.process.FrameSource
-    block: object  # lava_models.proc.block.process.PoissonDenseBlock
-    tap: object  # lava_models.proc.io.process.StateTap
+    source: object  # ipvae.lava.proc.io.process.FrameSource
+    block: object  # ipvae.lava.proc.block.process.PoissonDenseBlock
+    tap: object  # ipvae.lava.proc.io.process.StateTap
     encode: Callable[[np.ndarray], np.ndarray]
     decoder_phi: np.ndarray
 
@@ -72,7 +72,7 @@ def _check_offset(image_offset: int) -> int:
     return int(image_offset)
 
 
-def _check_batch(batch: int) -> int:
+def check_batch(batch: int) -> int:
     if isinstance(batch, bool) or int(batch) != batch or batch < 1:
         raise IpvaeError(f"the batch (images side by side) must be a positive integer, got {batch}")
     return int(batch)
@@ -81,8 +81,8 @@ def _check_batch(batch: int) -> int:
 def _wire(mode: str, n_steps: int, image_offset: int, batch: int, options: EventOptions, synapse: dict,
           synapse_rec: dict, neuron: dict, encode: Callable, decoder_phi: np.ndarray, threshold) -> LavaNetwork:
     """Create the Processes and connect source -> block -> tap."""
-    from lava_models.proc.block.process import PoissonDenseBlock
-    from lava_models.proc.io.process import FrameSource, StateTap
+    from ipvae.lava.proc.block.process import PoissonDenseBlock
+    from ipvae.lava.proc.io.process import FrameSource, StateTap
 
     n_latents, n_inputs = synapse["weights"].shape
     stop = dict(stop_window=options.stop_window, stop_tolerance=options.stop_tolerance)
@@ -116,7 +116,7 @@ def build_fixed_network(model: IntegerModel, n_steps: int | None = None, *, imag
     spec = model.spec
     n_steps = _check_steps(model.n_steps if n_steps is None else n_steps)
     image_offset = _check_offset(image_offset)
-    batch = _check_batch(batch)
+    batch = check_batch(batch)
     if not spec.lava_compatible:
         raise NetworkBuildError(
             f"{spec.weight_bits}-bit weight mantissas do not fit Lava's 8-bit Dense synapse "
@@ -155,7 +155,7 @@ def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_o
     options.input_threshold is in the float input's units here (pixels)."""
     n_steps = _check_steps(n_steps)
     image_offset = _check_offset(image_offset)
-    batch = _check_batch(batch)
+    batch = check_batch(batch)
     arrays = (params.phi, params.precision, params.bias, params.u_prior)
     if not all(np.all(np.isfinite(array)) for array in arrays) or not np.isfinite(params.step_size):
         raise NetworkBuildError("the float parameters contain NaN or Inf")

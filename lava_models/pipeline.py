@@ -9,17 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
-from export.events import STOP_TOLERANCE_SCALE, EventOptions, ReadoutSchedule, reconstruct, stop_steps
-from export.integer_model import IntegerModel
+from ipvae.export.events import STOP_TOLERANCE_SCALE, EventOptions, ReadoutSchedule, reconstruct, stop_steps
+from ipvae.export.integer_model import IntegerModel
 from ipvae.errors import IpvaeError
-from lava_models.energy import Fanouts, OperationCounts, count_event_operations, count_operations
-from lava_models.metrics import r2_per_image, step_targets, trajectory_metrics
-from lava_models.parity import ParityReport, compare_trajectories
-from lava_models.pricing import baseline_summary, table_as_dict
-from lava_models.runner import InputError, validate_images
+from ipvae.images import LoadedInputs, is_file_source, load_file_inputs
+from ipvae.lava.energy import Fanouts, OperationCounts, count_event_operations, count_operations
+from ipvae.lava.metrics import r2_per_image, step_targets, trajectory_metrics
+from ipvae.lava.parity import ParityReport, compare_trajectories
+from ipvae.lava.pricing import baseline_summary, table_as_dict
+from ipvae.lava.runner import InputError, validate_images
 
 BACKENDS = ("lava", "reference")
 DEFAULT_SPLIT = "test"
+DEFAULT_DATASET_IMAGES = 20
+# Inputs are refused beyond this multiple of the export's calibrated range max|x| (beyond 1x they saturate).
+INPUT_RANGE_FACTOR = 4.0
 REFERENCE_CHUNK_IMAGES = 256  # the reference keeps [T+1, B, K] int32 potentials per call: bound B
 
 
@@ -41,7 +45,7 @@ class BackendRun:
 
 def read_export(path: str | Path, seed: int | None = None) -> IntegerModel:
     """The validated integer model of an export file; ``seed`` replaces the file's generator key."""
-    from export.hdf5 import read_model
+    from ipvae.export.hdf5 import read_model
 
     model = read_model(path).model
     if seed is None:
@@ -51,48 +55,72 @@ def read_export(path: str | Path, seed: int | None = None) -> IntegerModel:
     return dataclasses.replace(model, spec=dataclasses.replace(model.spec, seed=int(seed)))
 
 
+def check_input_range(x: np.ndarray, model: IntegerModel) -> np.ndarray:
+    """Refuse inputs far beyond the range the export was calibrated for (they would only saturate)."""
+    calibrated = model.input_scale * model.spec.input_max  # max|x| an input spike can carry
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > INPUT_RANGE_FACTOR * calibrated:
+        raise InputError(
+            f"the inputs reach max|x| = {peak:.4g}, far beyond the export's input range max|x| = {calibrated:.4g} "
+            f"(calibrated on its training data); scale them like that data, e.g. pixels in [0, 1]"
+        )
+    return x
+
+
 def check_steps(n_steps: int) -> int:
     if n_steps is None or int(n_steps) < 1:
         raise IpvaeError(f"--steps must be a positive integer, got {n_steps}")
     return int(n_steps)
 
 
-def load_inputs(data: str, n_images: int, n_inputs: int, *, split: str = DEFAULT_SPLIT, start: int = 0,
+def load_inputs(data: str, n_images: int | None, n_inputs: int, *, split: str = DEFAULT_SPLIT, start: int = 0,
                 rotate_degrees: float | None = None, n_steps: int = 1) -> np.ndarray:
-    """Images [N, M] from a data set name (train.data.get_dataset) or a .npy file; with ``rotate_degrees``
-    each image becomes a sequence [N, T, M] turning by that many degrees per frame."""
-    if n_images is None or n_images < 1:
+    """Images [N, M] (or sequences [N, F, M]) from a data set name or a file source (see load_inputs_described)."""
+    return load_inputs_described(data, n_images, n_inputs, split=split, start=start, rotate_degrees=rotate_degrees,
+                                 n_steps=n_steps).x
+
+
+def load_inputs_described(data: str, n_images: int | None, n_inputs: int, *, split: str = DEFAULT_SPLIT,
+                          start: int = 0, rotate_degrees: float | None = None, n_steps: int = 1) -> LoadedInputs:
+    """Inputs and one line saying where they came from and what was done to them.
+
+    ``data``: a data set name (ipvae.data.get_dataset; ``n_images`` None: DEFAULT_DATASET_IMAGES of them) or a
+    file source of ipvae.images (an image file, folder or glob, prepared like MNIST; a .npy/.npz array of images
+    or frame sequences; ``n_images`` None: all). With ``rotate_degrees`` each image becomes a sequence
+    [N, T, M] turning by that many degrees per frame.
+    """
+    if n_images is not None and n_images < 1:
         raise IpvaeError(f"-n must be a positive number of images, got {n_images}")
     if start < 0:
         raise IpvaeError(f"--start must be non-negative, got {start}")
-    if data.endswith(".npy"):
-        path = Path(data)
-        if not path.is_file():
-            raise IpvaeError(f"{path}: no such file")
-        try:
-            images = np.load(path, allow_pickle=False)
-        except Exception as error:
-            raise InputError(f"{path}: not a readable .npy array ({type(error).__name__})") from None
-        images = images.reshape(images.shape[0], -1) if images.ndim > 2 else images
+    if is_file_source(data):
+        loaded = load_file_inputs(data, n_inputs)
+        images, description, names = loaded.x, loaded.description, loaded.names
+        n_images = images.shape[0] - start if n_images is None else n_images
     else:
-        from train.data import get_dataset
+        from ipvae.data import get_dataset
 
+        n_images = DEFAULT_DATASET_IMAGES if n_images is None else n_images
         tensor, _ = get_dataset(data, split, limit=start + n_images)
         images = tensor.reshape(tensor.shape[0], -1).numpy()
+        description, names = f"{data} {split} images {start}..{start + n_images - 1}", ()
     images = images[start : start + n_images]
-    if images.shape[0] < n_images:
+    if n_images < 1 or images.shape[0] < n_images:
         raise IpvaeError(f"{data} has only {images.shape[0]} images from index {start}, asked for {n_images}")
     images = validate_images(images, n_inputs, n_steps)
     if rotate_degrees is None:
-        return images
-    return rotating_inputs(images, n_steps, rotate_degrees)
+        return LoadedInputs(images, description, names[start : start + n_images])
+    if images.ndim == 3:
+        raise IpvaeError("--rotate turns still images; these inputs are already frame sequences")
+    return LoadedInputs(rotating_inputs(images, n_steps, rotate_degrees),
+                        f"{description}; each rotating by {rotate_degrees:g} degrees per step")
 
 
 def rotating_inputs(images: np.ndarray, n_frames: int, degrees_per_frame: float) -> np.ndarray:
-    """[N, T, M] sequences: each image turning by degrees_per_frame per frame (train.data.rotating_sequence)."""
+    """[N, T, M] sequences: each image turning by degrees_per_frame per frame (ipvae.data.rotating_sequence)."""
     import torch
 
-    from train.data import rotating_sequence
+    from ipvae.data import rotating_sequence
 
     side = int(round(np.sqrt(images.shape[1])))
     if side * side != images.shape[1]:
@@ -107,15 +135,15 @@ def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, 
                 batch: int | None = None) -> BackendRun:
     """Run images x ([N, M] or [N, F, M] floats) through the Lava fixed_pt graph or the integer reference.
 
-    options: the event-driven options (export.events); batch: Lava images side by side (default:
-    lava_models.runner.balanced_batch).
+    options: the event-driven options (ipvae.export.events); batch: Lava images side by side (default:
+    ipvae.lava.runner.balanced_batch).
     """
     if backend not in BACKENDS:
         raise IpvaeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     x = validate_images(x, model.n_inputs, n_steps)
     if backend == "lava":
-        from lava_models.network import build_fixed_network
-        from lava_models.runner import LavaSimulation, balanced_batch
+        from ipvae.lava.network import build_fixed_network
+        from ipvae.lava.runner import LavaSimulation, balanced_batch
 
         batch = balanced_batch(x.shape[0]) if batch is None else batch
         network = build_fixed_network(model, n_steps, image_offset=image_offset, batch=batch, options=options)
@@ -123,8 +151,8 @@ def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, 
             trajectory = simulation.run(x, record_u=record_u)
         return BackendRun("lava", trajectory.z, trajectory.u, trajectory.seconds, image_offset, options,
                           stop_steps(trajectory.z, options))
-    from export.quantize import quantize_input
-    from export.reference import run_reference
+    from ipvae.export.quantize import quantize_input
+    from ipvae.export.reference import run_reference
 
     payload = quantize_input(x, model.input_scale, model.spec.input_bits)  # [N, M] or [N, F, M]
     started = time.perf_counter()
@@ -147,8 +175,8 @@ def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, 
 
 def sent_input_events(model: IntegerModel, x: np.ndarray, n_steps: int, options: EventOptions) -> np.ndarray:
     """The sigma-delta input events [T, N, M] the graph sends for images x (what the source computes)."""
-    from export.quantize import quantize_input
-    from export.reference import input_events
+    from ipvae.export.quantize import quantize_input
+    from ipvae.export.reference import input_events
 
     payload = quantize_input(x, model.input_scale, model.spec.input_bits)
     if payload.ndim == 3:
@@ -180,7 +208,7 @@ class RunCounts:
 
 def run_counts(model: IntegerModel, x: np.ndarray, run: BackendRun,
                schedule: ReadoutSchedule = ReadoutSchedule()) -> RunCounts:
-    from export.quantize import quantize_input
+    from ipvae.export.quantize import quantize_input
 
     n_steps = run.z.shape[0] - 1
     payload = quantize_input(x, model.input_scale, model.spec.input_bits)
@@ -199,7 +227,7 @@ def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun,
               schedule: ReadoutSchedule = ReadoutSchedule()) -> tuple[dict, dict]:
     """(the summary table as a dict, per-step curves) of a run on images x.
 
-    The counts are the event-driven account (lava_models.energy.count_event_operations: input events
+    The counts are the event-driven account (ipvae.lava.energy.count_event_operations: input events
     sent, readout on the schedule, stopped images idle); ``resend_*`` keys give the re-send-every-step
     account of the same spikes (count_operations) beside them.
     """
@@ -259,15 +287,15 @@ class ModelPair:
     """An integer model and the float parameters it was quantized from, with where they came from."""
 
     integer: IntegerModel
-    float_params: object  # export.integer_model.FloatParams
+    float_params: object  # ipvae.export.integer_model.FloatParams
     label: str
     n_steps: int
 
 
 def models_from_run(run_dir: str | Path, *, seed: int = 0) -> ModelPair:
     """Quantize a trained run in memory with the default export settings (what `ipvae export` writes)."""
-    from export.pipeline import ExportSettings, build_integer_model
-    from export.source import load_source
+    from ipvae.export.pipeline import ExportSettings, build_integer_model
+    from ipvae.export.source import load_source
 
     source = load_source(run_dir)
     model, _ = build_integer_model(source, ExportSettings(seed=seed))
@@ -282,9 +310,9 @@ def models_for_benchmark(run_dir: str | Path, *, seed: int = 0) -> ModelPair:
 
 
 def synthetic_models(n_inputs: int = 784, n_latents: int = 512, *, seed: int = 0) -> ModelPair:
-    """A random model of the given size (export.synthetic) for when no trained run is available."""
-    from export.quantize import quantize, spec_for
-    from export.synthetic import SyntheticConfig, random_float_params
+    """A random model of the given size (ipvae.export.synthetic) for when no trained run is available."""
+    from ipvae.export.quantize import quantize, spec_for
+    from ipvae.export.synthetic import SyntheticConfig, random_float_params
 
     params = random_float_params(SyntheticConfig(n_inputs=n_inputs, n_latents=n_latents, phi_std=0.05, sigma=1.0, seed=seed))
     model = quantize(params, spec_for(params, seed=seed), 1.0 / 127, n_steps=16)

@@ -18,7 +18,7 @@ import functools
 import math
 from dataclasses import dataclass
 
-from lava_models.macs import BYTES_FP32, BYTES_INT8, MacReport
+from ipvae.lava.macs import BYTES_FP32, BYTES_INT8, MacReport
 
 PICO = 1e-12
 NANO = 1e-9
@@ -29,7 +29,7 @@ ACCESS_BITS = 64  # Horowitz's memory figures are per 64-bit access
 DAVIES_2018 = "Davies et al., 'Loihi: a neuromorphic manycore processor with on-chip learning', IEEE Micro 38(1), 2018, Table 2"
 HOROWITZ_2014 = "Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm, 0.9 V"
 
-# Amortized P-VAE of the paper (convolutional, MNIST): 6.79M parameters; lava_models.pvae_architecture rebuilds it.
+# Amortized P-VAE of the paper (convolutional, MNIST): 6.79M parameters; ipvae.lava.pvae_architecture rebuilds it.
 AMORTIZED_VAE_PARAMS = 6_790_000
 
 
@@ -229,8 +229,8 @@ def paper_amortized_pvae_macs() -> MacReport:
     """
     import torch
 
-    from lava_models.macs import count_macs
-    from lava_models.pvae_architecture import ConvPvae, conv_pvae_input_shape
+    from ipvae.lava.macs import count_macs
+    from ipvae.lava.pvae_architecture import ConvPvae, conv_pvae_input_shape
 
     with torch.random.fork_rng(devices=[]):
         return count_macs(ConvPvae(), conv_pvae_input_shape())

@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from export.spec import QuantizedMatrix
+from ipvae.export.spec import QuantizedMatrix
 
 
 def prune_smallest(matrix: QuantizedMatrix, fraction: float) -> QuantizedMatrix:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ipvae.errors import IpvaeError
-from lava_models.network import FIXED_PT, LavaNetwork
+from ipvae.lava.network import FIXED_PT, LavaNetwork
 
 MAX_BATCH = 32  # images side by side by default: the simulator's cost per timestep barely grows with it
 LOOKAHEAD_WINDOWS = 2  # windows of frames pushed ahead of the graph (< the FrameSource pipe's buffer)

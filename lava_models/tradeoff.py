@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lava_models.metrics import r2_per_image
-from lava_models.pipeline import run_backend, summarize
+from ipvae.lava.metrics import r2_per_image
+from ipvae.lava.pipeline import run_backend, summarize
 
 FLOAT_CHUNK_IMAGES = 250  # the float reference keeps [T+1, B, M] reconstructions: bound B
 POINT_KEYS = ("r2", "zeros", "spikes_per_inference", "synops_per_inference", "synops_feedforward_per_inference",
@@ -26,7 +26,7 @@ def evaluate_integer(model, x: np.ndarray, n_steps: int) -> dict:
 
 def float_r2(float_params, x: np.ndarray, n_steps: int, seed: int) -> float:
     """R^2 from spikes at t = T of the float dynamics (float64 weights, what a dense fp32 loop computes)."""
-    from export.reference import run_float_reference
+    from ipvae.export.reference import run_float_reference
 
     scores = []
     for first in range(0, len(x), FLOAT_CHUNK_IMAGES):

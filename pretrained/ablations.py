@@ -1,7 +1,7 @@
 """Why did the first shipped model's inference degrade past T_train? The ablation table.
 
 Two kinds of rows, each evaluated with exact integer spike draws for 1000 steps on MNIST test digits,
-the same digits rotated 90 degrees and Fashion-MNIST (``train.stability``):
+the same digits rotated 90 degrees and Fashion-MNIST (``ipvae.train.stability``):
 - inference-time changes to a trained model (count cap, soft clamp, step size, pixel-noise floor,
   mean-field dynamics without sampling), no retraining;
 - recipe changes, each a short fine-tune of the same starting model (configs in pretrained/ablations/):
@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 
 from ipvae.fileio import write_json
-from train.checkpoint import load_run
-from train.inference import clamp_potential, decode, poisson, reconstruction_drive
-from train.evaluate import r2_per_image
-from train.model import IterativeVAE
-from train.stability import CHECKPOINTS, at_checkpoints, long_run_curves, stability_sets, stability_verdict
+from ipvae.train.checkpoint import load_run
+from ipvae.train.inference import clamp_potential, decode, poisson, reconstruction_drive
+from ipvae.train.evaluate import r2_per_image
+from ipvae.train.model import IterativeVAE
+from ipvae.train.stability import CHECKPOINTS, at_checkpoints, long_run_curves, stability_sets, stability_verdict
 
 HERE = Path(__file__).resolve().parent
 CONFIG_DIR = HERE / "ablations"

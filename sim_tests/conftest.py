@@ -1,6 +1,6 @@
 """Shared fixtures of the Lava simulator tests: small synthetic iP-VAE models, images, export files.
 
-The models are random (export.synthetic) so the tests never wait for a trained run: a "sparse" one in
+The models are random (ipvae.export.synthetic) so the tests never wait for a trained run: a "sparse" one in
 the trained model's regime (about 15 % non-zero counts, u rarely at a bound) and a "saturating" one
 (counts often at the cap, u often at both saturation bounds) that exercises the edges of the spec.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.hdf5 import ExportMetadata, write_model
-from export.quantize import quantize, spec_for
-from export.synthetic import SyntheticConfig, random_float_params, random_images
+from ipvae.export.hdf5 import ExportMetadata, write_model
+from ipvae.export.quantize import quantize, spec_for
+from ipvae.export.synthetic import SyntheticConfig, random_float_params, random_images
 
 N_INPUTS = 64  # 8 x 8 images: square, so they can rotate
 N_LATENTS = 32

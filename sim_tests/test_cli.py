@@ -100,7 +100,7 @@ def test_parity_with_event_options_and_run_readout_schedules(capsys, mnist_sized
 
 def test_parity_reports_the_first_difference(capsys, mnist_sized_export, monkeypatch):
     """Corrupt the reference's bias by one LSB for neuron 5: parity must fail at step 1, neuron 5."""
-    import export.reference as reference_module
+    import ipvae.export.reference as reference_module
 
     original = reference_module.run_reference
 

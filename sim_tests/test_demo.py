@@ -15,9 +15,9 @@ pytestmark = pytest.mark.lava
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    from train.checkpoint import save_run
-    from train.config import ModelConfig, RunConfig
-    from train.model import IterativeVAE
+    from ipvae.train.checkpoint import save_run
+    from ipvae.train.config import ModelConfig, RunConfig
+    from ipvae.train.model import IterativeVAE
 
     config = RunConfig(model=ModelConfig(n_latents=24))
     model = IterativeVAE(config.model, generator=torch.Generator().manual_seed(0))

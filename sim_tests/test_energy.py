@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_models.energy import LOIHI_TABLE, Fanouts, count_event_operations, count_operations
+from ipvae.lava.energy import LOIHI_TABLE, Fanouts, count_event_operations, count_operations
 
 
 def brute_force(z, payload, fanouts):
@@ -78,7 +78,7 @@ def event_brute_force(z, events, fanouts, last, decode_steps):
 
 
 def test_event_counts_equal_brute_force_loops():
-    from export.events import ReadoutMode, ReadoutSchedule, sigma_delta_events
+    from ipvae.export.events import ReadoutMode, ReadoutSchedule, sigma_delta_events
 
     rng = np.random.default_rng(5)
     n_steps, n_images, n_latents, n_inputs = 6, 3, 7, 6
@@ -103,7 +103,7 @@ def test_event_counts_equal_brute_force_loops():
 
 
 def test_event_counts_of_a_static_image_charge_the_input_once():
-    from export.events import static_events
+    from ipvae.export.events import static_events
 
     n_steps, n_latents = 5, 4
     x = np.array([[0, 3, -2, 0, 7]])  # 3 non-zero pixels

@@ -1,8 +1,8 @@
 """The Lava floating_pt graph against two oracles.
 
-1. ``export.reference.run_float_reference``: float64 dynamics with the same counter-based uniforms
+1. ``ipvae.export.reference.run_float_reference``: float64 dynamics with the same counter-based uniforms
    (a second implementation of the same float dynamics): every count identical, u within 1e-9.
-2. The PyTorch model (``train.model.IterativeVAE.iterate``, torch's own Poisson draws): the two are
+2. The PyTorch model (``ipvae.train.model.IterativeVAE.iterate``, torch's own Poisson draws): the two are
    independent random processes with the same law, so mean spike counts and MSE must agree within
    a stated number of standard errors.
 """
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from export.reference import run_float_reference
-from lava_models.network import build_float_network
-from lava_models.pipeline import rotating_inputs
-from lava_models.runner import LavaSimulation
+from ipvae.export.reference import run_float_reference
+from ipvae.lava.network import build_float_network
+from ipvae.lava.pipeline import rotating_inputs
+from ipvae.lava.runner import LavaSimulation
 from sim_tests.conftest import float_params, images
 
 pytestmark = pytest.mark.lava
@@ -74,8 +74,8 @@ def test_float_graph_with_rotating_input_equals_float_reference():
 
 def torch_model(params):
     """An IterativeVAE whose inference_params() equal the float parameters (float32)."""
-    from train.config import ModelConfig
-    from train.model import IterativeVAE
+    from ipvae.train.config import ModelConfig
+    from ipvae.train.model import IterativeVAE
 
     config = ModelConfig(
         n_inputs=params.n_inputs, n_latents=params.n_latents, max_spike_count=params.max_spike_count,

@@ -1,9 +1,9 @@
 """Bit-exact parity of the Lava fixed_pt graph (Loihi2SimCfg) with the integer reference.
 
-Oracle: ``export.reference.run_reference``, the export side's independent batched implementation of
+Oracle: ``ipvae.export.reference.run_reference``, the export side's independent batched implementation of
 docs/fixed_point.md; the Lava side is the sigma-delta FrameSource, the BatchDense synapses and the
 PoissonNeuron fixed_pt model, B images side by side. Every z_t and u_t (t = 0..T) of every image and
-neuron must be identical, with and without the event-driven options (export.events).
+neuron must be identical, with and without the event-driven options (ipvae.export.events).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.events import EventOptions, stop_steps
-from export.quantize import quantize_input
-from export.reference import run_reference
-from lava_models.network import build_fixed_network
-from lava_models.parity import compare_trajectories
-from lava_models.pipeline import rotating_inputs
-from lava_models.runner import LavaSimulation
+from ipvae.export.events import EventOptions, stop_steps
+from ipvae.export.quantize import quantize_input
+from ipvae.export.reference import run_reference
+from ipvae.lava.network import build_fixed_network
+from ipvae.lava.parity import compare_trajectories
+from ipvae.lava.pipeline import rotating_inputs
+from ipvae.lava.runner import LavaSimulation
 from sim_tests.conftest import images, integer_model
 
 pytestmark = pytest.mark.lava

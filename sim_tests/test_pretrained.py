@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from lava_models.network import build_fixed_network, build_float_network
-from lava_models.pipeline import load_inputs, models_from_run, rotating_inputs
-from lava_models.runner import LavaSimulation
+from ipvae.lava.network import build_fixed_network, build_float_network
+from ipvae.lava.pipeline import load_inputs, models_from_run, rotating_inputs
+from ipvae.lava.runner import LavaSimulation
 from sim_tests.test_lava_float import STAT_STEPS, assert_same_mean, per_image_statistics
 from sim_tests.test_lava_parity import assert_identical, reference_of
 
@@ -53,7 +53,7 @@ def test_pretrained_float_graph_matches_pytorch(pretrained):
     x = load_inputs("mnist", n_images, pretrained.integer.n_inputs, n_steps=STAT_STEPS)
     with LavaSimulation(build_float_network(pretrained.float_params, STAT_STEPS, seed=3), progress=False) as simulation:
         lava = simulation.run(x, record_u=False).z[1:]
-    from train.checkpoint import load_run
+    from ipvae.train.checkpoint import load_run
 
     model = load_run(PRETRAINED).model
     with torch.no_grad():

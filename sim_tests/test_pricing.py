@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lava_models.macs import count_macs
-from lava_models.pricing import (
+from ipvae.lava.macs import count_macs
+from ipvae.lava.pricing import (
     CONVENTIONAL_TABLE,
     FP32,
     HOROWITZ_MEMORY,
@@ -24,7 +24,7 @@ from lava_models.pricing import (
     memory_level_for,
     price,
 )
-from lava_models.pvae_architecture import ConvPvae, ConvPvaeConfig, conv_pvae_input_shape
+from ipvae.lava.pvae_architecture import ConvPvae, ConvPvaeConfig, conv_pvae_input_shape
 
 PAPER_CONV_PVAE_PARAMS_MILLIONS = 6.79  # ipvae.md anchor table (two decimals)
 PAPER_CONV_GVAE_PARAMS_MILLIONS = 6.93  # same table: the Gaussian twin (2K encoder outputs)
@@ -134,7 +134,7 @@ def test_on_chip_sensitivity_never_costs_more_than_the_horowitz_hierarchy():
 
 
 def test_pricing_the_amortized_vae_leaves_torchs_global_generator_alone():
-    from lava_models.pricing import paper_amortized_pvae_macs
+    from ipvae.lava.pricing import paper_amortized_pvae_macs
 
     paper_amortized_pvae_macs.cache_clear()
     torch.manual_seed(123)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.quantize import spec_for
-from export.sampler import build_cdf_table
-from export.synthetic import SyntheticConfig, random_float_params
-from export.rng import uniform24
-from lava_models.proc.poisson.models import PyPoissonNeuronModelFixed
+from ipvae.export.quantize import spec_for
+from ipvae.export.sampler import build_cdf_table
+from ipvae.export.synthetic import SyntheticConfig, random_float_params
+from ipvae.export.rng import uniform24
+from ipvae.lava.proc.poisson.models import PyPoissonNeuronModelFixed
 
 # docs/fixed_point.md section 5.2: (seed, image, step, neuron) -> U
 RNG_VECTORS = [

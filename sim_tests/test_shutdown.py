@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lava_models.network import build_fixed_network
-from lava_models.proc.poisson import models as poisson_models
-from lava_models.runner import LavaRunError, LavaSimulation, _StateReceiver
+from ipvae.lava.network import build_fixed_network
+from ipvae.lava.proc.poisson import models as poisson_models
+from ipvae.lava.runner import LavaRunError, LavaSimulation, _StateReceiver
 from sim_tests.conftest import images, integer_model
 
 pytestmark = pytest.mark.lava
@@ -69,8 +69,8 @@ def test_an_interrupted_host_stops_the_runtime(monkeypatch):
 CTRL_C_SCRIPT = textwrap.dedent(
     """
     import multiprocessing, sys
-    from lava_models.network import build_fixed_network
-    from lava_models.runner import LavaSimulation
+    from ipvae.lava.network import build_fixed_network
+    from ipvae.lava.runner import LavaSimulation
     from sim_tests.conftest import images, integer_model
 
     model = integer_model("sparse", seed=0, n_steps=8)

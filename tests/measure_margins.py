@@ -30,9 +30,9 @@ sys.path.insert(0, str(TESTS))  # import the test modules as pytest does (rootdi
 
 def bars_recovery(seed: int) -> dict:
     """test_training.py's planted-bars recovery with training seed `seed` (and its untrained dictionary)."""
-    import train.trainer as trainer_module
+    import ipvae.train.trainer as trainer_module
     from test_training import bars_recovery_config, initial_dictionary, planted_bars_data, recovery_scores
-    from train.checkpoint import load_run
+    from ipvae.train.checkpoint import load_run
 
     planted = planted_bars_data()
     trainer_module.get_dataset = lambda name, split, **kwargs: (planted.x, None)
@@ -48,7 +48,7 @@ def bars_recovery(seed: int) -> dict:
 
 def gaussian_loss_drop(seed: int) -> dict:
     """test_training.py::test_gaussian_families_train_through_the_same_loop: relative loss drop per family."""
-    import train.trainer as trainer_module
+    import ipvae.train.trainer as trainer_module
     from test_training import gaussian_family_losses, planted_bars_data
 
     planted = planted_bars_data()
@@ -95,7 +95,7 @@ def lava_float_vs_torch(seed: int) -> dict:
     place of the Lava floating_pt graph (test_float_graph_equals_float_reference: identical counts)."""
     import torch
 
-    from export.reference import run_float_reference
+    from ipvae.export.reference import run_float_reference
     from sim_tests.conftest import float_params, images
     from sim_tests.test_lava_float import STAT_IMAGES, STAT_STEPS, per_image_statistics, torch_model
 

@@ -7,13 +7,13 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from train.baselines.amortized import AmortizedVAE
-from train.baselines.common import count_macs
-from train.config import ModelConfig
-from train.distributions import PoissonLatent
-from train.inference import poisson
-from train.inference.common import InferenceParams
-from train.registry import Model, build_model
+from ipvae.train.baselines.amortized import AmortizedVAE
+from ipvae.train.baselines.common import count_macs
+from ipvae.train.config import ModelConfig
+from ipvae.train.distributions import PoissonLatent
+from ipvae.train.inference import poisson
+from ipvae.train.inference.common import InferenceParams
+from ipvae.train.registry import Model, build_model
 
 N_INPUTS, N_LATENTS = 16, 6
 MC_SAMPLES = 20_000

@@ -2,11 +2,11 @@
 
 import torch
 
-from train.baselines.common import gaussian_nll
-from train.baselines.iterative_amortized import IterativeAmortizedVAE, PosteriorState, Sample, elbo_gradient
-from train.config import ModelConfig
-from train.distributions import gaussian_kl
-from train.registry import Model, build_model
+from ipvae.train.baselines.common import gaussian_nll
+from ipvae.train.baselines.iterative_amortized import IterativeAmortizedVAE, PosteriorState, Sample, elbo_gradient
+from ipvae.train.config import ModelConfig
+from ipvae.train.distributions import gaussian_kl
+from ipvae.train.registry import Model, build_model
 
 N_INPUTS, N_LATENTS, HIDDEN, BATCH = 12, 5, 7, 4
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from train.baselines.predictive_coding import CodingParams, energy, initial_state, lipschitz_constant, step
-from train.config import ModelConfig
-from train.registry import Model, build_model
+from ipvae.train.baselines.predictive_coding import CodingParams, energy, initial_state, lipschitz_constant, step
+from ipvae.train.config import ModelConfig
+from ipvae.train.registry import Model, build_model
 
 N_INPUTS, N_LATENTS, BATCH = 20, 30, 6
 SEEDS = range(5)

@@ -5,10 +5,10 @@ import pytest
 import torch
 from sklearn.linear_model import Lasso
 
-from train.baselines.common import spectral_norm_squared
-from train.baselines.sparse_coding import SPARSE_STEPS, SparseParams, energy, initial_state
-from train.config import ModelConfig
-from train.registry import Model, build_model
+from ipvae.train.baselines.common import spectral_norm_squared
+from ipvae.train.baselines.sparse_coding import SPARSE_STEPS, SparseParams, energy, initial_state
+from ipvae.train.config import ModelConfig
+from ipvae.train.registry import Model, build_model
 
 N_INPUTS, N_LATENTS = 24, 32  # overcomplete, as in the paper's K > M
 SPARSITY = 0.3

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-import train.trainer as trainer_module
+import ipvae.train.trainer as trainer_module
 from ipvae.cli import main
-from train.checkpoint import load_run
-from train.config import ModelConfig, RunConfig, TrainConfig
-from train.data import planted_dictionary_data
-from train.trainer import train
+from ipvae.train.checkpoint import load_run
+from ipvae.train.config import ModelConfig, RunConfig, TrainConfig
+from ipvae.data import planted_dictionary_data
+from ipvae.train.trainer import train
 
 TINY = ["--data", "mnist", "--train-limit", "100", "--epochs", "1", "--batch-size", "50", "--t-train", "3",
         "--n-latents", "16", "--seed", "1"]
@@ -92,8 +92,8 @@ def test_dictionary_recovery_on_planted_bars(planted_bars, tmp_path, model_value
 
 
 def test_export_refuses_a_baseline_in_one_line(tmp_path, capsys):
-    from train.checkpoint import save_run
-    from train.registry import build_model
+    from ipvae.train.checkpoint import save_run
+    from ipvae.train.registry import build_model
 
     config = RunConfig(model=ModelConfig(kind="sparse_coding", n_inputs=20, n_latents=8), train=TrainConfig())
     save_run(tmp_path / "run", config, build_model(config.model))
@@ -103,8 +103,8 @@ def test_export_refuses_a_baseline_in_one_line(tmp_path, capsys):
 
 
 def test_pixel_precision_is_the_inverse_variance_of_each_model_likelihood():
-    from train.baselines.presets import MODEL_PRESETS, preset_config
-    from train.registry import build_model
+    from ipvae.train.baselines.presets import MODEL_PRESETS, preset_config
+    from ipvae.train.registry import build_model
 
     for name in MODEL_PRESETS:
         model = build_model(preset_config(name, n_inputs=9, n_latents=4))

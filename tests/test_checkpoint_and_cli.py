@@ -10,9 +10,9 @@ import torch
 
 from ipvae.cli import main
 from ipvae.errors import CheckpointError
-from train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_run, save_run
-from train.config import ModelConfig, RunConfig, TrainConfig
-from train.model import IterativeVAE
+from ipvae.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_run, save_run
+from ipvae.train.config import ModelConfig, RunConfig, TrainConfig
+from ipvae.train.model import IterativeVAE
 
 TINY_TRAIN = ["--data", "mnist", "--train-limit", "200", "--epochs", "1", "--batch-size", "50", "--t-train", "4",
               "--n-latents", "32", "--seed", "1"]
@@ -125,8 +125,8 @@ def test_console_script_lists_subcommands():
 
 def test_shipped_model_was_trained_by_the_documented_commands():
     """`make pretrained` trains three chained stages; the last one's config is exactly the shipped config."""
-    from train.cli import build_config
-    from train.cli import register as register_train_commands
+    from ipvae.train.cli import build_config
+    from ipvae.train.cli import register as register_train_commands
     import argparse
 
     root = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests for train.data: MNIST/IDX loading, rotations, whitened natural patches, bars, dispatch."""
+"""Tests for ipvae.data: MNIST/IDX loading, rotations, whitened natural patches, bars, dispatch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ipvae.errors import DatasetUnavailable, IpvaeError
-from train.data import (
+from ipvae.data import (
     DATASETS,
     VALIDATION_IMAGES,
     get_dataset,
@@ -27,7 +27,7 @@ from train.data import (
     split_image_names,
     whiten_image,
 )
-from train.data.natural import load_gray_image
+from ipvae.data.natural import load_gray_image
 
 # Canonical MNIST digit counts (LeCun et al.), digits 0..9.
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -11,13 +11,13 @@ import torch
 from safetensors.torch import load_file
 
 from ipvae.errors import IpvaeError
-from train.checkpoint import WEIGHTS_FILE
-from train.config import ModelConfig, RunConfig, TrainConfig
-from train.data import planted_dictionary_data
-from train.distributed import DataParallel
-from train.distributions import BatchShard, PoissonLatent
-from train.model import IterativeVAE
-from train.trainer import train
+from ipvae.train.checkpoint import WEIGHTS_FILE
+from ipvae.train.config import ModelConfig, RunConfig, TrainConfig
+from ipvae.data import planted_dictionary_data
+from ipvae.train.distributed import DataParallel
+from ipvae.train.distributions import BatchShard, PoissonLatent
+from ipvae.train.model import IterativeVAE
+from ipvae.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

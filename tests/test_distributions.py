@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from train.distributions import PoissonLatent, poisson_kl
+from ipvae.train.distributions import PoissonLatent, poisson_kl
 
 RATE_PAIRS = [(0.3, 1.7), (2.0, 0.5), (5.0, 5.0), (0.01, 0.2), (12.0, 3.0)]
 
@@ -111,8 +111,8 @@ def test_relaxed_sample_gradient_matches_autograd_of_unfused_formula():
 
 
 def test_expected_capped_count_matches_scipy():
-    from train.inference import poisson
-    from train.inference.common import InferenceParams
+    from ipvae.train.inference import poisson
+    from ipvae.train.inference.common import InferenceParams
 
     rates = np.array([0.05, 1.0, 7.0, 15.0, 40.0])
     cap = 15

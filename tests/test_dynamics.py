@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from train.config import ModelConfig
-from train.inference import LatentSample, decode, gaussian, poisson
-from train.model import IterativeVAE
+from ipvae.train.config import ModelConfig
+from ipvae.train.inference import LatentSample, decode, gaussian, poisson
+from ipvae.train.model import IterativeVAE
 
 M, K, B = 12, 7, 3
 DTYPE = torch.float64

@@ -5,9 +5,9 @@ import pytest
 import torch
 from sklearn.metrics import r2_score
 
-from train.config import ModelConfig
-from train.evaluate import EvalSettings, r2_per_image, run_inference, treves_rolls_sparsity
-from train.model import IterativeVAE
+from ipvae.train.config import ModelConfig
+from ipvae.train.evaluate import EvalSettings, r2_per_image, run_inference, treves_rolls_sparsity
+from ipvae.train.model import IterativeVAE
 
 
 def test_r2_per_image_matches_sklearn():
@@ -49,7 +49,7 @@ def test_final_features_equal_the_features_of_the_full_evaluation():
     model = IterativeVAE(ModelConfig(n_inputs=16, n_latents=12, init_log_lr=-1.0), generator=torch.Generator().manual_seed(0))
     x = torch.rand(25, 16, generator=torch.Generator().manual_seed(2))
     settings = EvalSettings(t_test=6, batch_size=10, seed=7)
-    from train.evaluate import final_features
+    from ipvae.train.evaluate import final_features
 
     _, _, expected = run_inference(model, x, settings)
     torch.testing.assert_close(final_features(model, x, settings), expected)

@@ -119,7 +119,7 @@ def test_context_cached_reuses_a_part(tmp_path):
 
 
 def test_interrupted_training_resumes_to_the_uninterrupted_weights(tmp_path):
-    from train.trainer import train
+    from ipvae.train.trainer import train
 
     entry = MODELS[0]
     config = run_config(entry, TINY, 0, "mnist")
@@ -127,7 +127,7 @@ def test_interrupted_training_resumes_to_the_uninterrupted_weights(tmp_path):
     interrupted = run_directory(tmp_path, entry, 0, "mnist")
     train(config, interrupted, show_progress=False, max_steps=1)  # stopped after one of its steps
     resumed = ensure_trained(tmp_path, entry, TINY, 0, log=lambda message: None)
-    from train.checkpoint import load_run
+    from ipvae.train.checkpoint import load_run
 
     straight = load_run(tmp_path / "straight").model
     for name, tensor in straight.state_dict().items():

@@ -1,4 +1,4 @@
-"""`ipvae export` / `ipvae inspect` end to end on a small random run saved with train.checkpoint.save_run."""
+"""`ipvae export` / `ipvae inspect` end to end on a small random run saved with ipvae.train.checkpoint.save_run."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from export.hdf5 import read_model
-from export.source import checkpoint_sha256
+from ipvae.export.hdf5 import read_model
+from ipvae.export.source import checkpoint_sha256
 from ipvae.cli import main
 
 torch = pytest.importorskip("torch")
-checkpoint = pytest.importorskip("train.checkpoint")
-config_module = pytest.importorskip("train.config")
-model_module = pytest.importorskip("train.model")
+checkpoint = pytest.importorskip("ipvae.train.checkpoint")
+config_module = pytest.importorskip("ipvae.train.config")
+model_module = pytest.importorskip("ipvae.train.model")
 
 
 def save_small_run(run_dir, n_inputs=64, n_latents=16):
@@ -73,7 +73,7 @@ def test_export_matches_the_float_parameters(run_dir, tmp_path):
         (["export", "{run}", "-o", "{out}", "--weight-bits", "20", "--input-max", "1"], "weight_bits = 20"),
         (["export", "{run}", "-o", "{out}", "--input-max", "-1"], "--input-max must be positive"),
         (["inspect", "{bad}"], "not a readable HDF5 file"),
-        (["export", "{run}", "-o", "{dir}", "--input-max", "1"], "cannot write"),
+        (["export", "{run}", "-o", "{dir}", "--input-max", "1"], "is a folder"),
         (["inspect", "{missing}"], "no such file"),
     ],
 )
@@ -89,7 +89,7 @@ def test_bad_input_gives_one_line_and_nonzero_exit(run_dir, tmp_path, capsys, ar
 
 
 def test_calibration_uses_the_run_data(tmp_path):
-    data = pytest.importorskip("train.data")
+    data = pytest.importorskip("ipvae.data")
     run = tmp_path / "run784"
     save_small_run(run, n_inputs=784, n_latents=8)
     output = tmp_path / "m.h5"

@@ -1,4 +1,4 @@
-"""Event-driven options of the integer model (export.events) and their effect on the integer reference.
+"""Event-driven options of the integer model (ipvae.export.events) and their effect on the integer reference.
 
 Oracles: literal per-pixel / per-image loops of the definitions in docs/fixed_point.md section 11; the
 reference without options (the per-step dynamics, itself checked against a timestep simulation of
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.events import (
+from ipvae.export.events import (
     STOP_TOLERANCE_SCALE,
     EventOptions,
     EventOptionsError,
@@ -23,9 +23,9 @@ from export.events import (
     static_events,
     stop_steps,
 )
-from export.quantize import quantize, spec_for
-from export.reference import run_reference
-from export.synthetic import SyntheticConfig, random_float_params
+from ipvae.export.quantize import quantize, spec_for
+from ipvae.export.reference import run_reference
+from ipvae.export.synthetic import SyntheticConfig, random_float_params
 
 
 def sigma_delta_loop(frames: np.ndarray, threshold: int) -> np.ndarray:

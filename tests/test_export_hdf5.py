@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from export.hdf5 import CONTENT_HASH, ExportMetadata, layout, read_model, write_model
-from export.quantize import quantize, quantize_input, spec_for
-from export.reference import run_reference
-from export.synthetic import SyntheticConfig, random_float_params, random_images
+from ipvae.export.hdf5 import CONTENT_HASH, ExportMetadata, layout, read_model, write_model
+from ipvae.export.quantize import quantize, quantize_input, spec_for
+from ipvae.export.reference import run_reference
+from ipvae.export.synthetic import SyntheticConfig, random_float_params, random_images
 from ipvae.errors import ExportFormatError
 
 FUZZ_SETTINGS = settings(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export.quantize import (
+from ipvae.export.quantize import (
     MAX_CLIP_STEPS,
     accumulator_bounds,
     calibrate_input_scale,
@@ -18,9 +18,9 @@ from export.quantize import (
     quantize_matrix,
     spec_for,
 )
-from export.reference import dense_apply
-from export.spec import FixedPointSpec, SpecError
-from export.synthetic import SyntheticConfig, random_float_params
+from ipvae.export.reference import dense_apply
+from ipvae.export.spec import FixedPointSpec, SpecError
+from ipvae.export.synthetic import SyntheticConfig, random_float_params
 
 
 @settings(max_examples=100, deadline=None)

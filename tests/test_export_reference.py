@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
 
-from export.quantize import quantize, quantize_input, quantize_matrix, spec_for
-from export.reference import dense_apply, run_float_reference, run_reference
-from export.rng import uniform24
-from export.synthetic import SyntheticConfig, random_float_params, random_images
+from ipvae.export.quantize import quantize, quantize_input, quantize_matrix, spec_for
+from ipvae.export.reference import dense_apply, run_float_reference, run_reference
+from ipvae.export.rng import uniform24
+from ipvae.export.synthetic import SyntheticConfig, random_float_params, random_images
 
 LAVA_WEIGHT_CLIP_BITS = 8  # PyDenseModelBitAcc clips with num_bits=8 before truncating
 
@@ -46,7 +46,7 @@ def test_dense_apply_is_lavas_bit_accurate_arithmetic(bits, log_scale, seed):
 
 @pytest.mark.lava
 def test_dense_apply_matches_a_running_lava_dense():
-    from lava_models.lava_import import prepare_lava_import
+    from ipvae.lava.lava_import import prepare_lava_import
 
     prepare_lava_import()  # an earlier test's tqdm bar may have fixed the multiprocessing context
     from lava.magma.core.run_conditions import RunSteps
@@ -195,12 +195,12 @@ def test_integer_reference_reaches_the_float_dynamics_in_the_high_precision_limi
 
 def test_float_reference_step_equals_the_torch_model_step():
     torch = pytest.importorskip("torch")
-    train_model = pytest.importorskip("train.model")
-    from train.config import ModelConfig
-    from train.inference.common import LatentSample, decode
-    from train.inference.poisson import PoissonState, step
+    train_model = pytest.importorskip("ipvae.train.model")
+    from ipvae.train.config import ModelConfig
+    from ipvae.train.inference.common import LatentSample, decode
+    from ipvae.train.inference.poisson import PoissonState, step
 
-    from export.integer_model import FloatParams
+    from ipvae.export.integer_model import FloatParams
 
     model = _lively_torch_model(train_model, ModelConfig, torch)
     params = FloatParams.from_inference_params(model.inference_params())
@@ -222,10 +222,10 @@ STAT_SIGMAS = 5.0
 def float_reference_vs_torch_sigmas(reference_seed: int = 2, torch_seed: int = 3) -> np.ndarray:
     """Per step, |mean count of the float reference - mean count of the torch model| in standard errors; [T]."""
     import torch
-    import train.model as train_model
-    from train.config import ModelConfig
+    import ipvae.train.model as train_model
+    from ipvae.train.config import ModelConfig
 
-    from export.integer_model import FloatParams
+    from ipvae.export.integer_model import FloatParams
 
     model = _lively_torch_model(train_model, ModelConfig, torch)
     params = FloatParams.from_inference_params(model.inference_params())
@@ -244,7 +244,7 @@ def float_reference_vs_torch_sigmas(reference_seed: int = 2, torch_seed: int = 3
 
 def test_float_reference_spike_statistics_match_the_torch_model():
     pytest.importorskip("torch")
-    pytest.importorskip("train.model")
+    pytest.importorskip("ipvae.train.model")
     # Two independent random processes with one law: each of the 6 per-step differences is ~ N(0, 1) in
     # standard errors, so a correct pair exceeds 5 with probability 6 x 6e-7. Measured (measure_margins.py
     # --only float_vs_torch, seeds 0-9, 1 and 2 threads): the largest of the 6 is 0.74-2.1.

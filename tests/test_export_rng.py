@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
-from export.rng import mix64, step_uniforms, uniform24
+from ipvae.export.rng import mix64, step_uniforms, uniform24
 
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15

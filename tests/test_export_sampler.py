@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare, poisson
 
-from export.rng import step_uniforms
-from export.sampler import build_cdf_table, sample_counts, sample_counts_exact_rate, sampler_index
-from export.spec import FixedPointSpec
+from ipvae.export.rng import step_uniforms
+from ipvae.export.sampler import build_cdf_table, sample_counts, sample_counts_exact_rate, sampler_index
+from ipvae.export.spec import FixedPointSpec
 
 SPEC = FixedPointSpec()  # F = 12, G = 5, u in [-8, 4], cap 15
 N_DRAWS = 40_000
@@ -93,7 +93,7 @@ def test_counts_never_exceed_cap():
 
 
 def test_recursive_poisson_cdf_equals_scipy():
-    from export.sampler import poisson_cdf_rows
+    from ipvae.export.sampler import poisson_cdf_rows
 
     log_rates = np.linspace(-8.0, 6.0, 57)
     expected = poisson.cdf(np.arange(15)[None, :], np.exp(log_rates)[:, None])

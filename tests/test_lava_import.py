@@ -20,7 +20,7 @@ def test_plain_lava_import_fails_once_the_context_is_fixed():
 
 def test_our_processes_import_after_the_context_is_fixed():
     result = _run(
-        f"{FIX_CONTEXT}; import lava_models.proc.poisson.process; "
+        f"{FIX_CONTEXT}; import ipvae.lava.proc.poisson.process; "
         "import multiprocessing as mp; print(mp.get_start_method())"
     )
     assert result.returncode == 0, result.stderr
@@ -30,6 +30,6 @@ def test_our_processes_import_after_the_context_is_fixed():
 def test_another_fixed_start_method_is_refused_in_one_line():
     result = _run(
         "import multiprocessing as mp; mp.set_start_method('spawn'); "
-        "from lava_models.lava_import import prepare_lava_import; prepare_lava_import()"
+        "from ipvae.lava.lava_import import prepare_lava_import; prepare_lava_import()"
     )
     assert result.returncode != 0 and "needs the 'fork' multiprocessing start method" in result.stderr

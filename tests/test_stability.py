@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from train.checkpoint import load_run
-from train.config import ModelConfig, TrainConfig
-from train.model import IterativeVAE
-from train.stability import WINDOW, long_run_curves, stability_sets, stability_verdict
-from train.trainer import warm_start_steps
+from ipvae.train.checkpoint import load_run
+from ipvae.train.config import ModelConfig, TrainConfig
+from ipvae.train.model import IterativeVAE
+from ipvae.train.stability import WINDOW, long_run_curves, stability_sets, stability_verdict
+from ipvae.train.trainer import warm_start_steps
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "mnist_k512"
 
@@ -115,9 +115,9 @@ def test_warm_start_is_refused_where_the_loss_cannot_do_it():
     import torch as _torch
 
     from ipvae.errors import IpvaeError
-    from train.config import RunConfig
-    from train.distributed import DataParallel
-    from train.trainer import check_training_options
+    from ipvae.train.config import RunConfig
+    from ipvae.train.distributed import DataParallel
+    from ipvae.train.trainer import check_training_options
 
     alone = DataParallel(rank=0, world_size=1, device=_torch.device("cpu"))
     pair = DataParallel(rank=0, world_size=2, device=_torch.device("cpu"))

@@ -7,13 +7,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import train.trainer as trainer_module
+import ipvae.train.trainer as trainer_module
 from ipvae.errors import TrainingDiverged
-from train.checkpoint import WEIGHTS_FILE, load_run
-from train.config import ModelConfig, RunConfig, TrainConfig
-from train.data import planted_dictionary_data
-from train.model import IterativeVAE
-from train.trainer import Schedules, train
+from ipvae.train.checkpoint import WEIGHTS_FILE, load_run, load_train_state
+from ipvae.train.config import ModelConfig, RunConfig, TrainConfig
+from ipvae.data import planted_dictionary_data
+from ipvae.train.model import IterativeVAE
+from ipvae.train.trainer import Schedules, train
 
 BARS_SIDE = 6
 
@@ -136,7 +136,7 @@ def test_training_in_slices_equals_one_run(planted_bars, tmp_path):
     reference = load_file(str(tmp_path / "full" / WEIGHTS_FILE))
     first = train(config, tmp_path / "sliced", show_progress=False, max_steps=9)
     assert first.steps == 9
-    assert torch.load(tmp_path / "sliced" / "train_state.pt")["step"] == 9
+    assert load_train_state(tmp_path / "sliced").step == 9
     train(config, tmp_path / "sliced", resume=True, show_progress=False)
     resumed = load_file(str(tmp_path / "sliced" / WEIGHTS_FILE))
     assert all(torch.equal(resumed[name], reference[name]) for name in reference)
@@ -167,8 +167,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(planted_bars, tmp_path, 
     with pytest.raises(TrainingDiverged, match="step 4"):
         train(config, tmp_path, show_progress=False)
     kept = load_run(tmp_path)  # loads: the last good checkpoint (step 4) is intact and finite
-    state = torch.load(tmp_path / "train_state.pt")
-    assert state["step"] == 4
+    assert load_train_state(tmp_path).step == 4
     assert all(torch.isfinite(p).all() for p in kept.model.parameters())
 
 

@@ -1,4 +1,4 @@
-"""The fast training loss against the direct computation it replaced (``train.reference_loss``).
+"""The fast training loss against the direct computation it replaced (``ipvae.train.reference_loss``).
 
 The fast path computes the error and the drive through the [K, K] lateral weights and evaluates the
 relaxed Poisson count only for the neurons whose first arrival can matter; the reference decodes
@@ -10,11 +10,11 @@ float rounding.
 import pytest
 import torch
 
-from train.config import ModelConfig
-from train.data import planted_dictionary_data
-from train.distributions import COMPACT_FRACTION, PoissonLatent
-from train.model import IterativeVAE
-from train.reference_loss import reference_loss, reference_relaxed_count
+from ipvae.train.config import ModelConfig
+from ipvae.data import planted_dictionary_data
+from ipvae.train.distributions import COMPACT_FRACTION, PoissonLatent
+from ipvae.train.model import IterativeVAE
+from ipvae.train.reference_loss import reference_loss, reference_relaxed_count
 
 SIDE = 6
 N_LATENTS = 16
@@ -107,7 +107,7 @@ def test_relaxed_count_matches_textbook_sum_in_compact_and_dense_regimes(low, hi
 
 
 def test_weighted_gram_backward_matches_autograd():
-    from train.inference.common import _WeightedGram
+    from ipvae.train.inference.common import _WeightedGram
 
     generator = torch.Generator().manual_seed(0)
     phi = torch.randn(9, 5, dtype=torch.float64, generator=generator, requires_grad=True)

@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 
 from ipvae.errors import IpvaeError
-from ipvae.fileio import write_json
-from train.config import ENCODERS, FAMILIES, KINDS, SPARSE_ALGORITHMS
+from ipvae.fileio import prepare_output_dir, write_json
+from ipvae.images import is_file_source, load_file_inputs, square_side
+from ipvae.train.config import ENCODERS, FAMILIES, KINDS, SPARSE_ALGORITHMS
 
 EVAL_FILE = "eval.json"
 CURVES_FILE = "curves.json"
@@ -105,7 +106,9 @@ def register(subparsers) -> None:
 
     eval_parser = subparsers.add_parser("eval", help="evaluate a run directory (JSON metrics, curves, plots)")
     eval_parser.add_argument("run_dir")
-    eval_parser.add_argument("--data", default=None, help="dataset (default: the one it was trained on)")
+    eval_parser.add_argument("--data", default=None,
+                             help="dataset (default: the one it was trained on), or your own images: a PNG/JPEG "
+                                  "file, a folder or a quoted glob (prepared like MNIST), or an [N, M] .npy/.npz")
     eval_parser.add_argument("--data-dir")
     eval_parser.add_argument("--t-test", type=positive_int, default=64, help="inference steps")
     eval_parser.add_argument("--limit", type=positive_int, help="evaluate only the first N test images")
@@ -120,8 +123,8 @@ def register(subparsers) -> None:
 
 
 def build_config(args) -> "RunConfig":
-    from train.config import ModelConfig, RunConfig, TrainConfig, replace
-    from train.data import image_shape
+    from ipvae.train.config import ModelConfig, RunConfig, TrainConfig, replace
+    from ipvae.data import image_shape
 
     sections = {"model": {}, "train": {}}
     if args.config:
@@ -151,9 +154,9 @@ def build_config(args) -> "RunConfig":
 
 
 def run_train(args) -> int:
-    from train.checkpoint import load_config
-    from train.config import RunConfig, replace
-    from train.trainer import train
+    from ipvae.train.checkpoint import load_config
+    from ipvae.train.config import RunConfig, replace
+    from ipvae.train.trainer import train
 
     if args.resume:
         config = load_config(args.out)
@@ -166,6 +169,7 @@ def run_train(args) -> int:
         config = build_config(args)
         if (Path(args.out) / "model.safetensors").exists():
             raise IpvaeError(f"{args.out} already holds a model; use --resume to continue it or another --out")
+        prepare_output_dir(args.out)
     result = train(config, args.out, resume=args.resume, show_progress=args.progress, max_steps=args.max_steps)
     if result.rank == 0:
         print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
@@ -174,17 +178,30 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
-    from train.checkpoint import load_run
-    from train.data import image_shape
-    from train.evaluate import EvalSettings, evaluate_run
-    from train.plots import plot_curves, plot_dictionary
+    from ipvae.train.checkpoint import load_run
+    from ipvae.data import image_shape
+    from ipvae.train.evaluate import EvalSettings, evaluate_run
+    from ipvae.train.plots import plot_curves, plot_dictionary
 
     run = load_run(args.run_dir)
     data = args.data or run.config.train.data
+    n_inputs = run.config.model.n_inputs
+    from_files = is_file_source(data)
+    height, width = (square_side(n_inputs),) * 2 if from_files else image_shape(data)
+    if height * width != n_inputs:
+        raise IpvaeError(
+            f"data set {data!r} has {height}x{width} = {height * width} pixels per image, but {args.run_dir} was "
+            f"trained on {n_inputs} ({run.config.train.data!r}); pick a data set of that size"
+        )
+    if args.out:
+        prepare_output_dir(args.out)
     settings = EvalSettings(t_test=args.t_test, seed=args.seed, curve_steps=args.curves)
-    report = evaluate_run(
-        run.model, data, settings, data_dir=args.data_dir, test_limit=args.limit, probe_train_limit=args.probe_train
-    )
+    if from_files:
+        report = _evaluate_files(run.model, data, n_inputs, settings, args.limit)
+    else:
+        report = evaluate_run(
+            run.model, data, settings, data_dir=args.data_dir, test_limit=args.limit, probe_train_limit=args.probe_train
+        )
     if args.out:
         out = Path(args.out)
         write_json(out / EVAL_FILE, report.metrics)
@@ -192,12 +209,32 @@ def run_eval(args) -> int:
         if args.curves:
             write_json(out / CURVES_FILE, {k: v.tolist() for k, v in report.curves.items()})
             plot_curves(report.curves, t_train, out / "curves.png", title=f"{args.run_dir} on {data}")
-        plot_dictionary(run.model.phi.detach().numpy(), image_shape(data), out / "dictionary.png")
+        plot_dictionary(run.model.phi.detach().numpy(), (height, width), out / "dictionary.png")
     if args.json:
         print(json.dumps(report.metrics))
     else:
         print(format_table(report.metrics))
     return 0
+
+
+def _evaluate_files(model, data: str, n_inputs: int, settings, limit: int | None):
+    """The evaluation metrics on the user's own images (ipvae.images; unlabelled, so no probe)."""
+    import sys
+
+    import torch
+
+    from ipvae.train.evaluate import EvalReport, run_inference
+
+    loaded = load_file_inputs(data, n_inputs)
+    if loaded.x.ndim != 2:
+        raise IpvaeError(f"{data}: 'ipvae eval' takes still images; run frame sequences with 'ipvae run'")
+    x = torch.from_numpy(loaded.x[:limit]).float()  # [N, M]
+    if not torch.isfinite(x).all():
+        raise IpvaeError(f"{data}: the inputs contain NaN or Inf")
+    print(f"input: {loaded.description}", file=sys.stderr)  # once the inputs are accepted
+    metrics, curves, _ = run_inference(model, x, settings)
+    report = {"data": data, "images": int(x.shape[0]), "t_test": settings.t_test, **metrics, "params": model.n_params}
+    return EvalReport(metrics=report, curves=curves)
 
 
 def format_table(metrics: dict) -> str:

@@ -8,16 +8,61 @@ JSON and reject unknown or missing fields with a clear message.
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from ipvae.errors import CheckpointError
 
 FAMILIES = ("poisson", "gaussian", "gaussian_relu")
-# Model kinds: the keys of train.registry.MODEL_BUILDERS (kept here so configs validate without torch models).
+# Model kinds: the keys of ipvae.train.registry.MODEL_BUILDERS (kept here so configs validate without torch models).
 KINDS = ("iterative", "amortized", "sparse_coding", "predictive_coding", "iterative_amortized")
 ENCODERS = ("linear", "mlp", "conv")
 SPARSE_ALGORITHMS = ("lca", "ista", "fista")
+OPTIMIZERS = ("adamax", "adamw", "sgd")
+
+
+def _check_field_types(config) -> None:
+    """Every field holds a value of its annotated type (int for float fields is fine; bool is not a number)."""
+    hints = typing.get_type_hints(type(config))
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        allowed = typing.get_args(hints[item.name]) or (hints[item.name],)
+        if value is None and type(None) in allowed:
+            continue
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(
+            value, tuple(t for t in allowed if t is not type(None))
+        ):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise TypeError(f"{type(config).__name__}.{item.name} must be {names}, got {value!r:.60}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{type(config).__name__}.{item.name} must be finite, got {value}")
+
+
+def _check_ranges(config, rules: dict[str, tuple[str, typing.Callable[[Any], bool]]]) -> None:
+    """rules: field -> (the rule in words, predicate); None values (optional fields) are not checked."""
+    for name, (words, holds) in rules.items():
+        value = getattr(config, name)
+        if value is not None and not holds(value):
+            raise ValueError(f"{type(config).__name__}.{name} must be {words}, got {value!r:.60}")
+
+
+def _positive(value) -> bool:
+    return value > 0
+
+
+def _non_negative(value) -> bool:
+    return value >= 0
+
+
+def _fraction(value) -> bool:
+    return 0.0 <= value <= 1.0
+
+
+_POSITIVE, _NON_NEGATIVE, _FRACTION = ("positive", _positive), ("non-negative", _non_negative), ("in [0, 1]", _fraction)
 
 
 @dataclass(frozen=True)
@@ -85,6 +130,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; expected one of {KINDS}")
+        _check_field_types(self)
+        _check_ranges(self, {"log_sigma_bound": _POSITIVE, "init_phi_std": _POSITIVE, "init_lateral_gain": _POSITIVE})
+        if self.init_u_prior_low > self.init_u_prior_high:
+            raise ValueError("init_u_prior_low must not exceed init_u_prior_high")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
         if self.encoder not in ENCODERS:
@@ -141,6 +190,20 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every_steps: int = 200
     num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        _check_ranges(self, {
+            "train_limit": _POSITIVE, "epochs": _POSITIVE, "batch_size": _POSITIVE, "t_train": _POSITIVE,
+            "learning_rate": _POSITIVE, "learning_rate_min": _NON_NEGATIVE, "warmup_fraction": _FRACTION,
+            "weight_decay": _NON_NEGATIVE, "grad_clip": _POSITIVE, "beta": _NON_NEGATIVE,
+            "beta_start": _NON_NEGATIVE, "beta_hold_fraction": _FRACTION, "beta_ramp_fraction": _FRACTION,
+            "temperature_start": _POSITIVE, "temperature_end": _POSITIVE, "temperature_anneal_fraction": _FRACTION,
+            "seed": _NON_NEGATIVE, "checkpoint_every_steps": _POSITIVE, "num_threads": _POSITIVE,
+            "warm_start_max": _NON_NEGATIVE,
+        })
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r:.60}")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Every process holds the whole model and a slice of each global batch (``batch_size / world_size`` rows);
 DistributedDataParallel averages the gradients, so one optimisation step is the step of the global
 batch. The sampling noise of the whole global batch is drawn on every rank from the shared generator
-and sliced (``train.distributions.BatchShard``), so the draws, the generator state and therefore the
+and sliced (``ipvae.train.distributions.BatchShard``), so the draws, the generator state and therefore the
 weights do not depend on the number of processes (up to float rounding of the gradient average).
 Backend: NCCL with one GPU per process when CUDA is available, else gloo on the CPU.
 """
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ipvae.errors import IpvaeError
-from train.distributions import BatchShard
+from ipvae.train.distributions import BatchShard
 
 # torchrun exports these; a process started any other way trains alone.
 WORLD_SIZE_VARIABLE = "WORLD_SIZE"

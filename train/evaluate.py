@@ -20,7 +20,7 @@ Definitions (x [B, M] images, z_t [B, K] spike counts, u_t potentials, t = 1..T)
                    (1/sigma^2): the data term of the free energy that the dynamics descend
     at_cap         fraction of z_t entries at the spike-count cap (Poisson latents; 0 otherwise)
     near_u_max     fraction of potentials within 1 of the upper clamp u_max (Poisson latents)
-Every model of ``train.registry.MODEL_BUILDERS`` is measured the same way (the ``Model`` protocol).
+Every model of ``ipvae.train.registry.MODEL_BUILDERS`` is measured the same way (the ``Model`` protocol).
 Per-step curves hold the same reconstruction and sparsity metrics at every step t.
 """
 
@@ -35,7 +35,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-from train.registry import Model
+from ipvae.train.registry import Model
 
 PROBE_MAX_ITERATIONS = 1000
 PROBE_REGULARISATION = 1.0
@@ -195,7 +195,7 @@ def evaluate_run(
     probe_train_limit: int | None = 10_000,
 ) -> EvalReport:
     """Metrics of ``model`` on a dataset's test split (and the probe, where the dataset has labels)."""
-    from train.data import get_dataset  # local: keeps the metric functions importable without data
+    from ipvae.data import get_dataset  # local: keeps the metric functions importable without data
 
     model.eval()
     x_test, y_test = get_dataset(data, "test", data_dir=data_dir, seed=settings.seed, limit=test_limit)

@@ -2,7 +2,7 @@
 
 Inference state never lives on the module: ``iterate`` and ``trajectory`` take an input and return
 the whole state trajectory; the dynamics themselves are the pure step functions of
-``train.inference``.
+``ipvae.train.inference``.
 
 Step convention (shared with the integer reference and the Lava network):
     state_0 = prior;  latent_0 ~ q(state_0)
@@ -21,9 +21,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from train.config import ModelConfig
-from train.distributions import BatchShard
-from train.inference import FAMILY_DYNAMICS, InferenceParams, decode, precision_weighted_terms
+from ipvae.train.config import ModelConfig
+from ipvae.train.distributions import BatchShard
+from ipvae.train.inference import FAMILY_DYNAMICS, InferenceParams, decode, precision_weighted_terms
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
 
@@ -223,7 +223,7 @@ class IterativeVAE(nn.Module):
     ) -> LossTerms:
         """Mean over the T unrolled steps of  NLL(x | Phi z_t) + beta * KL(q_t || q_{t-1}).
 
-        The same quantities as ``iterate`` + ``gaussian_nll`` (``train.reference_loss`` keeps that
+        The same quantities as ``iterate`` + ``gaussian_nll`` (``ipvae.train.reference_loss`` keeps that
         path), computed through the [K, K] lateral weights (``precision_weighted_terms``): one
         [B, K] x [K, K] product per step drives the dynamics and scores the error, and the plain
         reconstructions for the MSE metric are one product over all steps, outside the graph.

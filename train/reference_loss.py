@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from train.distributions import BatchShard, PoissonLatent, draw_exponential, draw_rows
-from train.inference import InferenceParams, LatentSample, decode, poisson, reconstruction_drive
-from train.model import IterativeVAE, LossTerms
+from ipvae.train.distributions import BatchShard, PoissonLatent, draw_exponential, draw_rows
+from ipvae.train.inference import InferenceParams, LatentSample, decode, poisson, reconstruction_drive
+from ipvae.train.model import IterativeVAE, LossTerms
 
 
 def reference_relaxed_count(

@@ -12,12 +12,12 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from train.baselines.amortized import AmortizedVAE
-from train.baselines.iterative_amortized import IterativeAmortizedVAE
-from train.baselines.predictive_coding import PredictiveCoding
-from train.baselines.sparse_coding import SparseCoder
-from train.config import ModelConfig
-from train.model import IterativeVAE, LossTerms, StepOutput, Trajectory
+from ipvae.train.baselines.amortized import AmortizedVAE
+from ipvae.train.baselines.iterative_amortized import IterativeAmortizedVAE
+from ipvae.train.baselines.predictive_coding import PredictiveCoding
+from ipvae.train.baselines.sparse_coding import SparseCoder
+from ipvae.train.config import ModelConfig
+from ipvae.train.model import IterativeVAE, LossTerms, StepOutput, Trajectory
 
 
 @runtime_checkable

@@ -20,12 +20,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from ipvae.errors import DatasetUnavailable
-from train.evaluate import EvalSettings, run_inference
-from train.model import IterativeVAE
+from ipvae.train.evaluate import EvalSettings, run_inference
+from ipvae.train.model import IterativeVAE
 
 CHECKPOINTS = (16, 64, 256, 1000)
 ROTATION_DEGREES = 90.0
@@ -34,7 +33,7 @@ WINDOW = 16  # steps averaged on each side of a comparison
 
 def stability_sets(n_images: int) -> dict[str, Tensor]:
     """{name: x [n, 784]}: MNIST test, MNIST test rotated 90 degrees, Fashion-MNIST test if installed."""
-    from train.data import load_fashion_mnist, load_mnist, rotated_mnist
+    from ipvae.data import load_fashion_mnist, load_mnist, rotated_mnist
 
     sets = {
         "mnist": load_mnist("test")[0][:n_images].reshape(n_images, -1).float(),  # [n, 784]
@@ -49,7 +48,7 @@ def stability_sets(n_images: int) -> dict[str, Tensor]:
 
 
 def long_run_curves(model: IterativeVAE, x: Tensor, n_steps: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Per-step curves (train.evaluate definitions) for t = 1..n_steps on x [N, M]."""
+    """Per-step curves (ipvae.train.evaluate definitions) for t = 1..n_steps on x [N, M]."""
     settings = EvalSettings(
         t_test=n_steps, batch_size=max(1, x.shape[0]), seed=seed, curve_steps=n_steps, decode_rates=False
     )

@@ -5,7 +5,7 @@ explicit generators (``data``: a fresh one per epoch seeded by (seed, epoch), so
 any epoch is reproducible on its own; ``sampling``: the relaxed-Poisson draws, saved in the train
 state), which makes a resumed run bit-identical to an uninterrupted one on the same machine.
 
-Under torchrun (``train.distributed``) every process trains on its slice of each global batch of
+Under torchrun (``ipvae.train.distributed``) every process trains on its slice of each global batch of
 ``batch_size`` rows with DistributedDataParallel; rank 0 alone writes checkpoints and metrics, and the
 saved state is the same whatever the number of processes, so ``--resume`` works across world sizes.
 """
@@ -20,20 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor, nn
 from tqdm import tqdm
 
-from torch import Tensor, nn
-
-from ipvae.errors import IpvaeError, TrainingDiverged
-from train.checkpoint import load_run, load_train_state, save_run, save_train_state
-from train.config import RunConfig, TrainConfig
-from train.data import get_dataset
-from train.distributed import DataParallel, data_parallel_from_environment
-from train.distributions import BatchShard
-from train.model import LossTerms
-from train.registry import Model, build_model
+from ipvae.errors import CheckpointError, IpvaeError, TrainingDiverged
+from ipvae.fileio import atomic_path
+from ipvae.train.checkpoint import TrainState, load_run, load_train_state, save_run, save_train_state
+from ipvae.train.config import RunConfig, TrainConfig
+from ipvae.data import get_dataset
+from ipvae.train.distributed import DataParallel, data_parallel_from_environment
+from ipvae.train.distributions import BatchShard
+from ipvae.train.model import LossTerms
+from ipvae.train.registry import Model, build_model
 
 METRICS_FILE = "metrics.jsonl"
+METRIC_NAMES = ("loss", "nll", "kl", "mse_per_pixel", "zeros")
 EPOCH_SEED_STRIDE = 1_000_003
 WARM_START_SEED_OFFSET = 7_919  # separates the warm-start draws' seeds from the epoch orders'
 METRIC_NAMES = ("loss", "nll", "kl", "mse_per_pixel", "zeros")
@@ -146,7 +147,7 @@ def train(
     ``max_steps`` stops (with a checkpoint) once the run has reached that many optimisation steps, so a
     long run can be done in slices: resuming is bit-identical to an uninterrupted run. Resuming with a
     config of another ``epochs`` recomputes the schedules for the new length from the saved step on.
-    Under torchrun the processes share each global batch (see ``train.distributed``).
+    Under torchrun the processes share each global batch (see ``ipvae.train.distributed``).
     """
     with data_parallel_from_environment() as group:
         return _train(config, Path(run_dir), group, resume, show_progress, max_steps)
@@ -185,61 +186,79 @@ def _train(
 
     sampling = torch.Generator().manual_seed(tc.seed)
     model = build_model(config.model, generator=torch.Generator().manual_seed(tc.seed))
-    if resume:
-        model.load_state_dict(load_run(run_dir).model.state_dict())
     model.to(group.device)
     optimizer = make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
     step = 0
     if tc.init_from is not None and not resume:
         initial = load_run(tc.init_from)
-        architecture = ("family", "n_inputs", "n_latents")
+        architecture = ("kind", "family", "n_inputs", "n_latents")
         if any(getattr(initial.config.model, name) != getattr(config.model, name) for name in architecture):
             raise IpvaeError(f"init_from {tc.init_from}: its {'/'.join(architecture)} differ from this run's")
         model.load_state_dict(initial.model.state_dict())
+    # Kept in the train state so that a resumed epoch reports the same averages as an uninterrupted one.
+    epoch_sums = dict.fromkeys(METRIC_NAMES, 0.0)
+    epoch_lines: list[dict] = []
     if resume:
         state = load_train_state(run_dir)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        sampling.set_state(state["sampling_generator"])
-        step = int(state["step"])
+        try:
+            model.load_state_dict(state.model)
+            optimizer.load_state_dict(state.optimizer)
+            scheduler.load_state_dict(state.scheduler)
+            sampling.set_state(state.sampling_generator)
+            epoch_sums = {name: float(state.progress.get("epoch_sums", {}).get(name, 0.0)) for name in METRIC_NAMES}
+            epoch_lines = list(state.progress.get("epoch_lines", []))
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"the train state in {run_dir} does not fit this run ({type(error).__name__}: {str(error)[:200]})"
+            ) from None
+        step = state.step
     training_loss = group.wrap(_TrainingLoss(model))
     run_dir.mkdir(parents=True, exist_ok=True)
 
     def checkpoint() -> None:
+        # Rank 0 writes. The train state (one atomic file) is what a resume reads; the weights file follows it.
         if not group.is_main:
             return
-        save_run(run_dir, config, model)
         save_train_state(
             run_dir,
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "sampling_generator": sampling.get_state(),
-                "step": step,
-            },
+            TrainState(
+                step=step,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                sampling_generator=sampling.get_state(),
+                progress={"epoch_sums": epoch_sums, "epoch_lines": epoch_lines},
+            ),
         )
+        save_run(run_dir, config, model, step=step)
+        with atomic_path(run_dir / METRICS_FILE) as temporary:
+            temporary.write_text("".join(json.dumps(line) + "\n" for line in epoch_lines))
 
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     show_progress = show_progress and group.is_main
     started = time.perf_counter()
-    epoch_metrics: dict = {}
+    epoch_metrics: dict = epoch_lines[-1] if epoch_lines else {}
     model.train()
     progress = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="batch", dynamic_ncols=True)
     try:
         while step < stop_step:
             epoch, first_batch = divmod(step, batches_per_epoch)
             order = _epoch_order(n_samples, tc.seed, epoch)
-            sums = dict.fromkeys(METRIC_NAMES, 0.0)
+            if first_batch == 0:
+                epoch_sums = dict.fromkeys(METRIC_NAMES, 0.0)
             last_batch = min(batches_per_epoch, first_batch + stop_step - step)
             for batch_index in range(first_batch, last_batch):
                 first_row = batch_index * tc.batch_size + group.rank * local_batch_size
                 x = x_train[order[first_row : first_row + local_batch_size]]  # [B / world, M] this rank's rows
-                terms = training_loss(
-                    x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step),
-                    generator=sampling, shard=shard, warm_start_steps=warm_start_steps(tc, step),
-                )
+                try:
+                    terms = training_loss(
+                        x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step),
+                        generator=sampling, shard=shard, warm_start_steps=warm_start_steps(tc, step),
+                    )
+                except ValueError as error:  # torch.distributions refuses a NaN rate: the state diverged
+                    raise _diverged(step, epoch, run_dir, cause=error) from None
                 optimizer.zero_grad(set_to_none=True)
                 terms.total.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -248,37 +267,33 @@ def _train(
                 )  # [5] means over this rank's rows
                 values = dict(zip(METRIC_NAMES, group.mean(local_values).tolist()))  # global-batch means
                 if not (math.isfinite(values["loss"]) and torch.isfinite(grad_norm)):
-                    raise TrainingDiverged(
-                        f"loss or gradient became NaN/Inf at step {step} (epoch {epoch}); "
-                        f"the last good checkpoint in {run_dir} is kept"
-                    )
+                    raise _diverged(step, epoch, run_dir)
                 optimizer.step()
                 model.project_parameters()
+                if not _parameters_finite(model):
+                    raise _diverged(step, epoch, run_dir)
                 scheduler.step()
                 step += 1
-                for key, value in values.items():
-                    sums[key] += value
+                epoch_sums = {name: epoch_sums[name] + values[name] for name in METRIC_NAMES}
                 progress.update(1)
                 progress.set_postfix(
                     loss=f"{values['loss']:.1f}", mse=f"{values['mse_per_pixel']:.4f}", zeros=f"{values['zeros']:.2f}"
                 )
-                if step % tc.checkpoint_every_steps == 0:
+                if step % tc.checkpoint_every_steps == 0 and last_batch - 1 != batch_index:
                     checkpoint()
-            n_batches = last_batch - first_batch
-            epoch_metrics = {
-                "epoch": epoch + 1,
-                "step": step,
-                "seconds": round(time.perf_counter() - started, 2),
-                "beta": schedules.beta(step - 1),
-                "temperature": schedules.temperature(step - 1),
-                **{key: total / n_batches for key, total in sums.items()},
-            }
-            checkpoint()
-            if group.is_main:
-                with open(run_dir / METRICS_FILE, "a") as log:
-                    log.write(json.dumps(epoch_metrics) + "\n")
-                if not show_progress:
+            if last_batch == batches_per_epoch:  # a finished epoch gets its line; a slice's partial one waits
+                epoch_metrics = {
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "beta": schedules.beta(step - 1),
+                    "temperature": schedules.temperature(step - 1),
+                    **{name: total / batches_per_epoch for name, total in epoch_sums.items()},
+                }
+                epoch_lines.append(epoch_metrics)
+                if group.is_main and not show_progress:
                     print(json.dumps(epoch_metrics), flush=True)
+            checkpoint()
     finally:
         progress.close()
     return TrainResult(
@@ -288,4 +303,16 @@ def _train(
         seconds=time.perf_counter() - started,
         last_epoch_metrics=epoch_metrics,
         rank=group.rank,
+    )
+
+
+def _parameters_finite(model: Model) -> bool:
+    return bool(torch.stack([torch.isfinite(parameter).all() for parameter in model.parameters()]).all())
+
+
+def _diverged(step: int, epoch: int, run_dir: Path, cause: Exception | None = None) -> TrainingDiverged:
+    detail = "" if cause is None else f" ({type(cause).__name__}: {str(cause).splitlines()[0][:120]})"
+    return TrainingDiverged(
+        f"loss, gradient or weights became NaN/Inf at step {step} (epoch {epoch}){detail}; "
+        f"the last good checkpoint in {run_dir} is kept"
     )

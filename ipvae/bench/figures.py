@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ipvae.fileio import atomic_path  # noqa: E402
-from train.plots import FIGURE_DPI  # noqa: E402
+from ipvae.train.plots import FIGURE_DPI  # noqa: E402
 
 LABEL_FONT_SIZE = 7
 LABEL_HEIGHT = 1.08  # figure coordinates: above the suptitle (placed at 1.04), clear of any tick labels

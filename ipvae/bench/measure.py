@@ -1,4 +1,4 @@
-"""Measurements shared by the experiments, built on train.evaluate (run_inference, probe_accuracy)."""
+"""Measurements shared by the experiments, built on ipvae.train.evaluate (run_inference, probe_accuracy)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from train.evaluate import EvalSettings, probe_accuracy, run_inference
+from ipvae.train.evaluate import EvalSettings, probe_accuracy, run_inference
 
 EVAL_BATCH = 500
 PROBE_SEED_OFFSET = 1  # the probe's training features use their own Poisson draws
@@ -22,7 +22,7 @@ FEATURE_LABELS = {
 
 
 def reconstruction(model, x: Tensor, n_steps: int, seed: int, curve_steps: int = 0) -> tuple[dict, dict]:
-    """train.evaluate.run_inference on x [N, M]: (metrics at t = n_steps, per-step curves as lists)."""
+    """ipvae.train.evaluate.run_inference on x [N, M]: (metrics at t = n_steps, per-step curves as lists)."""
     settings = EvalSettings(t_test=n_steps, batch_size=EVAL_BATCH, seed=seed, curve_steps=curve_steps)
     metrics, curves, _ = run_inference(model, x, settings)
     return metrics, {name: np.asarray(values).tolist() for name, values in curves.items()}

@@ -1,7 +1,7 @@
 """The models the experiments compare: one entry each in :data:`MODELS`, trained once and reused.
 
 Adding a model is one ``ModelEntry``: its ``preset`` names a model configuration of
-``train.baselines.presets.MODEL_PRESETS`` (any model ``ipvae train`` accepts); ``model_overrides`` /
+``ipvae.train.baselines.presets.MODEL_PRESETS`` (any model ``ipvae train`` accepts); ``model_overrides`` /
 ``train_overrides`` change its ModelConfig / TrainConfig beyond the shared budget; ``sweep`` names the
 knob the natural-patch rate-distortion sweep turns (the KL weight beta, or sparse coding's lambda). Runs live in ``RESULTS/models/DATA/NAME[-beta B]/seed S`` and are
 reused when complete (a ``done.json`` marker) or resumed when interrupted (``train_state.pt``).
@@ -77,16 +77,16 @@ class TrainedModel:
     entry: ModelEntry
     seed: int
     run_dir: Path
-    model: object  # train.model.IterativeVAE
-    config: object  # train.config.RunConfig
+    model: object  # ipvae.train.model.IterativeVAE
+    config: object  # ipvae.train.config.RunConfig
     train_seconds: float
 
 
 def run_config(entry: ModelEntry, budget: Budget, seed: int, data: str, beta: float | None = None):
     """The RunConfig of one model, data set and seed under the budget (``beta``: the sweep's value)."""
-    from train.baselines.presets import MODEL_PRESETS
-    from train.config import ModelConfig, RunConfig, TrainConfig
-    from train.data import image_shape
+    from ipvae.train.baselines.presets import MODEL_PRESETS
+    from ipvae.train.config import ModelConfig, RunConfig, TrainConfig
+    from ipvae.data import image_shape
 
     height, width = image_shape(data)
     is_natural = data == "natural_patches"
@@ -119,8 +119,8 @@ def run_directory(results_dir: Path, entry: ModelEntry, seed: int, data: str, be
 def ensure_trained(results_dir: Path, entry: ModelEntry, budget: Budget, seed: int, *, data: str = "mnist",
                    beta: float | None = None, log=print) -> TrainedModel:
     """Load the model if its run is complete, resume it if interrupted, else train it."""
-    from train.checkpoint import load_config, load_run
-    from train.trainer import train
+    from ipvae.train.checkpoint import load_config, load_run
+    from ipvae.train.trainer import train
 
     config = run_config(entry, budget, seed, data, beta)
     run_dir = run_directory(results_dir, entry, seed, data, beta)
@@ -145,7 +145,7 @@ def training_seconds(run_dir: Path) -> float:
     Each line of metrics.jsonl holds the seconds since its invocation started, so an invocation ends
     where the next line's seconds drop; the time lost after an interruption's last epoch is not counted.
     """
-    from train.trainer import METRICS_FILE
+    from ipvae.train.trainer import METRICS_FILE
 
     seconds = [json.loads(line)["seconds"] for line in (run_dir / METRICS_FILE).read_text().splitlines() if line]
     ends = [value for value, following in zip(seconds, seconds[1:] + [0.0]) if following <= value]

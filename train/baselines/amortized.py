@@ -7,7 +7,7 @@
     loss = mean over n samples of NLL(x | Phi z) + beta * KL(q(z|x) || p(z))
 
 The prior is learned: Poisson rates exp(u_prior) (init as the iP-VAE's), or N(m0, s0^2). Poisson
-latents use the iP-VAE's relaxed sampler and exact KL (``train.distributions``). An "inference" of
+latents use the iP-VAE's relaxed sampler and exact KL (``ipvae.train.distributions``). An "inference" of
 n steps draws n samples from the one posterior (the encoder runs once), so the evaluation of the
 iterative models applies unchanged; ``macs_per_inference(n)`` counts the encoder once and n decodes.
 
@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ipvae.errors import IpvaeError
-from train.baselines.common import (
+from ipvae.train.baselines.common import (
     bounded_log_sigma,
     count_macs,
     dictionary_macs,
@@ -38,11 +38,11 @@ from train.baselines.common import (
     stack_trajectory,
     zero_fraction,
 )
-from train.config import ModelConfig
-from train.distributions import PoissonLatent, gaussian_kl, poisson_kl
-from train.inference.common import soft_clamp
-from train.inference.gaussian import LOG_SCALE_MAX, LOG_SCALE_MIN
-from train.model import LossTerms, StepOutput, Trajectory
+from ipvae.train.config import ModelConfig
+from ipvae.train.distributions import PoissonLatent, gaussian_kl, poisson_kl
+from ipvae.train.inference.common import soft_clamp
+from ipvae.train.inference.gaussian import LOG_SCALE_MAX, LOG_SCALE_MIN
+from ipvae.train.model import LossTerms, StepOutput, Trajectory
 
 CONV_STRIDE = 2
 CONV_KERNEL = 3

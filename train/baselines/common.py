@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from train.model import StepOutput, Trajectory
+from ipvae.train.model import StepOutput, Trajectory
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
 COUNTED_LAYERS = (nn.Linear, nn.Conv2d)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from train.baselines.common import (
+from ipvae.train.baselines.common import (
     bounded_log_sigma,
     count_macs,
     dictionary_macs,
@@ -33,11 +33,11 @@ from train.baselines.common import (
     stack_trajectory,
     zero_fraction,
 )
-from train.config import ModelConfig
-from train.distributions import gaussian_kl
-from train.inference.common import soft_clamp
-from train.inference.gaussian import LOG_SCALE_MAX, LOG_SCALE_MIN
-from train.model import LossTerms, StepOutput, Trajectory
+from ipvae.train.config import ModelConfig
+from ipvae.train.distributions import gaussian_kl
+from ipvae.train.inference.common import soft_clamp
+from ipvae.train.inference.gaussian import LOG_SCALE_MAX, LOG_SCALE_MIN
+from ipvae.train.model import LossTerms, StepOutput, Trajectory
 
 POSTERIOR_PARTS = 2  # mean and log scale
 REFINER_INPUTS = 2 * POSTERIOR_PARTS  # gradients and current values of both

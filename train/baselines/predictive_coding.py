@@ -28,15 +28,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from train.baselines.common import (
+from ipvae.train.baselines.common import (
     dictionary_macs,
     normalize_columns_,
     spectral_norm_squared,
     stack_trajectory,
     zero_fraction,
 )
-from train.config import ModelConfig
-from train.model import LossTerms, StepOutput, Trajectory
+from ipvae.train.config import ModelConfig
+from ipvae.train.model import LossTerms, StepOutput, Trajectory
 
 SPARSE_PRIOR_CURVATURE = 2.0  # max of d^2/dz^2 log(1 + z^2)
 

@@ -7,7 +7,7 @@ and n_latents come from the caller (K = 512 by default, as in the paper).
 from __future__ import annotations
 
 from ipvae.errors import IpvaeError
-from train.config import ModelConfig
+from ipvae.train.config import ModelConfig
 
 MODEL_PRESETS: dict[str, dict] = {
     "ip_vae": dict(kind="iterative", family="poisson"),

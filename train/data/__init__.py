@@ -1,10 +1,10 @@
 """Data sets for the iP-VAE toolkit: every loader returns torch tensors (float32 rows, int64 labels).
 
-Public API (import from ``train.data``):
+Public API (import from ``ipvae.data``):
 
 - :func:`load_mnist`, :func:`load_fashion_mnist`: x [N, 784] in [0, 1], y [N].
 - :func:`rotate_images`, :func:`rotated_mnist`, :func:`rotating_sequence`: rotated inputs.
-- :func:`natural_patches`: whitened natural-image patches (sources and licenses: :mod:`train.data.natural`).
+- :func:`natural_patches`: whitened natural-image patches (sources and licenses: :mod:`ipvae.data.natural`).
 - :func:`planted_dictionary_data` -> :class:`PlantedData`: the bars problem with its true dictionary.
 - :data:`DATASETS`, :func:`get_dataset`, :func:`image_shape`: the one name -> loader dispatch.
 
@@ -23,10 +23,10 @@ from typing import Callable, Optional
 from torch import Tensor
 
 from ipvae.errors import IpvaeError
-from train.data.bars import PlantedData, bars_dictionary, planted_dictionary_data
-from train.data.digits import FASHION_MNIST_DIR, MNIST_SIDE, load_fashion_mnist, load_mnist
-from train.data.idx import IdxFormatError, read_idx, write_idx
-from train.data.natural import (
+from ipvae.data.bars import PlantedData, bars_dictionary, planted_dictionary_data
+from ipvae.data.digits import FASHION_MNIST_DIR, MNIST_SIDE, load_fashion_mnist, load_mnist
+from ipvae.data.idx import IdxFormatError, read_idx, write_idx
+from ipvae.data.natural import (
     DEFAULT_PATCH_SIZE,
     VALIDATION_IMAGES,
     natural_image_names,
@@ -34,7 +34,7 @@ from train.data.natural import (
     split_image_names,
     whiten_image,
 )
-from train.data.transforms import rotate_images, rotated_mnist, rotating_sequence
+from ipvae.data.transforms import rotate_images, rotated_mnist, rotating_sequence
 
 __all__ = [
     "DATASETS",

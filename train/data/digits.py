@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ipvae.errors import DatasetUnavailable, IpvaeError
-from train.data.idx import IdxFormatError, read_idx
+from ipvae.data.idx import IdxFormatError, read_idx
 
 MNIST_SIDE = 28
 MNIST_PIXELS = MNIST_SIDE * MNIST_SIDE

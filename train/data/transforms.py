@@ -14,7 +14,7 @@ from torch import Tensor
 import torch.nn.functional as F
 
 from ipvae.errors import IpvaeError
-from train.data.digits import MNIST_SIDE, load_mnist
+from ipvae.data.digits import MNIST_SIDE, load_mnist
 
 ROTATION_CHUNK = 8192  # images per grid_sample call: bounds the sampling grid's memory
 DEGREES_PER_HALF_TURN = 180.0

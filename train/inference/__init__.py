@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from train.inference import gaussian, poisson
-from train.inference.common import (
+from ipvae.train.inference import gaussian, poisson
+from ipvae.train.inference.common import (
     InferenceParams,
     LatentSample,
     PrecisionWeightedTerms,

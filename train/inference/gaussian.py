@@ -20,8 +20,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from train.distributions import BatchShard, draw_rows, draw_standard_normal, gaussian_kl
-from train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
+from ipvae.train.distributions import BatchShard, draw_rows, draw_standard_normal, gaussian_kl
+from ipvae.train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive, soft_clamp
 
 LOG_SCALE_MIN = -6.0
 LOG_SCALE_MAX = 6.0

@@ -15,8 +15,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from train.distributions import BatchShard, PoissonLatent, poisson_kl
-from train.inference.common import InferenceParams, LatentSample, clamp_potential, decode, reconstruction_drive
+from ipvae.train.distributions import BatchShard, PoissonLatent, poisson_kl
+from ipvae.train.inference.common import InferenceParams, LatentSample, clamp_potential, decode, reconstruction_drive
 
 
 class PoissonState(NamedTuple):

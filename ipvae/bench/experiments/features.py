@@ -106,7 +106,7 @@ def run(ctx: Context) -> dict:
 
 def _plot_dictionaries(ctx: Context, result: dict) -> str:
     """The ATOMS_SHOWN most used atoms of each model (seed 0), one panel per model."""
-    from train.checkpoint import load_run
+    from ipvae.train.checkpoint import load_run
 
     figure, axes = new_grid(len(result["models"]), GRID_COLUMNS)
     for axis, model in zip(axes, result["models"].values()):

@@ -17,7 +17,7 @@ from ipvae.bench.measure import (
 )
 from ipvae.bench.paper import MNIST_TABLE, PAPER_SOURCE
 from ipvae.bench.zoo import ensure_trained
-from train.evaluate import probe_accuracy
+from ipvae.train.evaluate import probe_accuracy
 
 NAME = "mnist"
 TITLE = "MNIST: reconstruction, sparsity, probe accuracy, size and cost"
@@ -27,7 +27,7 @@ PLOTTED = (("r2", "R^2 (spikes, t = T)"), ("zeros", "fraction of zero counts"), 
 
 
 def load(split: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from train.data import get_dataset
+    from ipvae.data import get_dataset
 
     x, y = get_dataset("mnist", split, limit=limit)
     return x.reshape(x.shape[0], -1).float(), y  # [N, M], [N]
@@ -51,7 +51,7 @@ def _float_run(ctx: Context, entry, seed: int, data) -> dict:
 
 def _integer_run(ctx: Context, entry, seed: int, data) -> dict:
     """The default export (8-bit weights) of a trained iP-VAE run on the bit-exact integer reference."""
-    from lava_models.pipeline import models_from_run, run_backend, summarize
+    from ipvae.lava.pipeline import models_from_run, run_backend, summarize
 
     x_train, y_train, x_test, y_test = data
     budget = ctx.budget
@@ -77,8 +77,8 @@ def _integer_run(ctx: Context, entry, seed: int, data) -> dict:
 
 def _lava_sample(ctx: Context, entry, data) -> dict:
     """A few test images through the Lava fixed-point graph, compared with the reference on the same images."""
-    from lava_models.parity import compare_trajectories
-    from lava_models.pipeline import models_from_run, run_backend, summarize
+    from ipvae.lava.parity import compare_trajectories
+    from ipvae.lava.pipeline import models_from_run, run_backend, summarize
 
     _, _, x_test, _ = data
     budget = ctx.budget

@@ -31,7 +31,7 @@ def _point(ctx: Context, entry, beta: float, x) -> dict:
 
 
 def run(ctx: Context) -> dict:
-    from train.data import get_dataset
+    from ipvae.data import get_dataset
 
     budget = ctx.budget
     x, _ = get_dataset(DATA, "test", limit=budget.curve_images)  # held-out photographs

@@ -18,7 +18,7 @@ KEPT = ("mse_per_pixel", "r2", "zeros")
 
 def _builtin_sets(budget):
     """{name: (x_train, y_train, x_test, y_test) or the reason it is unavailable}."""
-    from train.data import get_dataset
+    from ipvae.data import get_dataset
 
     sets = {}
     try:
@@ -66,7 +66,7 @@ def _run(ctx: Context, entry, seed: int, data) -> dict:
 
 
 def run(ctx: Context) -> dict:
-    from train.evaluate import probe_accuracy
+    from ipvae.train.evaluate import probe_accuracy
 
     budget = ctx.budget
     sets = {**_builtin_sets(budget), **_user_sets(ctx)}

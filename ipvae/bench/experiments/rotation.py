@@ -10,7 +10,7 @@ from ipvae.bench.context import Context
 from ipvae.bench.figures import new_figure, save_labelled
 from ipvae.bench.measure import FEATURE_LABELS, code_features, reconstruction, summary
 from ipvae.bench.zoo import ensure_trained
-from train.evaluate import probe_accuracy
+from ipvae.train.evaluate import probe_accuracy
 
 NAME = "rotation"
 TITLE = "Rotated MNIST (0 to 180 degrees)"
@@ -20,7 +20,7 @@ METRICS = (("mse_per_pixel", "MSE / pixel"), ("mse_ratio", "MSE(angle) / MSE(0)"
 
 
 def _angles_run(ctx: Context, entry, seed: int, data) -> dict:
-    from train.data import rotate_images
+    from ipvae.data import rotate_images
 
     x_train, y_train, x_test, y_test = data
     budget = ctx.budget

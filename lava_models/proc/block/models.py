@@ -8,7 +8,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_models.proc.block.process import PoissonDenseBlock
+from ipvae.lava.proc.block.process import PoissonDenseBlock
 
 
 @implements(proc=PoissonDenseBlock, protocol=LoihiProtocol)

@@ -15,8 +15,8 @@ import typing as ty
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 
-from lava_models.proc.dense.process import BatchDense
-from lava_models.proc.poisson.process import PoissonNeuron
+from ipvae.lava.proc.dense.process import BatchDense
+from ipvae.lava.proc.poisson.process import PoissonNeuron
 
 
 class PoissonDenseBlock(AbstractProcess):

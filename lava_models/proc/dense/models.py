@@ -10,7 +10,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_models.proc.dense.process import BatchDense
+from ipvae.lava.proc.dense.process import BatchDense
 
 ACCUMULATOR_PRECISION = 32
 PAYLOAD_PRECISION = 24

@@ -10,7 +10,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_models.proc.io.process import FrameSource, StateTap
+from ipvae.lava.proc.io.process import FrameSource, StateTap
 
 PAYLOAD_PRECISION = 24
 STATE_PRECISION = 32

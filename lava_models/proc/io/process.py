@@ -19,7 +19,7 @@ DEFAULT_PIPE_BUFFER = 4  # windows the host may run ahead of (source) or behind 
 
 
 class FrameSource(AbstractProcess):
-    """A sigma-delta input stage for B images side by side (export.events.sigma_delta_events).
+    """A sigma-delta input stage for B images side by side (ipvae.export.events.sigma_delta_events).
 
     At window step 0 it takes the window's frames [T, B, M] from the host pipe; at window step
     s = 0..T it compares frame min(s, T - 1) with what it has sent since the window began

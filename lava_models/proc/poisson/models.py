@@ -4,7 +4,7 @@ Both share the window protocol (docs/fixed_point.md, sections 6.2 and 11): globa
 ``time_step`` (1-based, continuing across ``run`` calls of one runtime) belongs to window
 ``n = (time_step - 1) // (T + 1)`` at window step ``(time_step - 1) % (T + 1)``; row b of the
 population holds image ``image_offset + n B + b``. Window step 0 resets u to u_prior and the drive
-register to 0 and discards what arrives; the stopping rule (export.events) freezes converged rows.
+register to 0 and discards what arrives; the stopping rule (ipvae.export.events) freezes converged rows.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from export.events import EventOptions, converged, is_check_step
-from export.rng import RNG_BITS, key_prefix, uniform24_from_prefix
-from lava_models.proc.poisson.process import PoissonNeuron
+from ipvae.export.events import EventOptions, converged, is_check_step
+from ipvae.export.rng import RNG_BITS, key_prefix, uniform24_from_prefix
+from ipvae.lava.proc.poisson.process import PoissonNeuron
 
 STATE_PRECISION = 24  # u is a 24-bit state on the chip (docs/fixed_point.md, section 2)
 ACCUMULATOR_PRECISION = 32  # Dense outputs arrive on int32 channels
@@ -90,7 +90,7 @@ class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
         self.u_out.send(self.u)
 
     def update_stop(self, step: int, z: np.ndarray) -> None:
-        """export.events' rule: windowed counts; at t = 2w, 3w, ... converged rows stop after this step."""
+        """ipvae.export.events' rule: windowed counts; at t = 2w, 3w, ... converged rows stop after this step."""
         options = self.stop_options
         if not options.stops:
             return
@@ -156,7 +156,7 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
-    """Integer dynamics of docs/fixed_point.md (bit-exact to export.reference.run_reference).
+    """Integer dynamics of docs/fixed_point.md (bit-exact to ipvae.export.reference.run_reference).
 
     u := clip(u + a_in + bias, u_min, u_max) (exact int64 sum, then saturation);
     z = #{n < cap : U >= cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1), n]}.

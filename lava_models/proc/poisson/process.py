@@ -24,9 +24,9 @@ class PoissonNeuron(AbstractProcess):
     - window timestep tau = 2..T+1:  drive += drive_in;  u := clamp(u + ff(drive) + a_in + bias)
       with ff(drive) = floor(drive * 2**ff_exponent) (fixed_pt) or drive (floating_pt)
     - every timestep: z ~ min(Poisson(exp(u)), max_spike_count), drawn by inverse-CDF sampling from
-      the counter-based uniform U = export.rng.uniform24(seed, image_index, step, neuron) with
+      the counter-based uniform U = ipvae.export.rng.uniform24(seed, image_index, step, neuron) with
       step = tau - 1, and sent on ``s_out`` as a graded spike whose payload is the count z.
-    - optional stopping rule (``stop_window`` > 0, export.events): once an image has converged its
+    - optional stopping rule (``stop_window`` > 0, ipvae.export.events): once an image has converged its
       neurons neither update nor sample for the rest of the window (z = 0, u held).
 
     ``drive_in`` carries the feed-forward synapse's row sums of the input *events* (sigma-delta
@@ -42,7 +42,7 @@ class PoissonNeuron(AbstractProcess):
       ``exp(u)`` (``cdf`` unused).
     - ``fixed_pt``: u integer in u-LSBs (``u_frac_bits`` fractional bits), sum exact then saturated to
       [u_min, u_max]; z by table lookup ``cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1)]``, bit-exact
-      to the integer reference ``export.reference.run_reference``.
+      to the integer reference ``ipvae.export.reference.run_reference``.
 
     Parameters
     ----------
@@ -55,7 +55,7 @@ class PoissonNeuron(AbstractProcess):
     ff_exponent : int, optional
         fixed_pt: exponent e_ff applied to the held drive register. Default 0.
     stop_window, stop_tolerance : int, optional
-        The stopping rule of export.events (0: never stop). Default 0.
+        The stopping rule of ipvae.export.events (0: never stop). Default 0.
     u_min, u_max : float or int
         Clamp bounds of u (u-LSBs for fixed_pt).
     n_steps : int

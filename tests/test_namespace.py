@@ -1,0 +1,95 @@
+"""One distribution, one top-level import name (`ipvae`), and imports that flow one way between its floors."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# folder on disk -> the package it installs as (pyproject.toml [tool.setuptools.package-dir])
+PACKAGE_DIRS = {"ipvae": "ipvae", "train/data": "ipvae.data", "train": "ipvae.train", "export": "ipvae.export",
+                "lava_models": "ipvae.lava"}
+GROUND, TRAIN, EXPORT, LAVA, TOP = range(5)  # the pipeline's order: a module imports its own floor or lower ones
+GROUND_MODULES = ("ipvae", "ipvae.errors", "ipvae.fileio", "ipvae.images", "ipvae.data")
+TOP_MODULES = ("ipvae.cli", "ipvae.demo", "ipvae.api", "ipvae.bench")  # bench: the experiments drive every stage
+
+
+def floor(module: str) -> int:
+    def within(prefixes) -> bool:
+        return any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes)
+
+    if within(TOP_MODULES):
+        return TOP
+    if within(("ipvae.lava",)):
+        return LAVA
+    if within(("ipvae.export",)):
+        return EXPORT
+    if within(("ipvae.train",)):
+        return TRAIN
+    assert within(GROUND_MODULES), f"{module} belongs to no floor: add it to tests/test_namespace.py"
+    return GROUND
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(REPO_ROOT)
+    for folder, package in sorted(PACKAGE_DIRS.items(), key=lambda item: -len(item[0])):
+        if relative.is_relative_to(folder):
+            parts = list(relative.relative_to(folder).with_suffix("").parts)
+            return ".".join([package, *(parts if parts[-1] != "__init__" else parts[:-1])])
+    raise AssertionError(path)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every ipvae module a file imports, at the top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return {name for name in names if name == "ipvae" or name.startswith("ipvae.")}
+
+
+def test_imports_flow_one_way_between_the_floors():
+    sources = [p for folder in ("ipvae", "train", "export", "lava_models") for p in (REPO_ROOT / folder).rglob("*.py")]
+    assert len(sources) > 40
+    upward = []
+    for path in sources:
+        importer = module_name(path)
+        for imported in imported_modules(path):
+            if floor(imported) > floor(importer):
+                upward.append(f"{importer} -> {imported}")
+    assert not upward, upward
+
+
+def test_the_distribution_installs_one_top_level_name():
+    distribution = importlib.metadata.distribution("ipvae-toolkit")
+    assert distribution.read_text("top_level.txt").split() == ["ipvae"]
+    import ipvae.export.hdf5
+    import ipvae.lava.pipeline
+    import ipvae.train.trainer
+
+    for module in (ipvae.train.trainer, ipvae.export.hdf5, ipvae.lava.pipeline):
+        assert Path(module.__file__).resolve().is_relative_to(REPO_ROOT) or "site-packages" in module.__file__
+
+
+def test_a_user_project_with_its_own_train_and_export_does_not_clash(tmp_path):
+    """A project whose train.py, export/, lava_models.py and data.py come first on sys.path imports ours too."""
+    (tmp_path / "train.py").write_text("OWNER = 'user'\n")
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "__init__.py").write_text("OWNER = 'user'\n")
+    (tmp_path / "lava_models.py").write_text("OWNER = 'user'\n")
+    (tmp_path / "data.py").write_text("OWNER = 'user'\n")
+    probe = (
+        "import train, export, lava_models, data\n"
+        "import ipvae.train.trainer, ipvae.export.hdf5, ipvae.lava.pipeline, ipvae.data, ipvae.cli\n"
+        "assert (train.OWNER, export.OWNER, lava_models.OWNER, data.OWNER) == ('user',) * 4\n"
+        "assert ipvae.cli.build_parser().parse_args(['inspect', 'x.h5']).command == 'inspect'\n"
+        "print('no clash')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0 and result.stdout.strip() == "no clash", result.stderr
