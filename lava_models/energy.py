@@ -146,17 +146,8 @@ def count_operations(z: np.ndarray, input_payload: np.ndarray, fanouts: Fanouts)
         else:  # float pixels have no spike-count equivalent: one event each
             binary_input = totals["ff"][t]
         totals["binary"][t] = (counts @ spike_fanout).sum() + binary_input
-    per_image = {name: values / n_images for name, values in totals.items()}  # [T+1] each
-    return OperationCounts(
-        spikes=per_image["spikes"],
-        events=per_image["events"],
-        input_events=per_image["input_events"],
-        synops_feedforward=per_image["ff"],
-        synops_lateral=per_image["lateral"],
-        synops_readout=per_image["readout"],
-        binary_synops=per_image["binary"],
-        neuron_updates=np.full(n_window, float(n_latents)),
-    )
+    totals["updates"] = np.full(n_window, float(n_latents * n_images))
+    return _per_image_counts(totals, n_images)
 
 
 def count_event_operations(z: np.ndarray, input_events: np.ndarray, fanouts: Fanouts, last_steps: np.ndarray,
@@ -210,6 +201,11 @@ def count_event_operations(z: np.ndarray, input_events: np.ndarray, fanouts: Fan
         for image, step in enumerate(last_steps):
             totals["readout"][step] += (averaged[image] != 0) @ fanouts.readout
             totals["binary"][step] += (averaged[image] != 0) @ fanouts.readout
+    return _per_image_counts(totals, n_images)
+
+
+def _per_image_counts(totals: dict[str, np.ndarray], n_images: int) -> OperationCounts:
+    """OperationCounts per image from per-step totals over the batch ([T+1] each)."""
     per_image = {name: values / n_images for name, values in totals.items()}  # [T+1] each
     return OperationCounts(
         spikes=per_image["spikes"],
