@@ -128,3 +128,22 @@ def test_warm_start_is_refused_where_the_loss_cannot_do_it():
     baseline = RunConfig(model=ModelConfig(kind="sparse_coding"), train=TrainConfig(warm_start_max=8))
     with pytest.raises(IpvaeError, match="iterative"):
         check_training_options(baseline, alone)
+
+
+def test_ablation_script_evaluates_a_row_and_writes_the_table(tmp_path):
+    """Smoke test of pretrained/ablations.py with tiny arguments (4 images, 80 steps, one row)."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(root / "pretrained" / "ablations.py"), "--out", str(tmp_path), "--images", "4",
+               "--steps", "80", "--runs-dir", str(tmp_path / "no-runs"), "--rows", "inference: step size x 1/2"]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "ablations.json").read_text())
+    assert [row["row"] for row in rows] == ["inference: step size x 1/2"]
+    base = root / "pretrained" / "ablations" / "base_v1"  # the default --base: the first shipped model
+    base_step_size = float(load_run(base).model.log_lr.exp())
+    assert rows[0]["step_size"] == pytest.approx(base_step_size / 2, rel=1e-6)  # the row halves lr
+    assert "| inference: step size x 1/2 |" in (tmp_path / "ablations.md").read_text()
