@@ -140,8 +140,10 @@ class LavaSimulation:
         self.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        # Leaving on an exception (a Ctrl-C during run(), even before its first window) the runtime's
+        # state is unknown: Lava's STOP handshake was seen to wait forever for a worker, so terminate.
+        self.close(force=exc_type is not None)
 
     def start(self) -> None:
         """Compile and start the runtime; idempotent.
@@ -179,8 +181,10 @@ class LavaSimulation:
             self.close()
             raise KeyboardInterrupt
 
-    def close(self) -> None:
+    def close(self, *, force: bool = False) -> None:
         """Stop the runtime and its worker processes; safe to call more than once.
+
+        ``force``: terminate the workers by handle instead of Lava's STOP handshake (after an exception).
 
         Between runs (every worker idle) Lava's own STOP handshake is used. After an interruption or a
         failure in the middle of a run it cannot be: Lava's runtime service reads STOP only between
@@ -193,7 +197,7 @@ class LavaSimulation:
         self._closed = True
         if not self._started or self._runtime is None:
             return
-        if self._mid_run:
+        if self._mid_run or force:
             _force_stop(self._runtime)
             return
         try:
