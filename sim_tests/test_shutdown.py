@@ -68,6 +68,8 @@ def test_an_interrupted_host_stops_the_runtime(monkeypatch):
 
 CTRL_C_SCRIPT = textwrap.dedent(
     """
+    import faulthandler, signal
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for a stack dump on a hang
     import multiprocessing, sys
     from ipvae.lava.network import build_fixed_network
     from ipvae.lava.runner import LavaSimulation
@@ -95,7 +97,14 @@ def test_ctrl_c_to_the_whole_process_group_stops_cleanly():
         assert process.stdout.readline().strip() == "running"
         time.sleep(1.0)  # let the graph run
         os.killpg(process.pid, signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=SHUTDOWN_BUDGET_S)
+        try:
+            stdout, stderr = process.communicate(timeout=SHUTDOWN_BUDGET_S)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGUSR1)  # the host's threads' stacks, for the failure message
+            time.sleep(2.0)
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            pytest.fail(f"no shutdown within {SHUTDOWN_BUDGET_S} s; stdout {stdout!r}; host stacks:\n{stderr[-4000:]}")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
