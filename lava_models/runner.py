@@ -16,6 +16,7 @@ the host process, which then stops the runtime; a worker killed by SIGINT would 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import sys
@@ -233,7 +234,8 @@ class LavaSimulation:
             receiver.running = True
             sent = 0
             for _ in range(min(LOOKAHEAD_WINDOWS, n_windows)):
-                net.source.send(window_frames(payload, sent * batch, batch, net.n_steps))
+                with _interrupt_after_lava_call():
+                    net.source.send(window_frames(payload, sent * batch, batch, net.n_steps))
                 sent += 1
             for index in range(n_windows):
                 state = receiver.receive()  # [T+1, 2, B, K]
@@ -242,7 +244,8 @@ class LavaSimulation:
                 if u is not None:
                     u[:, rows] = state[:, 1]
                 if sent < n_windows:
-                    net.source.send(window_frames(payload, sent * batch, batch, net.n_steps))
+                    with _interrupt_after_lava_call():
+                        net.source.send(window_frames(payload, sent * batch, batch, net.n_steps))
                     sent += 1
                 bar.update(min(batch, n_images - index * batch))
             receiver.finish()
@@ -266,6 +269,26 @@ class LavaSimulation:
         if self.progress is None:
             return None  # tqdm: disable when not writing to a terminal
         return not self.progress
+
+
+@contextlib.contextmanager
+def _interrupt_after_lava_call():
+    """Hold a Ctrl-C back while Lava code runs and raise it right after, never inside Lava.
+
+    A KeyboardInterrupt raised inside a channel send can leave a message half-sent (the graph then
+    waits forever while the host waits for its answer: seen as a hang of the Ctrl-C test).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupts: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _: interrupts.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupts:
+        raise KeyboardInterrupt
 
 
 class _WorkerFailure(Exception):
@@ -296,7 +319,8 @@ class _StateReceiver:
                 next_check = time.monotonic() + LIVENESS_CHECK_S
             time.sleep(pause)
             pause = min(2.0 * pause, POLL_MAX_S)
-        return port.recv()
+        with _interrupt_after_lava_call():
+            return port.recv()
 
     def check(self) -> None:
         """Raise _WorkerFailure if a worker died or a service reported anything but DONE."""
