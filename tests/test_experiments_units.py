@@ -126,7 +126,9 @@ def test_interrupted_training_resumes_to_the_uninterrupted_weights(tmp_path):
     train(config, tmp_path / "straight", show_progress=False)
     interrupted = run_directory(tmp_path, entry, 0, "mnist")
     train(config, interrupted, show_progress=False, max_steps=1)  # stopped after one of its steps
-    resumed = ensure_trained(tmp_path, entry, TINY, 0, log=lambda message: None)
+    messages = []
+    resumed = ensure_trained(tmp_path, entry, TINY, 0, log=messages.append)
+    assert len(messages) == 1 and messages[0].startswith("resuming"), messages  # not trained again from step 0
     from ipvae.train.checkpoint import load_run
 
     straight = load_run(tmp_path / "straight").model

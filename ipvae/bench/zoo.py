@@ -4,7 +4,7 @@ Adding a model is one ``ModelEntry``: its ``preset`` names a model configuration
 ``ipvae.train.baselines.presets.MODEL_PRESETS`` (any model ``ipvae train`` accepts); ``model_overrides`` /
 ``train_overrides`` change its ModelConfig / TrainConfig beyond the shared budget; ``sweep`` names the
 knob the natural-patch rate-distortion sweep turns (the KL weight beta, or sparse coding's lambda). Runs live in ``RESULTS/models/DATA/NAME[-beta B]/seed S`` and are
-reused when complete (a ``done.json`` marker) or resumed when interrupted (``train_state.pt``).
+reused when complete (a ``done.json`` marker) or resumed when interrupted (``train_state.safetensors``).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def run_directory(results_dir: Path, entry: ModelEntry, seed: int, data: str, be
 def ensure_trained(results_dir: Path, entry: ModelEntry, budget: Budget, seed: int, *, data: str = "mnist",
                    beta: float | None = None, log=print) -> TrainedModel:
     """Load the model if its run is complete, resume it if interrupted, else train it."""
-    from ipvae.train.checkpoint import load_config, load_run
+    from ipvae.train.checkpoint import TRAIN_STATE_FILE, load_config, load_run
     from ipvae.train.trainer import train
 
     config = run_config(entry, budget, seed, data, beta)
@@ -130,7 +130,7 @@ def ensure_trained(results_dir: Path, entry: ModelEntry, budget: Budget, seed: i
         raise IpvaeError(f"{run_dir} holds a run with another configuration (another budget?); "
                          "use another --out or delete that directory")
     if not done_path.is_file():
-        resume = (run_dir / "train_state.pt").is_file()
+        resume = (run_dir / TRAIN_STATE_FILE).is_file()
         log(f"{'resuming' if resume else 'training'} {entry.label} on {data} (seed {seed}) in {run_dir}")
         train(config, run_dir, resume=resume, show_progress=False)
         write_json(done_path, {"train_seconds": training_seconds(run_dir)})
