@@ -50,7 +50,10 @@ class ModelEntry:
 
 
 MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry("ipvae", "iP-VAE", "ip_vae", paper_key="ipvae", exportable=True),
+    # The shipped model's fixes (pretrained/README.md): the clamp at u = 4 near log(15 counts), hard as the integer
+    # export saturates, and warm-start training that scores steps W+1..W+T_train (W <= 64) of the unrolled loop.
+    ModelEntry("ipvae", "iP-VAE", "ip_vae", paper_key="ipvae", exportable=True,
+               model_overrides=dict(u_max=4.0, hard_upper_clamp=True), train_overrides=dict(warm_start_max=64)),
     ModelEntry("igvae", "iG-VAE", "ig_vae", paper_key="igvae"),
     ModelEntry("igrelu", "iG_relu-VAE", "ig_relu_vae", paper_key="igrelu"),
     ModelEntry("pvae_conv", "amortized P-VAE (conv)", "amortized_poisson_conv", paper_key="pvae_conv"),
