@@ -24,6 +24,7 @@ def bench(tmp_path_factory):
                  "--dataset", f"mine={root / 'mine.npy'}"]) == 0
     report = root / "report" / "results.md"
     assert main(["bench", "report", "--budget", "tiny", "--out", str(results), "--report", str(report)]) == 0
+    assert "Wall clock from the first experiment" in report.read_text()
     loaded = {name: json.loads((results / name / f"{name}.json").read_text()) for name in EXPERIMENTS}
     return results, report, loaded
 

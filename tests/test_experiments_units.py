@@ -146,3 +146,23 @@ def test_a_run_of_another_configuration_is_refused(tmp_path):
     ensure_trained(tmp_path, entry, TINY, 0, log=lambda message: None)
     with pytest.raises(IpvaeError, match="another configuration"):
         ensure_trained(tmp_path, entry, dataclasses.replace(TINY, epochs=2), 0, log=lambda message: None)
+
+
+@pytest.mark.parametrize("minutes, verdict", [(5.0, "met"), (12.5, "**missed**")])
+def test_wall_clock_spans_the_manifest_to_the_last_result_and_judges_the_quick_target(tmp_path, minutes, verdict):
+    import os
+    from datetime import datetime, timezone
+
+    from ipvae.bench.report import _wall_clock_lines
+    from ipvae.bench.runner import MANIFEST
+
+    started = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    (tmp_path / MANIFEST).write_text(json.dumps({"budget": "quick", "started_utc": started.isoformat()}))
+    for name, offset in (("mnist", 60.0), ("rotation", minutes * 60)):  # the later file ends the span
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / f"{name}.json"
+        path.write_text("{}")
+        os.utime(path, (started.timestamp() + offset, started.timestamp() + offset))
+    results = {"mnist": {"budget": {"name": "quick"}}, "rotation": {"budget": {"name": "quick"}}}
+    (line, _) = _wall_clock_lines(tmp_path, results)
+    assert f"**{minutes:.1f} minutes**" in line and line.endswith(f"under 10 minutes: {verdict}.")

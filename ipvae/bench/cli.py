@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from ipvae.errors import IpvaeError
@@ -68,6 +69,8 @@ def run_bench(args) -> int:
     ctx = Context(results_dir=results_dir, budget=get_budget(budget_name), models=select_models(args.models),
                   device=device_label(), user_datasets=_user_datasets(args.dataset))
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    started = time.perf_counter()
     for name in names:
         run_experiment(ctx, name)
+    ctx.log(f"{', '.join(names)}: {(time.perf_counter() - started) / 60:.1f} minutes ({ctx.device}, budget {budget_name})")
     return 0

@@ -45,6 +45,24 @@ def load_results(results_dir: Path) -> dict:
     return results
 
 
+QUICK_TARGET_MINUTES = 10.0  # issue 8: the smoke budget runs all six experiments in under 10 minutes
+
+
+def _wall_clock_lines(results_dir: Path, results: dict) -> list[str]:
+    from ipvae.bench.runner import wall_span_seconds
+
+    seconds = wall_span_seconds(results_dir, [results_dir / name / f"{name}.json" for name in results])
+    if seconds is None:
+        return []
+    line = (f"Wall clock from the first experiment's start to the last result written: **{seconds / 60:.1f} minutes** "
+            "(every invocation of `ipvae bench` into this directory, side-by-side halves and resumed parts included; "
+            "an interrupted run's pause counts too).")
+    if results[next(iter(results))]["budget"]["name"] == "quick":
+        verdict = "met" if seconds / 60 < QUICK_TARGET_MINUTES else "**missed**"
+        line += f" The quick budget's target is under {QUICK_TARGET_MINUTES:.0f} minutes: {verdict}."
+    return [line, ""]
+
+
 def _budget_section(results: dict) -> list[str]:
     budget = next(iter(results.values()))["budget"]
     rows = [[label, str(budget[key])] for key, label in BUDGET_FIELDS.items() if key in budget]
@@ -60,7 +78,7 @@ def _budget_section(results: dict) -> list[str]:
     return lines
 
 
-def build_report(results: dict, figure_prefix: str, command: str) -> str:
+def build_report(results: dict, figure_prefix: str, command: str, wall_clock: list[str] = ()) -> str:
     budget = next(iter(results.values()))["budget"]
     device = next(iter(results.values()))["device"]
     lines = ["# Results: iP-VAE against its relatives, the paper's experiments", "",
@@ -70,7 +88,7 @@ def build_report(results: dict, figure_prefix: str, command: str) -> str:
     if budget["name"] != "full" and budget["name"] != "paper":
         lines += ["", f"> **This is the {budget['name']} (smoke) budget**: tiny training, "
                   f"{len(budget['seeds'])} seed(s). Its numbers show that the commands run; they are not results."]
-    lines += [""] + _budget_section(results)
+    lines += [""] + _budget_section(results) + list(wall_clock)
     lines += ["## Which of the paper's claims our runs support", "",
               "Rule: A beats B when A's mean is better by more than the sum of the two standard deviations over seeds.", ""]
     if budget["name"] not in ("full", "paper"):
@@ -132,7 +150,7 @@ def write_report(results_dir: Path, out: Path, command: str | None = None, readm
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(results_dir / name / figure, target)
     command = command or "ipvae " + " ".join(sys.argv[1:])
-    text = build_report(results, f"{figures_dir.name}/", command)
+    text = build_report(results, f"{figures_dir.name}/", command, _wall_clock_lines(Path(results_dir), results))
     with atomic_path(out) as temporary:
         temporary.write_text(text)
     budget = next(iter(results.values()))["budget"]["name"]

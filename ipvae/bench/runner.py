@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ipvae.bench.context import Context
@@ -22,7 +23,18 @@ def check_results_dir(results_dir: Path, budget_name: str) -> None:
         if recorded != budget_name:
             raise IpvaeError(f"{results_dir} holds results of the {recorded!r} budget; use another --out for {budget_name!r}")
     else:
-        write_json(manifest, {"budget": budget_name})
+        write_json(manifest, {"budget": budget_name, "started_utc": datetime.now(timezone.utc).isoformat()})
+
+
+def wall_span_seconds(results_dir: Path, result_files: list[Path]) -> float | None:
+    """Seconds from the directory's first experiment start (the manifest) to its last result file written:
+    the wall clock of everything that produced the results, side-by-side halves and resumed parts included."""
+    manifest = Path(results_dir) / MANIFEST
+    if not manifest.is_file() or not result_files:
+        return None
+    recorded = json.loads(manifest.read_text()).get("started_utc")
+    started = datetime.fromisoformat(recorded).timestamp() if recorded else manifest.stat().st_mtime
+    return max(path.stat().st_mtime for path in result_files) - started
 
 
 def run_experiment(ctx: Context, name: str) -> dict:
