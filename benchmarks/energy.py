@@ -104,7 +104,7 @@ def cheapest_meeting(baselines: dict, points: list[dict], threshold: float, kind
     return best
 
 
-def targets(points: list[dict], baselines: dict, amortized: dict) -> dict:
+def targets(points: list[dict], baselines: dict, amortized: dict, n_latents: int) -> dict:
     """Issue 9's targets: the cheapest spiking point with R^2 within R2_TOLERANCE of the unpruned T = 64 point,
     against the cheapest dense baseline reaching the same R^2 (any T of the grid; with memory / arithmetic only)
     and the amortized VAE (one forward pass; its R^2 is the paper's, below the threshold)."""
@@ -130,6 +130,34 @@ def targets(points: list[dict], baselines: dict, amortized: dict) -> dict:
         "energy_ratio_vs_amortized_vae_arithmetic": min(v["arithmetic_nj"] for v in amortized.values()) / spiking,
         "target_10x_below_every_conventional_with_memory": bool(memory_nj / spiking >= 10.0),
         "target_below_amortized_vae": bool(amortized_memory > spiking),
+        "to_reach_10x": gap_to_target(best, memory_nj, n_latents),
+    }
+
+
+TARGET_RATIO = 10.0
+
+
+def gap_to_target(point: dict, conventional_nj: float, n_latents: int) -> dict:
+    """What the chosen spiking point would need for TARGET_RATIO x below ``conventional_nj``, all else fixed.
+
+    Lateral synops are events x fan-out: the fraction of the K x K lateral matrix the chip reads per step is
+    lateral synops / (T K^2), where the dense baseline reads all of it every step. ``lateral_reduction_needed``
+    is the factor by which lateral synops must fall (sparser activity or fewer lateral synapses) with every
+    other group unchanged; None when the other groups alone already exceed the budget.
+    """
+    synop_nj = LOIHI_TABLE.synaptic_op.picojoules * NANOJOULES_PER_PICOJOULE
+    budget_nj = conventional_nj / TARGET_RATIO
+    lateral_nj = point["synops_lateral_per_inference"] * synop_nj
+    other_nj = point["energy_estimate_nj"] - lateral_nj
+    touched = point["synops_lateral_per_inference"] / (point["steps"] * n_latents * n_latents)
+    reduction = lateral_nj / (budget_nj - other_nj) if budget_nj > other_nj else None
+    return {
+        "spiking_budget_nj": budget_nj,
+        "lateral_nj": lateral_nj,
+        "other_groups_nj": other_nj,
+        "lateral_matrix_fraction_read_per_step": touched,
+        "lateral_reduction_needed": reduction,
+        "lateral_matrix_fraction_per_step_needed": None if reduction is None else touched / reduction,
     }
 
 
@@ -263,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             "amortized_vae": {"r2": PAPER_AMORTIZED_PVAE_R2, "r2_source": "paper (ipvae.md anchor table), not measured here",
                               "priced": amortized},
         },
-        "targets": targets(spiking, baselines, amortized),
+        "targets": targets(spiking, baselines, amortized, model.n_latents),
         "per_step": {key: np.asarray(value).tolist() for key, value in curves.items()},
     }
     out = Path(args.out)

@@ -84,3 +84,22 @@ def test_baseline_costs_benchmark_tiny(tmp_path):
     rows = {row["model"]: row for row in report["models"]}
     assert rows["lca"]["params"] == 16 * 8 and rows["lca"]["macs_per_inference"]["3"] == 2 * 3 * 16 * 8
     assert rows["amortized_poisson_linear"]["macs_per_inference"]["1"] == 16 * 8 + 16 * 8
+
+
+def test_gap_to_the_10x_target_closed_form():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("energy_benchmark", Path(__file__).parents[1] / "benchmarks" / "energy.py")
+    energy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(energy)
+    synop_nj = 23.6e-3  # Davies 2018's synaptic op, 23.6 pJ
+    # 1000 lateral synops = 23.6 nJ of a 33.6 nJ estimate: the other groups cost 10 nJ; K = 10, T = 2 reads
+    # 1000 / (2 * 100) = 5 times the whole lateral matrix per step (a fan-out above K is impossible; fine here)
+    point = {"synops_lateral_per_inference": 1000.0, "energy_estimate_nj": 1000 * synop_nj + 10.0, "steps": 2}
+    gap = energy.gap_to_target(point, conventional_nj=200.0, n_latents=10)  # budget 20 nJ: 10 left for lateral
+    assert gap["spiking_budget_nj"] == pytest.approx(20.0)
+    assert gap["other_groups_nj"] == pytest.approx(10.0)
+    assert gap["lateral_reduction_needed"] == pytest.approx(23.6 / 10.0)
+    assert gap["lateral_matrix_fraction_read_per_step"] == pytest.approx(5.0)
+    assert gap["lateral_matrix_fraction_per_step_needed"] == pytest.approx(5.0 / 2.36)
+    assert energy.gap_to_target(point, conventional_nj=50.0, n_latents=10)["lateral_reduction_needed"] is None
