@@ -161,6 +161,10 @@ class TrainConfig:
     warm_start_max: each batch first runs W ~ Uniform{0..warm_start_max} inference steps without
         gradient (exact draws), then unrolls t_train scored steps: the loss then covers steps far past
         t_train (truncated backpropagation through time). 0 scores only the first t_train steps.
+    lateral_l1: weight of an L1 penalty on the lateral weights, lateral_l1 * sum_{i != j} |W_ij| / K with
+        W = Phi^T D Phi (iterative models): fewer non-zero lateral synapses after quantization, so fewer
+        synaptic ops per spike on the chip. The inference stays the exact dynamics of the learned Phi, D.
+        The recorded loss excludes the penalty.
     beta: KL weight, held at beta_start for beta_hold_fraction of the steps, then linear to beta
         over beta_ramp_fraction.  temperature: relaxed-Poisson temperature, annealed geometrically
         from temperature_start to temperature_end over temperature_anneal_fraction of the steps.
@@ -174,6 +178,7 @@ class TrainConfig:
     batch_size: int = 100
     t_train: int = 16
     warm_start_max: int = 0
+    lateral_l1: float = 0.0
     learning_rate: float = 3e-3
     learning_rate_min: float = 1e-5
     warmup_fraction: float = 0.005
@@ -200,7 +205,7 @@ class TrainConfig:
             "beta_start": _NON_NEGATIVE, "beta_hold_fraction": _FRACTION, "beta_ramp_fraction": _FRACTION,
             "temperature_start": _POSITIVE, "temperature_end": _POSITIVE, "temperature_anneal_fraction": _FRACTION,
             "seed": _NON_NEGATIVE, "checkpoint_every_steps": _POSITIVE, "num_threads": _POSITIVE,
-            "warm_start_max": _NON_NEGATIVE,
+            "warm_start_max": _NON_NEGATIVE, "lateral_l1": _NON_NEGATIVE,
         })
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r:.60}")

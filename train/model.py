@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ipvae.train.config import ModelConfig
 from ipvae.train.distributions import BatchShard
-from ipvae.train.inference import FAMILY_DYNAMICS, InferenceParams, decode, precision_weighted_terms
+from ipvae.train.inference import FAMILY_DYNAMICS, InferenceParams, decode, precision_weighted_terms, weighted_gram
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
 
@@ -114,6 +114,12 @@ class IterativeVAE(nn.Module):
             gain=self.log_gain.exp() if config.family == "gaussian_relu" else None,
             rectify=config.family == "gaussian_relu",
         )
+
+    def lateral_magnitude(self) -> Tensor:
+        """sum_{i != j} |W_ij| / K of the lateral weights W = Phi^T D Phi (TrainConfig.lateral_l1), a scalar."""
+        params = self.inference_params()
+        gram = weighted_gram(params.phi, params.precision)  # [K, K]
+        return (gram.abs().sum() - gram.diagonal().abs().sum()) / gram.shape[0]
 
     def iterate(
         self,

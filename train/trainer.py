@@ -130,6 +130,8 @@ def check_training_options(config: RunConfig, group: DataParallel) -> None:
         raise IpvaeError(f"warm_start_max needs an iterative model, not kind {config.model.kind!r}")
     if group.world_size > 1 and not iterative:
         raise IpvaeError(f"data-parallel training (torchrun) supports the iterative models only, not {config.model.kind!r}")
+    if config.train.lateral_l1 and not iterative:
+        raise IpvaeError(f"lateral_l1 needs an iterative model, not kind {config.model.kind!r}")
     if group.world_size > 1 and config.train.warm_start_max:
         raise IpvaeError("warm_start_max is single-process only: its exact draws are not sliced from a global draw")
 
@@ -260,7 +262,10 @@ def _train(
                 except ValueError as error:  # torch.distributions refuses a NaN rate: the state diverged
                     raise _diverged(step, epoch, run_dir, cause=error) from None
                 optimizer.zero_grad(set_to_none=True)
-                terms.total.backward()
+                objective = terms.total
+                if tc.lateral_l1:
+                    objective = objective + tc.lateral_l1 * model.lateral_magnitude()
+                objective.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 local_values = torch.stack(
                     [terms.total.detach(), terms.nll.detach(), terms.kl.detach(), terms.mse_per_pixel, terms.zeros]

@@ -30,6 +30,7 @@ from ipvae.train.inference.common import (
     precision_weighted_terms,
     reconstruction_drive,
     soft_clamp,
+    weighted_gram,
 )
 
 FAMILY_DYNAMICS: dict[str, ModuleType] = {
@@ -43,6 +44,7 @@ __all__ = [
     "InferenceParams",
     "LatentSample",
     "PrecisionWeightedTerms",
+    "weighted_gram",
     "clamp_potential",
     "decode",
     "precision_weighted_terms",

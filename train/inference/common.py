@@ -63,6 +63,11 @@ def precision_weighted_terms(x: Tensor, params: InferenceParams) -> PrecisionWei
     )
 
 
+def weighted_gram(phi: Tensor, precision: Tensor) -> Tensor:
+    """W = Phi^T D Phi [K, K] (differentiable; see _WeightedGram)."""
+    return _WeightedGram.apply(phi, precision)
+
+
 class _WeightedGram(torch.autograd.Function):
     """W = Phi^T D Phi [K, K] with a backward of one [M, K] x [K, K] product instead of autograd's two.
 
