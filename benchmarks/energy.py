@@ -36,6 +36,8 @@ from ipvae.lava.tradeoff import evaluate_integer, float_r2  # noqa: E402
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 DEFAULT_PARETO_STEPS = (8, 16, 32, 64)
 DEFAULT_PARETO_PRUNING = (0.0, 0.1, 0.25)
+# per-image stopping rule (ipvae.export.events): (window w, tolerance eps) at the largest --pareto-steps T
+DEFAULT_PARETO_STOPPING = ((8, 0.125), (8, 0.25), (4, 0.25))
 PAPER_AMORTIZED_PVAE_R2 = 0.713  # ipvae.md anchor table: the paper's conv P-VAE on MNIST (not measured here)
 TARGET_STEPS = 64  # issue 9: targets are stated at R^2 within R2_TOLERANCE of the T = 64 figure
 R2_TOLERANCE = 0.01
@@ -65,6 +67,36 @@ def spiking_points(model, x: np.ndarray, steps, pruning) -> list[dict]:
         pruned = prune_model(model, lateral=fraction)
         for n_steps in steps:
             points.append({"steps": int(n_steps), "lateral_pruned": float(fraction), **evaluate_integer(pruned, x, n_steps)})
+    return points
+
+
+def stopping_points(model, x: np.ndarray, n_steps: int, grid) -> list[dict]:
+    """One point per (w, eps) of the stopping rule on the unpruned model, window T = n_steps: R^2 of the one
+    decode at each image's stop (the same single-step readout as the T points), energy of what ran.
+
+    ``dense_same_rule`` prices the cheapest dense int8 loop running the same rule (the same integer dynamics,
+    so the same R^2), for the mean number of steps the rule ran: a conventional processor can stop too.
+    """
+    from ipvae.export.events import EventOptions
+    from ipvae.lava.pricing import conventional_baselines as price_all
+
+    points = []
+    for window, eps in grid:
+        run = run_backend(model, x, n_steps, "reference", progress=False, record_u=False,
+                          options=EventOptions.from_real(stop_window=window, stop_eps=eps))
+        table, _ = summarize(model, x, run)
+        mean_steps = max(1, round(table["mean_last_step"]))
+        dense = price_all(model.n_inputs, model.n_latents, mean_steps)
+        points.append({
+            "steps": int(n_steps), "lateral_pruned": 0.0, "stop_window": int(window), "stop_eps": float(eps),
+            "mean_last_step": float(table["mean_last_step"]), "r2": float(table["readout_r2"]),
+            "zeros": float(table["zeros"]),
+            **{key: float(table[key]) for key in ("spikes_per_inference", "synops_per_inference",
+                                                   "synops_lateral_per_inference", "energy_estimate_nj")},
+            "dense_same_rule": {kind: min((value[kind], key) for key, value in dense.items()
+                                          if key.startswith("dense_lateral_int8") or key.startswith("dense_iterative_int8"))
+                                for kind in ("with_memory_nj", "arithmetic_nj")},
+        })
     return points
 
 
@@ -112,16 +144,26 @@ def targets(points: list[dict], baselines: dict, amortized: dict, n_latents: int
     if reference is None:
         return {"applies": False, "why": f"--pareto-steps has no T = {TARGET_STEPS} or --pareto-pruning no 0"}
     threshold = reference["r2"] - R2_TOLERANCE
+    grid_points = [p for p in points if "stop_window" not in p]
     best = min((p for p in points if p["r2"] >= threshold), key=lambda p: p["energy_estimate_nj"])
-    memory_name, memory_nj = cheapest_meeting(baselines, points, threshold, "with_memory_nj")
-    arithmetic_name, arithmetic_nj = cheapest_meeting(baselines, points, threshold, "arithmetic_nj")
+    memory_name, memory_nj = cheapest_meeting(baselines, grid_points, threshold, "with_memory_nj")
+    arithmetic_name, arithmetic_nj = cheapest_meeting(baselines, grid_points, threshold, "arithmetic_nj")
+    if "dense_same_rule" in best:  # a stopping point: the dense loop may stop by the same rule
+        rule = f" with the same stopping rule ({best['mean_last_step']:.1f} steps on average)"
+        same_memory, same_memory_name = best["dense_same_rule"]["with_memory_nj"]
+        same_arithmetic, same_arithmetic_name = best["dense_same_rule"]["arithmetic_nj"]
+        if same_memory < memory_nj:
+            memory_name, memory_nj = same_memory_name + rule, same_memory
+        if same_arithmetic < arithmetic_nj:
+            arithmetic_name, arithmetic_nj = same_arithmetic_name + rule, same_arithmetic
     spiking = best["energy_estimate_nj"]
     amortized_memory = min(v["with_memory_nj"] for v in amortized.values())
     return {
         "applies": True,
         "reference_r2_t64": reference["r2"],
         "r2_threshold": threshold,
-        "chosen_point": {key: best[key] for key in ("steps", "lateral_pruned", "r2", "energy_estimate_nj")},
+        "chosen_point": {key: best[key] for key in ("steps", "lateral_pruned", "stop_window", "stop_eps", "mean_last_step",
+                                                    "r2", "energy_estimate_nj") if key in best},
         "cheapest_with_memory": memory_name,
         "energy_ratio_vs_conventional_with_memory": memory_nj / spiking,
         "cheapest_arithmetic": arithmetic_name,
@@ -210,6 +252,14 @@ def plot_pareto(path: Path, report: dict) -> None:
 
     figure, axis = plt.subplots(figsize=(11.5, 5.2))
     points = report["pareto"]["spiking"]
+    stopped = [p for p in points if "stop_window" in p]
+    if stopped:
+        axis.plot([p["energy_estimate_nj"] * MICRO_PER_NANO for p in stopped], [p["r2"] for p in stopped], "D",
+                  label=f"spiking, stopping rule (window T = {stopped[0]['steps']})")
+        for p in stopped:
+            axis.annotate(f"w={p['stop_window']} eps={p['stop_eps']:g}", (p["energy_estimate_nj"] * MICRO_PER_NANO, p["r2"]),
+                          fontsize=6, xytext=(3, 3), textcoords="offset points")
+    points = [p for p in points if "stop_window" not in p]
     for fraction in sorted({p["lateral_pruned"] for p in points}):
         series = sorted((p for p in points if p["lateral_pruned"] == fraction), key=lambda p: p["steps"])
         energies = [p["energy_estimate_nj"] * MICRO_PER_NANO for p in series]
@@ -246,6 +296,17 @@ def plot_pareto(path: Path, report: dict) -> None:
     plt.close(figure)
 
 
+def _stop_rule(text: str) -> tuple[int, float]:
+    window, separator, eps = text.partition(":")
+    try:
+        rule = (int(window), float(eps))
+    except ValueError:
+        rule = None
+    if not separator or rule is None or rule[0] < 1 or not rule[1] > 0:
+        raise argparse.ArgumentTypeError(f"expected WINDOW:EPS with WINDOW >= 1 and EPS > 0, got {text!r}")
+    return rule
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", nargs="?", default=str(DEFAULT_RUN))
@@ -253,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--pareto-steps", type=int, nargs="*", default=list(DEFAULT_PARETO_STEPS))
     parser.add_argument("--pareto-pruning", type=float, nargs="*", default=list(DEFAULT_PARETO_PRUNING))
+    parser.add_argument("--pareto-stopping", type=_stop_rule, nargs="*", default=list(DEFAULT_PARETO_STOPPING),
+                        metavar="W:EPS", help="stopping rules (window:eps) at the largest --pareto-steps; none: no points")
     parser.add_argument("--backend", default="reference", choices=("reference", "lava"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="out/bench")
@@ -273,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     resend_components = components_nj(counts.resend)
     priced = conventional_baselines(model.n_inputs, model.n_latents, args.steps)
     spiking = spiking_points(model, x, args.pareto_steps, args.pareto_pruning)
+    if args.pareto_stopping and args.pareto_steps:
+        spiking += stopping_points(model, x, max(args.pareto_steps), args.pareto_stopping)
     baselines = baseline_points(pair, x, args.pareto_steps, args.seed)
     amortized = {key: value for key, value in priced.items() if key.startswith("amortized_vae")}
     result = {
@@ -314,9 +379,10 @@ def print_summary(result: dict) -> None:
     print(f"  NeuroBench definitions: {result['neurobench']}")
     print(f"  ratios (cheapest conventional / spiking): with memory {result['energy_ratio_vs_conventional_with_memory']:.2f}, "
           f"arithmetic {result['energy_ratio_vs_conventional_arithmetic']:.2f}")
-    print("  Pareto points (T, lateral pruned, R^2, energy uJ):")
+    print("  Pareto points (T, lateral pruned, R^2, energy uJ[, stopping rule: mean steps]):")
     for p in result["pareto"]["spiking"]:
-        print(f"    {p['steps']:>4} {p['lateral_pruned']:>5.2f} {p['r2']:.4f} {p['energy_estimate_nj'] * MICRO_PER_NANO:9.1f}")
+        rule = f"  stop w={p['stop_window']} eps={p['stop_eps']:g}: {p['mean_last_step']:.1f} steps" if "stop_window" in p else ""
+        print(f"    {p['steps']:>4} {p['lateral_pruned']:>5.2f} {p['r2']:.4f} {p['energy_estimate_nj'] * MICRO_PER_NANO:9.1f}{rule}")
     print(f"  targets: {result['targets']}")
 
 

@@ -48,7 +48,7 @@ def test_lava_speed_and_energy_benchmarks_tiny(tmp_path):
     _run_benchmark("lava_speed.py", "pretrained/mnist_k512", "--images", "2", "--steps", "3", "--repeats", "1",
                    "--out", str(tmp_path))
     _run_benchmark("energy.py", "pretrained/mnist_k512", "--images", "3", "--steps", "3", "--pareto-steps", "2", "3",
-                   "--pareto-pruning", "0", "0.5", "--out", str(tmp_path))
+                   "--pareto-pruning", "0", "0.5", "--pareto-stopping", "--out", str(tmp_path))
     speed = json.loads((tmp_path / "lava_speed.json").read_text())
     energy = json.loads((tmp_path / "energy.json").read_text())
     assert speed["n_latents"] == 512
@@ -103,3 +103,28 @@ def test_gap_to_the_10x_target_closed_form():
     assert gap["lateral_matrix_fraction_read_per_step"] == pytest.approx(5.0)
     assert gap["lateral_matrix_fraction_per_step_needed"] == pytest.approx(5.0 / 2.36)
     assert energy.gap_to_target(point, conventional_nj=50.0, n_latents=10)["lateral_reduction_needed"] is None
+
+
+def test_energy_benchmark_stopping_points_price_the_dense_loop_with_the_same_rule(tmp_path):
+    from ipvae.lava.pricing import conventional_baselines
+
+    _run_benchmark("energy.py", "pretrained/mnist_k512", "--images", "3", "--steps", "2", "--pareto-steps", "64",
+                   "--pareto-pruning", "0", "--pareto-stopping", "2:100", "4:0.25", "--out", str(tmp_path))
+    energy = json.loads((tmp_path / "energy.json").read_text())
+    stopped = [p for p in energy["pareto"]["spiking"] if "stop_window" in p]
+    assert [(p["stop_window"], p["stop_eps"]) for p in stopped] == [(2, 100.0), (4, 0.25)]
+    for point in stopped:
+        assert point["steps"] == 64 and 0 <= point["mean_last_step"] <= 64
+        mean_steps = max(1, round(point["mean_last_step"]))
+        dense = conventional_baselines(784, 512, mean_steps)  # priced again here, at the rule's mean steps
+        cheapest = min(dense[key]["with_memory_nj"] for key in ("dense_lateral_int8", "dense_iterative_int8"))
+        assert point["dense_same_rule"]["with_memory_nj"][0] == pytest.approx(cheapest, rel=1e-12)
+    # eps 100 lets every image stop at the earliest step the rule can: far fewer steps than the window
+    assert stopped[0]["mean_last_step"] < 16
+    assert energy["targets"]["applies"] is True and "to_reach_10x" in energy["targets"]
+
+
+def test_energy_benchmark_refuses_a_malformed_stopping_rule(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/energy.py", "--pareto-stopping", "8", "--out", str(tmp_path)],
+                            capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert result.returncode == 2 and "WINDOW:EPS" in result.stderr
