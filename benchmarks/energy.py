@@ -29,7 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ipvae.lava.neurobench_metrics import neurobench_metrics  # noqa: E402
 from ipvae.lava.pipeline import load_inputs, models_for_benchmark, run_backend, run_counts, summarize  # noqa: E402
-from ipvae.lava.pricing import LOIHI_TABLE, NANOJOULES_PER_PICOJOULE, conventional_baselines  # noqa: E402
+from ipvae.lava.pricing import (  # noqa: E402
+    DENSE_BASELINES,
+    ITERATIVE_BASELINES,
+    LOIHI_TABLE,
+    NANOJOULES_PER_PICOJOULE,
+    NonZeros,
+    conventional_baselines,
+)
 from ipvae.lava.pruning import prune_model  # noqa: E402
 from ipvae.lava.tradeoff import evaluate_integer, float_r2  # noqa: E402
 
@@ -86,7 +93,7 @@ def stopping_points(model, x: np.ndarray, n_steps: int, grid) -> list[dict]:
                           options=EventOptions.from_real(stop_window=window, stop_eps=eps))
         table, _ = summarize(model, x, run)
         mean_steps = max(1, round(table["mean_last_step"]))
-        dense = price_all(model.n_inputs, model.n_latents, mean_steps)
+        dense = price_all(model.n_inputs, model.n_latents, mean_steps, nonzeros=NonZeros.from_integer_model(model))
         points.append({
             "steps": int(n_steps), "lateral_pruned": 0.0, "stop_window": int(window), "stop_eps": float(eps),
             "mean_last_step": float(table["mean_last_step"]), "r2": float(table["readout_r2"]),
@@ -94,7 +101,7 @@ def stopping_points(model, x: np.ndarray, n_steps: int, grid) -> list[dict]:
             **{key: float(table[key]) for key in ("spikes_per_inference", "synops_per_inference",
                                                    "synops_lateral_per_inference", "energy_estimate_nj")},
             "dense_same_rule": {kind: min((value[kind], key) for key, value in dense.items()
-                                          if key.startswith("dense_lateral_int8") or key.startswith("dense_iterative_int8"))
+                                          if key.rsplit("_", 1) in [[name, "int8"] for name in ITERATIVE_BASELINES])
                                 for kind in ("with_memory_nj", "arithmetic_nj")},
         })
     return points
@@ -103,15 +110,16 @@ def stopping_points(model, x: np.ndarray, n_steps: int, grid) -> list[dict]:
 def baseline_points(pair, x: np.ndarray, steps, seed: int) -> dict:
     """Per T: the float loop's R^2 and every conventional baseline's energy (nJ per inference)."""
     model = pair.integer
+    nonzeros = NonZeros.from_integer_model(model)
     rows = {}
     for n_steps in steps:
-        priced = conventional_baselines(model.n_inputs, model.n_latents, n_steps)
+        priced = conventional_baselines(model.n_inputs, model.n_latents, n_steps, nonzeros=nonzeros)
         rows[str(n_steps)] = {"float_r2": float_r2(pair.float_params, x, n_steps, seed), "priced": priced}
     return rows
 
 
-def cheapest(priced: dict, kind: str, names=("dense_iterative", "dense_lateral")) -> tuple[str, float]:
-    """(name, energy) of the cheapest dense iterative baseline of one kind ('arithmetic_nj' or 'with_memory_nj')."""
+def cheapest(priced: dict, kind: str, names=ITERATIVE_BASELINES) -> tuple[str, float]:
+    """(name, energy) of the cheapest conventional iterative baseline of one kind ('arithmetic_nj' or 'with_memory_nj')."""
     candidates = {key: value[kind] for key, value in priced.items() if key.rsplit("_", 1)[0] in names}
     name = min(candidates, key=candidates.get)
     return name, float(candidates[name])
@@ -124,19 +132,21 @@ def baseline_r2(baselines: dict, points: list[dict], n_steps: int, precision: st
     return next(p["r2"] for p in points if p["steps"] == n_steps and p["lateral_pruned"] == 0.0)
 
 
-def cheapest_meeting(baselines: dict, points: list[dict], threshold: float, kind: str) -> tuple[str, float]:
-    """Cheapest dense baseline (any T of the grid, either schedule, fp32 or int8) whose R^2 reaches ``threshold``."""
+def cheapest_meeting(baselines: dict, points: list[dict], threshold: float, kind: str,
+                     names=ITERATIVE_BASELINES) -> tuple[str, float]:
+    """Cheapest conventional baseline among ``names`` (any T of the grid, fp32 or int8) whose R^2 reaches ``threshold``."""
     best = (None, float("inf"))
     for steps, row in baselines.items():
         for key, value in row["priced"].items():
             name, precision = key.rsplit("_", 1)
-            if name in ("dense_iterative", "dense_lateral") and baseline_r2(baselines, points, int(steps), precision) >= threshold:
+            if name in names and baseline_r2(baselines, points, int(steps), precision) >= threshold:
                 if value[kind] < best[1]:
                     best = (f"{key} at T = {steps}", float(value[kind]))
     return best
 
 
-def targets(points: list[dict], baselines: dict, amortized: dict, n_latents: int) -> dict:
+def targets(points: list[dict], baselines: dict, amortized: dict, n_latents: int, nonzeros: NonZeros | None = None,
+            n_inputs: int | None = None) -> dict:
     """Issue 9's targets: the cheapest spiking point with R^2 within R2_TOLERANCE of the unpruned T = 64 point,
     against the cheapest dense baseline reaching the same R^2 (any T of the grid; with memory / arithmetic only)
     and the amortized VAE (one forward pass; its R^2 is the paper's, below the threshold)."""
@@ -148,6 +158,16 @@ def targets(points: list[dict], baselines: dict, amortized: dict, n_latents: int
     best = min((p for p in points if p["r2"] >= threshold), key=lambda p: p["energy_estimate_nj"])
     memory_name, memory_nj = cheapest_meeting(baselines, grid_points, threshold, "with_memory_nj")
     arithmetic_name, arithmetic_nj = cheapest_meeting(baselines, grid_points, threshold, "arithmetic_nj")
+    if best["lateral_pruned"] > 0 and nonzeros is not None:  # the sparse-weight processor stores the pruned model too
+        pruned = NonZeros(best["synapses_feedforward"], best["synapses_lateral"], nonzeros.decoder)
+        priced = conventional_baselines(n_inputs, n_latents, best["steps"], nonzeros=pruned)
+        for kind in ("with_memory_nj", "arithmetic_nj"):
+            candidate = min(value[kind] for key, value in priced.items() if key.startswith("sparse_lateral"))
+            label = f"sparse_lateral (pruned as the chosen point) at T = {best['steps']}"
+            if kind == "with_memory_nj" and candidate < memory_nj:
+                memory_name, memory_nj = label, candidate
+            if kind == "arithmetic_nj" and candidate < arithmetic_nj:
+                arithmetic_name, arithmetic_nj = label, candidate
     if "dense_same_rule" in best:  # a stopping point: the dense loop may stop by the same rule
         rule = f" with the same stopping rule ({best['mean_last_step']:.1f} steps on average)"
         same_memory, same_memory_name = best["dense_same_rule"]["with_memory_nj"]
@@ -156,6 +176,7 @@ def targets(points: list[dict], baselines: dict, amortized: dict, n_latents: int
             memory_name, memory_nj = same_memory_name + rule, same_memory
         if same_arithmetic < arithmetic_nj:
             arithmetic_name, arithmetic_nj = same_arithmetic_name + rule, same_arithmetic
+    dense_name, dense_nj = cheapest_meeting(baselines, grid_points, threshold, "with_memory_nj", names=DENSE_BASELINES)
     spiking = best["energy_estimate_nj"]
     amortized_memory = min(v["with_memory_nj"] for v in amortized.values())
     return {
@@ -168,6 +189,8 @@ def targets(points: list[dict], baselines: dict, amortized: dict, n_latents: int
         "energy_ratio_vs_conventional_with_memory": memory_nj / spiking,
         "cheapest_arithmetic": arithmetic_name,
         "energy_ratio_vs_conventional_arithmetic": arithmetic_nj / spiking,
+        "cheapest_dense_with_memory": dense_name,
+        "energy_ratio_vs_dense_conventional_with_memory": dense_nj / spiking,
         "energy_ratio_vs_amortized_vae_with_memory": amortized_memory / spiking,
         "energy_ratio_vs_amortized_vae_arithmetic": min(v["arithmetic_nj"] for v in amortized.values()) / spiking,
         "target_10x_below_every_conventional_with_memory": bool(memory_nj / spiking >= 10.0),
@@ -334,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     neurobench = neurobench_metrics(run.z, counts.input_events, model).as_dict()
     components = components_nj(counts.event_driven)
     resend_components = components_nj(counts.resend)
-    priced = conventional_baselines(model.n_inputs, model.n_latents, args.steps)
+    priced = conventional_baselines(model.n_inputs, model.n_latents, args.steps, nonzeros=NonZeros.from_integer_model(model))
     spiking = spiking_points(model, x, args.pareto_steps, args.pareto_pruning)
     if args.pareto_stopping and args.pareto_steps:
         spiking += stopping_points(model, x, max(args.pareto_steps), args.pareto_stopping)
@@ -356,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             "amortized_vae": {"r2": PAPER_AMORTIZED_PVAE_R2, "r2_source": "paper (ipvae.md anchor table), not measured here",
                               "priced": amortized},
         },
-        "targets": targets(spiking, baselines, amortized, model.n_latents),
+        "targets": targets(spiking, baselines, amortized, model.n_latents, NonZeros.from_integer_model(model), model.n_inputs),
         "per_step": {key: np.asarray(value).tolist() for key, value in curves.items()},
     }
     out = Path(args.out)
@@ -377,7 +400,8 @@ def print_summary(result: dict) -> None:
         print(f"  {key:<22} {value['macs']:>12,} MACs  arithmetic {value['arithmetic_nj'] * MICRO_PER_NANO:>9.1f} uJ"
               f"  + weight reads {value['with_memory_nj'] * MICRO_PER_NANO:>9.1f} uJ  {value['placement']}")
     print(f"  NeuroBench definitions: {result['neurobench']}")
-    print(f"  ratios (cheapest conventional / spiking): with memory {result['energy_ratio_vs_conventional_with_memory']:.2f}, "
+    print(f"  ratios (cheapest conventional / spiking): with memory {result['energy_ratio_vs_conventional_with_memory']:.2f} "
+          f"(dense only {result['energy_ratio_vs_dense_conventional_with_memory']:.2f}), "
           f"arithmetic {result['energy_ratio_vs_conventional_arithmetic']:.2f}")
     print("  Pareto points (T, lateral pruned, R^2, energy uJ[, stopping rule: mean steps]):")
     for p in result["pareto"]["spiking"]:

@@ -16,7 +16,7 @@ from ipvae.images import LoadedInputs, is_file_source, load_file_inputs
 from ipvae.lava.energy import Fanouts, OperationCounts, count_event_operations, count_operations
 from ipvae.lava.metrics import r2_per_image, step_targets, trajectory_metrics
 from ipvae.lava.parity import ParityReport, compare_trajectories
-from ipvae.lava.pricing import baseline_summary, table_as_dict
+from ipvae.lava.pricing import NonZeros, baseline_summary, table_as_dict
 from ipvae.lava.runner import InputError, validate_images
 
 BACKENDS = ("lava", "reference")
@@ -250,7 +250,8 @@ def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun,
         "readout": schedule.mode.value,
         **per_inference,
         **{f"resend_{key}": value for key, value in resend.items()},
-        **baseline_summary(model.n_inputs, model.n_latents, n_steps, per_inference["energy_estimate_nj"]),
+        **baseline_summary(model.n_inputs, model.n_latents, n_steps, per_inference["energy_estimate_nj"],
+                           nonzeros=NonZeros.from_integer_model(model)),
         **metrics.final(),
         **readout_quality(x, run.z, model.decoder_phi, both.last_steps, schedule),
         "images_per_second": n_images / run.seconds if run.seconds > 0 else float("inf"),

@@ -142,3 +142,26 @@ def test_pricing_the_amortized_vae_leaves_torchs_global_generator_alone():
     torch.manual_seed(123)
     paper_amortized_pvae_macs()
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_sparse_lateral_workload_closed_form_and_its_place_in_the_summary():
+    from ipvae.lava.pricing import NonZeros, SPARSE_INDEX_BYTES, sparse_lateral_workload
+
+    m, k, t = 784, 512, 16
+    nonzeros = NonZeros(feedforward=60_000, lateral=4_000, decoder=400_000)
+    workload = sparse_lateral_workload(t, nonzeros)
+    assert workload.macs == 60_000 + t * 4_000 + 400_000
+    int8 = price(workload, INT8)
+    # L: 4,000 x (1 + 2) bytes = 12,000 B -> 32 KB SRAM, 1,500 64-bit reads, T times; A: 180,000 B and
+    # Phi: 1.2 MB -> 1 MB SRAM (22,500 reads) and DRAM (150,000 reads), once each
+    assert SPARSE_INDEX_BYTES == 2 and int8.placement == {"A, non-zeros": "SRAM 1 MB", "L, non-zeros": "SRAM 32 KB",
+                                                          "Phi, non-zeros (final decode)": "DRAM"}
+    assert int8.memory_nj == pytest.approx((22_500 * 100.0 + t * 1_500 * 20.0 + 150_000 * 1300.0) * 1e-3)
+    spiking = 100.0
+    summary = baseline_summary(m, k, t, spiking, nonzeros=nonzeros)
+    priced = conventional_baselines(m, k, t, nonzeros=nonzeros)
+    every = [v["with_memory_nj"] for key, v in priced.items() if not key.startswith("amortized")]
+    dense = [v["with_memory_nj"] for key, v in priced.items() if key.startswith("dense_")]
+    assert summary["energy_ratio_vs_conventional_with_memory"] == pytest.approx(min(every) / spiking)
+    assert summary["energy_ratio_vs_dense_conventional_with_memory"] == pytest.approx(min(dense) / spiking)
+    assert "sparse_lateral_int8" in priced and "sparse_lateral_int8" not in conventional_baselines(m, k, t)

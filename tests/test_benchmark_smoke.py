@@ -106,7 +106,8 @@ def test_gap_to_the_10x_target_closed_form():
 
 
 def test_energy_benchmark_stopping_points_price_the_dense_loop_with_the_same_rule(tmp_path):
-    from ipvae.lava.pricing import conventional_baselines
+    from ipvae.lava.pipeline import models_for_benchmark
+    from ipvae.lava.pricing import NonZeros, conventional_baselines
 
     _run_benchmark("energy.py", "pretrained/mnist_k512", "--images", "3", "--steps", "2", "--pareto-steps", "64",
                    "--pareto-pruning", "0", "--pareto-stopping", "2:100", "4:0.25", "--out", str(tmp_path))
@@ -116,8 +117,9 @@ def test_energy_benchmark_stopping_points_price_the_dense_loop_with_the_same_rul
     for point in stopped:
         assert point["steps"] == 64 and 0 <= point["mean_last_step"] <= 64
         mean_steps = max(1, round(point["mean_last_step"]))
-        dense = conventional_baselines(784, 512, mean_steps)  # priced again here, at the rule's mean steps
-        cheapest = min(dense[key]["with_memory_nj"] for key in ("dense_lateral_int8", "dense_iterative_int8"))
+        nonzeros = NonZeros.from_integer_model(models_for_benchmark("pretrained/mnist_k512", seed=0).integer)
+        priced = conventional_baselines(784, 512, mean_steps, nonzeros=nonzeros)  # again here, at the rule's mean steps
+        cheapest = min(priced[key]["with_memory_nj"] for key in ("dense_lateral_int8", "dense_iterative_int8", "sparse_lateral_int8"))
         assert point["dense_same_rule"]["with_memory_nj"][0] == pytest.approx(cheapest, rel=1e-12)
     # eps 100 lets every image stop at the earliest step the rule can: far fewer steps than the window
     assert stopped[0]["mean_last_step"] < 16
