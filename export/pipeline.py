@@ -7,10 +7,10 @@ from pathlib import Path
 
 from ipvae.export.hdf5 import ExportMetadata, write_model
 from ipvae.export.integer_model import IntegerModel
-from ipvae.export.calibration import calibration_probes
+from ipvae.export.calibration import calibration_probes, choose_exponents_by_reconstruction
 from ipvae.export.quantize import (
-    EXPONENT_RULE_CALIBRATED,
     EXPONENT_RULE_MAX_ABS,
+    EXPONENT_RULE_RECONSTRUCTION,
     calibrate_input_scale,
     quantize,
     spec_for,
@@ -75,6 +75,8 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
         ff_probes=None if probes is None else probes.ff,
         rec_probes=None if probes is None else probes.rec,
     )
+    if probes is not None:
+        model = choose_exponents_by_reconstruction(model, source.params, images, n_steps).model
     metadata = ExportMetadata(
         source=str(source.run_dir),
         source_checkpoint_sha256=source.checkpoint_sha256,
@@ -82,7 +84,7 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
         calibration_images=n_images,
         input_max=input_max,
         float_step_size=source.params.step_size,
-        exponent_rule=EXPONENT_RULE_MAX_ABS if probes is None else EXPONENT_RULE_CALIBRATED,
+        exponent_rule=EXPONENT_RULE_MAX_ABS if probes is None else EXPONENT_RULE_RECONSTRUCTION,
     )
     return model, metadata
 

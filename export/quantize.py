@@ -33,6 +33,8 @@ def spec_for(params: FloatParams, **overrides) -> FixedPointSpec:
 MAX_CLIP_STEPS = 6  # calibrated exponents: try e_max, e_max - 1, ..., e_max - MAX_CLIP_STEPS
 EXPONENT_RULE_MAX_ABS = "max-abs"
 EXPONENT_RULE_CALIBRATED = "calibrated-output-mse"
+# the calibrated exponents, then the (ff, rec) pair reconstructing calibration images best (export/calibration.py)
+EXPONENT_RULE_RECONSTRUCTION = "calibrated-output-mse+reconstruction-search"
 
 
 def quantize_matrix(target: np.ndarray, bits: int, probes: np.ndarray | None = None) -> QuantizedMatrix:
@@ -62,6 +64,19 @@ def quantize_matrix(target: np.ndarray, bits: int, probes: np.ndarray | None = N
         if error < best_error:
             best, best_error = quantized, error
     return best
+
+
+def synapse_targets(params: FloatParams, spec: FixedPointSpec, input_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The real values the mantissas approximate: ff = A s_x 2**F [K, M] and rec = -L 2**F [K, K]."""
+    u_scale = float(spec.u_scale)
+    return params.feedforward() * input_scale * u_scale, -params.lateral() * u_scale
+
+
+def requantize_at(target: np.ndarray, bits: int, exponent: int) -> QuantizedMatrix:
+    """mantissa = clip(rint(target / 2**exponent)) at a given exponent (symmetric, ``bits`` bits)."""
+    limit = symmetric_max(bits)
+    mantissa = np.clip(np.rint(target / 2.0**exponent), -limit, limit).astype(np.int16)
+    return QuantizedMatrix(mantissa=mantissa, exponent=int(exponent), bits=bits)
 
 
 def calibrate_input_scale(x_calibration: np.ndarray, input_bits: int) -> float:
@@ -105,8 +120,9 @@ def quantize(
     if n_steps < 1:
         raise SpecError(f"n_steps must be positive, got {n_steps}")
     u_scale = float(spec.u_scale)
-    ff = quantize_matrix(params.feedforward() * input_scale * u_scale, spec.weight_bits, ff_probes)  # [K, M]
-    rec = quantize_matrix(-params.lateral() * u_scale, spec.weight_bits, rec_probes)  # [K, K]
+    ff_target, rec_target = synapse_targets(params, spec, input_scale)
+    ff = quantize_matrix(ff_target, spec.weight_bits, ff_probes)  # [K, M]
+    rec = quantize_matrix(rec_target, spec.weight_bits, rec_probes)  # [K, K]
     bias = np.rint(-params.drive() * u_scale)  # [K]
     if np.max(np.abs(bias)) > INT32_MAX:
         raise SpecError("bias * 2**F does not fit in int32")

@@ -129,3 +129,38 @@ def test_quantized_model_targets(tmp_path):
     assert np.allclose(model.rec.dequantize(), -l_matrix * 4096, atol=2.0 ** (model.rec.exponent - 1))
     assert np.array_equal(model.u_prior, np.rint(params.u_prior * 4096).astype(np.int32))
     assert math.isclose(model.bias[0], -params.step_size * params.bias[0] * 4096, abs_tol=0.5)
+
+
+def test_reconstruction_search_keeps_the_pair_with_the_least_calibration_error():
+    from ipvae.export.calibration import (
+        RECONSTRUCTION_MIN_STEPS,
+        RECONSTRUCTION_SEARCH_STEPS,
+        choose_exponents_by_reconstruction,
+        reconstruction_error,
+    )
+
+    params = random_float_params(SyntheticConfig(seed=4))
+    images = np.random.default_rng(5).uniform(0.0, 1.0, size=(40, params.n_inputs))
+    model = quantize(params, spec_for(params, weight_bits=6), 1.0 / 127, n_steps=4)
+    choice = choose_exponents_by_reconstruction(model, params, images, n_steps=4)
+    steps = range(RECONSTRUCTION_SEARCH_STEPS + 1)
+    assert set(choice.errors) == {(model.ff.exponent - i, model.rec.exponent - j) for i in steps for j in steps}
+    best = min(choice.errors, key=choice.errors.get)
+    assert (choice.model.ff.exponent, choice.model.rec.exponent) == best
+    # the stored error is what the chosen model reconstructs, recomputed independently (same generator key)
+    payloads = quantize_input(images, model.input_scale, model.spec.input_bits)
+    assert reconstruction_error(choice.model, payloads, images, RECONSTRUCTION_MIN_STEPS) == choice.errors[best]
+    # each candidate is the target re-rounded at its exponent, not the old mantissas shifted
+    target_ff = params.feedforward() * model.input_scale * float(model.spec.u_scale)
+    expected = np.clip(np.rint(target_ff / 2.0 ** choice.model.ff.exponent), -31, 31)
+    assert np.array_equal(choice.model.ff.mantissa, expected)
+
+
+def test_reconstruction_search_keeps_the_coarser_exponent_on_a_tie():
+    from ipvae.export.calibration import choose_exponents_by_reconstruction
+
+    params = random_float_params(SyntheticConfig(seed=6))
+    images = np.zeros((10, params.n_inputs))  # no input: ff never acts, so every ff exponent ties
+    model = quantize(params, spec_for(params), 1.0 / 127, n_steps=4)
+    choice = choose_exponents_by_reconstruction(model, params, images, n_steps=4)
+    assert choice.model.ff.exponent == model.ff.exponent
