@@ -47,12 +47,14 @@ test-slow: setup
 demo: setup
 	$(VENV)/bin/ipvae demo $(PRETRAINED) --out $(DEMO_OUT)
 
-# The exact commands that produced the shipped pretrained model, three chained stages (pretrained/README.md);
+# The exact commands that produced the shipped pretrained model, five chained stages (pretrained/README.md);
 # it trains into runs/ so the shipped copy is never overwritten.
 pretrained: setup
 	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.json --out runs/mnist_k512_stage1
 	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage2.json --out runs/mnist_k512_stage2
-	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage3.json --out runs/mnist_k512
+	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage3.json --out runs/mnist_k512_stage3
+	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage4.json --out runs/mnist_k512_stage4
+	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage5.json --out runs/mnist_k512
 
 train: setup
 	$(VENV)/bin/ipvae train --data mnist --out runs/mnist

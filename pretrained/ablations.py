@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     parser.add_argument("--report", action="store_true", help="only write the table from the cached rows")
     parser.add_argument("--shipped", default=None, help="also evaluate this run as the row 'shipped model'")
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME=RUN_DIR",
+                        help="also evaluate a trained run as the row 'recipe: NAME' (repeatable)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     base, runs_dir, out = Path(args.base), Path(args.runs_dir), Path(args.out)
@@ -178,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = runs_dir / config_path.stem
         if (run_dir / "model.safetensors").is_file():
             rows[f"recipe: {config_path.stem}"] = lambda d=run_dir: load_run(d).model
+    for spec in args.extra:
+        name, separator, run_dir = spec.partition("=")
+        if not separator or not name or not (Path(run_dir) / "model.safetensors").is_file():
+            parser.error(f"--extra expects NAME=RUN_DIR with a trained run, got {spec!r}")
+        rows[f"recipe: {name}"] = lambda d=run_dir: load_run(d).model
     if args.shipped:
         rows["shipped model"] = lambda: load_run(args.shipped).model
     wanted = set(filter(None, args.rows.split(",")))

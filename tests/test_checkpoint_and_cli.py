@@ -124,7 +124,7 @@ def test_console_script_lists_subcommands():
 
 
 def test_shipped_model_was_trained_by_the_documented_commands():
-    """`make pretrained` trains three chained stages; the last one's config is exactly the shipped config."""
+    """`make pretrained` trains five chained stages; the last one's config is exactly the shipped config."""
     from ipvae.train.cli import build_config
     from ipvae.train.cli import register as register_train_commands
     import argparse
@@ -133,15 +133,15 @@ def test_shipped_model_was_trained_by_the_documented_commands():
     parser = argparse.ArgumentParser()
     register_train_commands(parser.add_subparsers())
     makefile = (root / "Makefile").read_text()
-    stages = ["mnist_k512.json", "mnist_k512.stage2.json", "mnist_k512.stage3.json"]
-    outputs = ["runs/mnist_k512_stage1", "runs/mnist_k512_stage2", "runs/mnist_k512"]
+    stages = ["mnist_k512.json"] + [f"mnist_k512.stage{n}.json" for n in range(2, 6)]
+    outputs = [f"runs/mnist_k512_stage{n}" for n in range(1, 5)] + ["runs/mnist_k512"]
     configs = []
     for stage, out in zip(stages, outputs):
         assert f"--config pretrained/{stage} --out {out}" in makefile
         args = parser.parse_args(["train", "--config", str(root / "pretrained" / stage), "--out", out])
         configs.append(build_config(args))
     # each stage starts from the previous stage's output
-    assert [config.train.init_from for config in configs] == [None, outputs[0], outputs[1]]
+    assert [config.train.init_from for config in configs] == [None, *outputs[:-1]]
     shipped = load_run(root / "pretrained" / "mnist_k512")
     assert configs[-1] == shipped.config
     assert shipped.model.n_params == 784 * 512 + 784 + 512 + 1 + 512  # 0.40M, as in the paper
