@@ -147,3 +147,22 @@ def test_ablation_script_evaluates_a_row_and_writes_the_table(tmp_path):
     base_step_size = float(load_run(base).model.log_lr.exp())
     assert rows[0]["step_size"] == pytest.approx(base_step_size / 2, rel=1e-6)  # the row halves lr
     assert "| inference: step size x 1/2 |" in (tmp_path / "ablations.md").read_text()
+
+
+def test_ablation_script_adds_a_trained_run_as_an_extra_row(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    base = root / "pretrained" / "ablations" / "base_v1"
+    command = [sys.executable, str(root / "pretrained" / "ablations.py"), "--out", str(tmp_path), "--images", "2",
+               "--steps", "80", "--runs-dir", str(tmp_path / "no-runs"), "--extra", f"first model={base}",
+               "--rows", "recipe: first model"]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "ablations.json").read_text())
+    assert [row["row"] for row in rows] == ["recipe: first model"]
+    assert rows[0]["step_size"] == pytest.approx(float(load_run(base).model.log_lr.exp()), rel=1e-6)
+    bad = subprocess.run(command[:-4] + ["--extra", "nothing-here"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "NAME=RUN_DIR" in bad.stderr
