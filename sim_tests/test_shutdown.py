@@ -70,6 +70,10 @@ CTRL_C_SCRIPT = textwrap.dedent(
     """
     import faulthandler, signal
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for a stack dump on a hang
+    # A terminal's foreground process takes Ctrl-C; a job started in the background by a non-interactive
+    # shell (nohup ... &, as CI runners may) inherits SIGINT ignored, and so would this script and its
+    # workers: give it the foreground disposition the test is about.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import multiprocessing, sys
     from ipvae.lava.network import build_fixed_network
     from ipvae.lava.runner import LavaSimulation
