@@ -1,12 +1,13 @@
 """The one training and evaluation budget every experiment shares, in a full and a quick size.
 
-FULL is sized for about two hours of ``make results`` on an idle 2-core CPU. That is an estimate, not a
-measurement: the shipped iP-VAE trained 6,000 steps (K = 512, T_train = 16, batch 100) in 18 minutes on
-2 cores (pretrained/README.md), 0.18 s per step, so one MNIST model at 2 epochs (1,200 steps) takes
-about 4 minutes, 8 models x 3 seeds about 90 minutes, the natural-patch sweep (8 models x 3 settings x
-400 smaller steps) about 15 and the evaluations the rest; the baselines' steps may cost more or less.
+FULL is sized for about two hours of ``make results`` on a 2-core CPU. Measured: 107 minutes of wall
+clock from the first experiment's start to the last result (``make results``' two halves side by side, one
+thread each, on the project's 2-core AMD EPYC while other jobs shared it; docs/results.md). Training took
+2-10 minutes per MNIST model and seed at one epoch (iP-VAE 5.4, iterative amortized 9.6), the natural-patch
+sweep 19-24 minutes per half, convergence 6, rotation 10, novel data 7.
 The report prints the minutes each model actually took. QUICK is a smoke budget (all six experiments
-in minutes on an idle machine, one seed) whose numbers only show that the commands work. PAPER is the
+in minutes on an idle machine, one seed; the report states the wall clock against its 10-minute target)
+whose numbers only show that the commands work. PAPER is the
 paper's budget (400 epochs, 5 seeds) for a machine that can afford it.
 """
 

@@ -60,7 +60,9 @@ def run_bench(args) -> int:
     results_dir = Path(args.out or DEFAULT_OUT[budget_name])
     if args.name == "report":
         default = "docs/results-quick.md" if budget_name == "quick" else "docs/results.md"
-        readme = Path("README.md") if args.report is None and Path("README.md").is_file() else None
+        # the headline block is rewritten at the full or paper budget only (write_report checks), wherever
+        # the report itself goes
+        readme = Path("README.md") if Path("README.md").is_file() else None
         out = write_report(results_dir, Path(args.report or default), readme=readme)
         print(f"wrote {out}")
         return 0
