@@ -81,27 +81,27 @@ def stopping_points(model, x: np.ndarray, n_steps: int, grid) -> list[dict]:
     """One point per (w, eps) of the stopping rule on the unpruned model, window T = n_steps: R^2 of the one
     decode at each image's stop (the same single-step readout as the T points), energy of what ran.
 
-    ``dense_same_rule`` prices the cheapest dense int8 loop running the same rule (the same integer dynamics,
+    ``dense_same_rule`` prices the cheapest conventional int8 loop (dense or sparse-weight) running the same rule (the same integer dynamics,
     so the same R^2), for the mean number of steps the rule ran: a conventional processor can stop too.
     """
     from ipvae.export.events import EventOptions
-    from ipvae.lava.pricing import conventional_baselines as price_all
 
+    nonzeros = NonZeros.from_integer_model(model)
+    int8_iterative = {f"{name}_int8" for name in ITERATIVE_BASELINES}
     points = []
     for window, eps in grid:
         run = run_backend(model, x, n_steps, "reference", progress=False, record_u=False,
                           options=EventOptions.from_real(stop_window=window, stop_eps=eps))
         table, _ = summarize(model, x, run)
         mean_steps = max(1, round(table["mean_last_step"]))
-        dense = price_all(model.n_inputs, model.n_latents, mean_steps, nonzeros=NonZeros.from_integer_model(model))
+        priced = conventional_baselines(model.n_inputs, model.n_latents, mean_steps, nonzeros=nonzeros)
         points.append({
             "steps": int(n_steps), "lateral_pruned": 0.0, "stop_window": int(window), "stop_eps": float(eps),
             "mean_last_step": float(table["mean_last_step"]), "r2": float(table["readout_r2"]),
             "zeros": float(table["zeros"]),
             **{key: float(table[key]) for key in ("spikes_per_inference", "synops_per_inference",
                                                    "synops_lateral_per_inference", "energy_estimate_nj")},
-            "dense_same_rule": {kind: min((value[kind], key) for key, value in dense.items()
-                                          if key.rsplit("_", 1) in [[name, "int8"] for name in ITERATIVE_BASELINES])
+            "dense_same_rule": {kind: min((priced[key][kind], key) for key in int8_iterative)
                                 for kind in ("with_memory_nj", "arithmetic_nj")},
         })
     return points
@@ -148,7 +148,8 @@ def cheapest_meeting(baselines: dict, points: list[dict], threshold: float, kind
 def targets(points: list[dict], baselines: dict, amortized: dict, n_latents: int, nonzeros: NonZeros | None = None,
             n_inputs: int | None = None) -> dict:
     """Issue 9's targets: the cheapest spiking point with R^2 within R2_TOLERANCE of the unpruned T = 64 point,
-    against the cheapest dense baseline reaching the same R^2 (any T of the grid; with memory / arithmetic only)
+    against the cheapest conventional baseline reaching the same R^2 (any T of the grid, dense or sparse-weight, the
+    sparse one priced with the chosen point's own pruning; with memory / arithmetic only; dense-only beside it)
     and the amortized VAE (one forward pass; its R^2 is the paper's, below the threshold)."""
     reference = next((p for p in points if p["steps"] == TARGET_STEPS and p["lateral_pruned"] == 0.0), None)
     if reference is None:

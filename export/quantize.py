@@ -56,8 +56,7 @@ def quantize_matrix(target: np.ndarray, bits: int, probes: np.ndarray | None = N
     candidates = [largest] if probes is None else [largest - step for step in range(MAX_CLIP_STEPS + 1)]
     best, best_error = None, math.inf
     for exponent in candidates:
-        mantissa = np.clip(np.rint(target / 2.0**exponent), -limit, limit).astype(np.int16)
-        quantized = QuantizedMatrix(mantissa=mantissa, exponent=int(exponent), bits=bits)
+        quantized = requantize_at(target, bits, exponent)
         if probes is None:
             return quantized
         error = float(np.sum((probes @ (quantized.dequantize() - target).T) ** 2))  # [N, rows] summed
