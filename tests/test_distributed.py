@@ -4,6 +4,8 @@ gives the weights of one process, and a run resumes across world sizes."""
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,36 +25,74 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("family,temperature", [("poisson", 0.3), ("gaussian_relu", 1.0)])
-def test_sharded_losses_average_to_the_global_batch_loss_and_gradient(family, temperature):
+class ThreadRanks:
+    """``world`` ranks as threads of this process; ``shard`` exchanges counts through a barrier, as
+    ``DataParallel.shard`` does through an all-gather."""
+
+    def __init__(self, world: int):
+        self.world = world
+        self.slots = [0] * world
+        self.barrier = threading.Barrier(world)
+
+    def shard(self, rank: int, global_size: int) -> BatchShard:
+        def exchange_counts(count: int) -> list[int]:
+            self.slots[rank] = count
+            self.barrier.wait()
+            counts = list(self.slots)
+            self.barrier.wait()  # every rank has read before any writes the next count
+            return counts
+
+        return BatchShard(start=rank * global_size // self.world, global_size=global_size, exchange_counts=exchange_counts)
+
+    def run(self, work):
+        """[work(rank) for every rank], run side by side."""
+        with ThreadPoolExecutor(self.world) as pool:
+            return list(pool.map(work, range(self.world)))
+
+
+@pytest.mark.parametrize("family,temperature,legacy", [("poisson", 0.3, False), ("poisson", 0.3, True),
+                                                       ("gaussian_relu", 1.0, False)])
+def test_sharded_losses_average_to_the_global_batch_loss_and_gradient(family, temperature, legacy):
     """The mean of the shards' losses (and gradients) is the global batch's: the same noise per row."""
     model = IterativeVAE(ModelConfig(family=family, n_inputs=36, n_latents=16),
                          generator=torch.Generator().manual_seed(0)).double()
     x = planted_dictionary_data(12, side=6, seed=1).x.double()  # [B, M]
     parameters = list(model.parameters())
-    whole = model.loss(x, 5, beta=0.5, temperature=temperature, generator=torch.Generator().manual_seed(7))
+    whole = model.loss(x, 5, beta=0.5, temperature=temperature, generator=torch.Generator().manual_seed(7),
+                       legacy_numerics=legacy)
     whole_grads = torch.autograd.grad(whole.total, parameters)
     world = 3
-    shard_losses, shard_grads = [], []
-    for rank in range(world):
-        group = DataParallel(rank=rank, world_size=world, device=CPU)
+    ranks = ThreadRanks(world)
+
+    def shard_loss_and_grads(rank: int):
         rows = slice(rank * 4, (rank + 1) * 4)
-        terms = model.loss(x[rows], 5, beta=0.5, temperature=temperature,
-                           generator=torch.Generator().manual_seed(7), shard=group.shard(12))
-        shard_losses.append(terms.total)
-        shard_grads.append(torch.autograd.grad(terms.total, parameters))
+        terms = model.loss(x[rows], 5, beta=0.5, temperature=temperature, generator=torch.Generator().manual_seed(7),
+                           shard=ranks.shard(rank, 12), legacy_numerics=legacy)
+        return terms.total, torch.autograd.grad(terms.total, parameters)
+
+    shard_losses, shard_grads = zip(*ranks.run(shard_loss_and_grads))
     torch.testing.assert_close(torch.stack(shard_losses).mean(), whole.total, rtol=1e-12, atol=1e-12)
     for index, expected in enumerate(whole_grads):
         got = torch.stack([grads[index] for grads in shard_grads]).mean(0)
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
 
 
-def test_a_shard_draws_its_rows_of_the_global_batch_noise():
+@pytest.mark.parametrize("fast_noise", [True, False])
+def test_a_shard_draws_its_rows_of_the_global_batch_noise(fast_noise):
     log_rate = torch.linspace(-3.0, 2.0, 4 * 5).reshape(4, 5)  # [B, K]
-    whole = PoissonLatent(log_rate, 15).rsample(temperature=0.5, generator=torch.Generator().manual_seed(0))
-    rows = PoissonLatent(log_rate[2:], 15).rsample(temperature=0.5, generator=torch.Generator().manual_seed(0),
-                                                   shard=BatchShard(start=2, global_size=4))
-    torch.testing.assert_close(rows, whole[2:], rtol=0, atol=0)
+    whole = PoissonLatent(log_rate, 15).rsample(temperature=0.5, generator=torch.Generator().manual_seed(0),
+                                                fast_noise=fast_noise)
+    ranks = ThreadRanks(2)
+    rows = ranks.run(lambda rank: PoissonLatent(log_rate[2 * rank : 2 * rank + 2], 15).rsample(
+        temperature=0.5, generator=torch.Generator().manual_seed(0), shard=ranks.shard(rank, 4),
+        fast_noise=fast_noise))
+    torch.testing.assert_close(torch.cat(rows), whole, rtol=0, atol=0)
+
+
+def test_a_shard_without_a_count_exchange_is_refused_by_the_active_noise():
+    with pytest.raises(ValueError, match="exchange"):
+        PoissonLatent(torch.zeros(2, 3), 15).rsample(temperature=0.5, shard=BatchShard(start=0, global_size=4),
+                                                             fast_noise=True)
 
 
 def test_batch_not_divisible_by_world_size_is_rejected():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ipvae.train.distributions import PoissonLatent, poisson_kl
+from ipvae.train.distributions import PoissonLatent, draw_active_arrival_noise, poisson_kl
 
 RATE_PAIRS = [(0.3, 1.7), (2.0, 0.5), (5.0, 5.0), (0.01, 0.2), (12.0, 3.0)]
 
@@ -93,16 +93,22 @@ def test_relaxed_sample_mean_tends_to_rate_as_temperature_falls():
     assert biases[0] > biases[1] > biases[2]
 
 
-def test_relaxed_sample_gradient_matches_autograd_of_unfused_formula():
-    """The fused backward equals autograd through cumsum/sigmoid of the textbook construction."""
+@pytest.mark.parametrize("fast_noise", [True, False])
+def test_relaxed_sample_gradient_matches_autograd_of_unfused_formula(fast_noise):
+    """The fused backward equals autograd through cumsum/sigmoid of the textbook construction, for both
+    noise layouts (the active neurons' later arrivals only, or every arrival)."""
     log_rate = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
     weights = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     cap, temperature = 15, 0.4
-    fused = PoissonLatent(log_rate, cap).rsample(temperature=temperature, generator=torch.Generator().manual_seed(3))
+    fused = PoissonLatent(log_rate, cap).rsample(temperature=temperature, generator=torch.Generator().manual_seed(3),
+                                                 fast_noise=fast_noise)
     (grad_fused,) = torch.autograd.grad((fused * weights).sum(), log_rate)
 
     generator = torch.Generator().manual_seed(3)
-    unit = torch.empty((cap, 4, 6), dtype=torch.float64).exponential_(generator=generator)
+    if not fast_noise:
+        unit = torch.empty((cap, 4, 6), dtype=torch.float64).exponential_(generator=generator)
+    else:
+        unit = draw_active_arrival_noise(log_rate.detach(), cap, temperature, generator).dense()  # [n, B, K]
     arrivals = torch.cumsum(unit / log_rate.exp(), dim=0)
     textbook = torch.sigmoid((1 - arrivals) / temperature).sum(0)
     (grad_textbook,) = torch.autograd.grad((textbook * weights).sum(), log_rate)
@@ -121,3 +127,19 @@ def test_expected_capped_count_matches_scipy():
     state = poisson.PoissonState(torch.tensor(np.log(rates), dtype=torch.float64))
     got = poisson.expected_code(state, params).numpy()
     np.testing.assert_allclose(got, [capped_poisson_mean(r, cap) for r in rates], rtol=1e-10)
+
+
+def test_exact_counts_from_the_first_arrival_follow_the_capped_poisson_pmf():
+    """sample_from_first_arrival (1[E < r] (1 + Poisson(r - E)), capped) against scipy's pmf of
+    min(N, 15): 20,000 draws per rate, every count's frequency within 5 binomial standard errors."""
+    rates = torch.tensor([0.02, 0.7, 3.0, 12.0, 40.0], dtype=torch.float64)
+    n_draws, cap = 20_000, 15
+    latent = PoissonLatent(rates.log().expand(n_draws, -1), cap)
+    counts = latent.sample_from_first_arrival(generator=torch.Generator().manual_seed(0))  # [draws, 5]
+    assert torch.equal(counts, counts.round()) and float(counts.max()) <= cap
+    for column, rate in enumerate(rates.tolist()):
+        pmf = stats.poisson.pmf(np.arange(cap), rate)
+        expected = np.append(pmf, 1.0 - pmf.sum())  # [cap + 1] P(min(N, cap) = k)
+        observed = np.bincount(counts[:, column].long().numpy(), minlength=cap + 1) / n_draws
+        margin = 5 * np.sqrt(expected * (1 - expected) / n_draws) + 1e-4
+        assert np.all(np.abs(observed - expected) <= margin), (rate, observed, expected)

@@ -12,7 +12,7 @@ import torch
 
 from ipvae.train.config import ModelConfig
 from ipvae.data import planted_dictionary_data
-from ipvae.train.distributions import COMPACT_FRACTION, PoissonLatent
+from ipvae.train.distributions import COMPACT_FRACTION, PoissonLatent, draw_active_arrival_noise
 from ipvae.train.model import IterativeVAE
 from ipvae.train.reference_loss import reference_loss, reference_relaxed_count
 
@@ -45,19 +45,62 @@ def fast_loss(model, *args, **kwargs):
     return model.loss(*args, **kwargs)
 
 
+def reference_with_fast_noise(model, *args, **kwargs):
+    """The direct computation consuming the same random numbers as ``model.loss``."""
+    return reference_loss(model, *args, fast_noise=True, **kwargs)
+
+
+def legacy_loss(model, *args, **kwargs):
+    return model.loss(*args, legacy_numerics=True, **kwargs)
+
+
 @pytest.mark.parametrize("family,temperature", [("poisson", 1.0), ("poisson", 0.07), ("gaussian_relu", 1.0)])
 def test_short_run_loss_trajectory_matches_reference(family, temperature):
     """float64: at low temperature the run amplifies rounding differences (it does so between thread
     counts too), so float32 trajectories part after ~10 steps; float64 ones stay within 1e-9."""
     fast = loss_trajectory(fast_loss, family, temperature, torch.float64)
-    reference = loss_trajectory(reference_loss, family, temperature, torch.float64)
+    reference = loss_trajectory(reference_with_fast_noise, family, temperature, torch.float64)
     assert fast[0] != fast[-1]  # the run trains
     torch.testing.assert_close(torch.tensor(fast), torch.tensor(reference), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("family,temperature", [("poisson", 1.0), ("poisson", 0.07), ("gaussian_relu", 1.0)])
+def test_legacy_numerics_match_the_old_code_path(family, temperature):
+    """``legacy_numerics`` (every arrival's noise drawn) against the direct computation as the trainer had it."""
+    legacy = loss_trajectory(legacy_loss, family, temperature, torch.float64)
+    reference = loss_trajectory(reference_loss, family, temperature, torch.float64)
+    torch.testing.assert_close(torch.tensor(legacy), torch.tensor(reference), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_warm_start_and_lateral_penalty_match_the_direct_computation(legacy):
+    """The shipped recipe's last stage: a warm start of exact draws (through W, or through pixel space
+    with legacy numerics), then relaxed steps, plus the lateral L1 penalty: terms and gradients of the
+    objective equal the direct computation's on the same random numbers."""
+    model = IterativeVAE(ModelConfig(n_inputs=784, n_latents=64, u_max=4.0, hard_upper_clamp=True),
+                         generator=torch.Generator().manual_seed(0)).double()
+    x = torch.rand(20, 784, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # [B, M]
+    options = dict(beta=0.7, temperature=0.07, warm_start_steps=9, lateral_l1=60.0)
+    got = model.loss(x, 6, generator=torch.Generator().manual_seed(2), legacy_numerics=legacy, **options)
+    expected = reference_loss(model, x, 6, generator=torch.Generator().manual_seed(2), fast_noise=not legacy, **options)
+    assert got.penalty is not None and float(got.penalty) > 0
+    for name in got._fields:
+        tolerance = 1e-6 if name == "zeros" else 1e-10  # the fast path averages the zeros in float32
+        torch.testing.assert_close(getattr(got, name), getattr(expected, name), rtol=tolerance, atol=tolerance,
+                                   check_dtype=False, msg=lambda text, name=name: f"{name}: {text}")
+    parameters = list(model.parameters())  # u_prior gets no gradient: the warm start's state is detached
+    got_grads = torch.autograd.grad(got.objective, parameters, allow_unused=True)
+    expected_grads = torch.autograd.grad(expected.objective, parameters, allow_unused=True)
+    assert sum(grad is not None for grad in got_grads) == len(parameters) - 1
+    for a, b in zip(got_grads, expected_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8 * float(b.abs().max()))
+
+
 def test_short_run_loss_trajectory_matches_reference_in_float32_at_high_temperature():
     fast = loss_trajectory(fast_loss, "poisson", 1.0, torch.float32)
-    reference = loss_trajectory(reference_loss, "poisson", 1.0, torch.float32)
+    reference = loss_trajectory(reference_with_fast_noise, "poisson", 1.0, torch.float32)
     torch.testing.assert_close(torch.tensor(fast), torch.tensor(reference), rtol=1e-4, atol=1e-4)
 
 
@@ -69,7 +112,8 @@ def test_loss_terms_and_gradients_match_reference_on_a_mnist_sized_model(tempera
         model.u_prior.copy_(torch.linspace(-7.0, 3.0, 64))  # rates from 1e-3 to 20 (above the cap)
     x = torch.rand(20, 784, generator=torch.Generator().manual_seed(1))  # [B, M]
     fast = model.loss(x, 8, beta=0.7, temperature=temperature, generator=torch.Generator().manual_seed(2))
-    reference = reference_loss(model, x, 8, beta=0.7, temperature=temperature, generator=torch.Generator().manual_seed(2))
+    reference = reference_with_fast_noise(model, x, 8, beta=0.7, temperature=temperature,
+                                          generator=torch.Generator().manual_seed(2))
     for got, expected in zip(fast, reference):
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     if temperature > 0:
@@ -81,8 +125,8 @@ def test_loss_terms_and_gradients_match_reference_on_a_mnist_sized_model(tempera
 
 @pytest.mark.parametrize("low,high", [(-9.0, -3.0), (-2.0, 4.0)])
 def test_relaxed_count_matches_textbook_sum_in_compact_and_dense_regimes(low, high):
-    """Mostly silent neurons (the compact gather) and mostly active ones (the dense pass) against
-    autograd through the textbook construction; and the old dense sampler gives the same."""
+    """All-arrival noise: mostly silent neurons (the compact gather) and mostly active ones (the dense
+    pass) against autograd through the textbook construction; and the old dense sampler gives the same."""
     log_rate = torch.empty(40, 50, dtype=torch.float64).uniform_(low, high, generator=torch.Generator().manual_seed(0))
     log_rate.requires_grad_(True)
     temperature = 0.2
@@ -94,8 +138,7 @@ def test_relaxed_count_matches_textbook_sum_in_compact_and_dense_regimes(low, hi
     weights = torch.randn(40, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     fused = PoissonLatent(log_rate, 15).rsample(temperature=temperature, generator=torch.Generator().manual_seed(4))
     unit = torch.empty((15, 40, 50), dtype=torch.float64).exponential_(generator=torch.Generator().manual_seed(4))
-    arrivals = torch.cumsum(unit, dim=0) / log_rate.exp()  # [n, B, K] autograd through the textbook form
-    textbook = torch.sigmoid((1 - arrivals) / temperature).sum(0)
+    textbook = textbook_relaxed_count(log_rate, unit, temperature)
     (grad_fused,) = torch.autograd.grad((fused * weights).sum(), log_rate)
     (grad_textbook,) = torch.autograd.grad((textbook * weights).sum(), log_rate)
     torch.testing.assert_close(fused, textbook, rtol=1e-12, atol=1e-12)
@@ -104,6 +147,49 @@ def test_relaxed_count_matches_textbook_sum_in_compact_and_dense_regimes(low, hi
     (grad_old,) = torch.autograd.grad((old * weights).sum(), log_rate)
     torch.testing.assert_close(old, textbook, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad_old, grad_textbook, rtol=1e-10, atol=1e-11)
+
+
+def textbook_relaxed_count(log_rate, unit_exponentials, temperature):
+    """sum_j sigmoid((1 - T_j) / tau), T_j = cumsum(E)_j / r, differentiable by autograd."""
+    arrivals = torch.cumsum(unit_exponentials, dim=0) / log_rate.exp()  # [n, B, K]
+    return torch.sigmoid((1 - arrivals) / temperature).sum(0)
+
+
+@pytest.mark.parametrize("low,high", [(-9.0, -3.0), (-2.0, 4.0)])
+def test_active_arrival_noise_gives_the_textbook_count_whatever_the_undrawn_arrivals(low, high):
+    """The default noise draws E_2..E_n only for the neurons whose first arrival can matter. The
+    textbook count of the same draws, with the undrawn arrivals set to 1 or to 10^6 (they come after a
+    negligible first arrival, so no value can matter), equals the sampler's, with its gradient."""
+    log_rate = torch.empty(40, 50, dtype=torch.float64).uniform_(low, high, generator=torch.Generator().manual_seed(0))
+    log_rate.requires_grad_(True)
+    temperature = 0.2
+    noise = draw_active_arrival_noise(log_rate.detach(), 15, temperature, torch.Generator().manual_seed(4))
+    assert 0 < noise.active.numel() < log_rate.numel()  # both kinds of neuron occur
+    weights = torch.randn(40, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    fused = PoissonLatent(log_rate, 15).rsample(temperature=temperature, generator=torch.Generator().manual_seed(4),
+                                                fast_noise=True)
+    (grad_fused,) = torch.autograd.grad((fused * weights).sum(), log_rate)
+    for fill in (1.0, 1e6):
+        textbook = textbook_relaxed_count(log_rate, noise.dense(fill), temperature)
+        (grad_textbook,) = torch.autograd.grad((textbook * weights).sum(), log_rate)
+        torch.testing.assert_close(fused, textbook, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(grad_fused, grad_textbook, rtol=1e-10, atol=1e-11)
+
+
+def test_active_and_all_arrival_noise_give_the_same_count_distribution():
+    """Monte Carlo over 4,000 independent draws per neuron: the mean relaxed count of each noise layout
+    matches the other within 5 standard errors (what the textbook construction's spread allows), at
+    rates from 0.01 to 20 spanning silent, active and capped neurons."""
+    n_draws = 4000
+    log_rate = torch.linspace(-4.6, 3.0, 12, dtype=torch.float64).expand(n_draws, -1)  # [draws, K]
+    means, errors = [], []
+    for fast_noise in (True, False):
+        counts = PoissonLatent(log_rate, 15).rsample(temperature=0.3, generator=torch.Generator().manual_seed(9),
+                                                     fast_noise=fast_noise)  # [draws, K]
+        means.append(counts.mean(0))
+        errors.append(counts.std(0) / n_draws**0.5)
+    standard_error = (errors[0].square() + errors[1].square()).sqrt()  # [K]
+    assert torch.all((means[0] - means[1]).abs() <= 5 * standard_error + 1e-12)
 
 
 def test_weighted_gram_backward_matches_autograd():

@@ -165,6 +165,11 @@ class TrainConfig:
         W = Phi^T D Phi (iterative models): fewer non-zero lateral synapses after quantization, so fewer
         synaptic ops per spike on the chip. The inference stays the exact dynamics of the learned Phi, D.
         The recorded loss excludes the penalty.
+    legacy_numerics: compute the iterative VAE's loss as the trainer did before its faster path (every
+        arrival's noise drawn, the warm start through pixel space, the lateral penalty on a second
+        W = Phi^T D Phi), so that runs trained that way, the shipped recipe's first stages among them,
+        rebuild bit for bit. The same distribution and objective as the default path, at up to twice
+        the cost (``benchmarks/train_speed.py``).
     beta: KL weight, held at beta_start for beta_hold_fraction of the steps, then linear to beta
         over beta_ramp_fraction.  temperature: relaxed-Poisson temperature, annealed geometrically
         from temperature_start to temperature_end over temperature_anneal_fraction of the steps.
@@ -179,6 +184,7 @@ class TrainConfig:
     t_train: int = 16
     warm_start_max: int = 0
     lateral_l1: float = 0.0
+    legacy_numerics: bool = False
     learning_rate: float = 3e-3
     learning_rate_min: float = 1e-5
     warmup_fraction: float = 0.005

@@ -3,8 +3,10 @@
 Every process holds the whole model and a slice of each global batch (``batch_size / world_size`` rows);
 DistributedDataParallel averages the gradients, so one optimisation step is the step of the global
 batch. The sampling noise of the whole global batch is drawn on every rank from the shared generator
-and sliced (``ipvae.train.distributions.BatchShard``), so the draws, the generator state and therefore the
-weights do not depend on the number of processes (up to float rounding of the gradient average).
+and sliced (``ipvae.train.distributions.BatchShard``; the relaxed Poisson sampler's later arrival
+noise, drawn for the active neurons only, is sliced by every rank's active count, one all-gather of
+an integer per draw), so the draws, the generator state and therefore the weights do not depend on
+the number of processes (up to float rounding of the gradient average).
 Backend: NCCL with one GPU per process when CUDA is available, else gloo on the CPU.
 """
 
@@ -53,7 +55,19 @@ class DataParallel:
         """This rank's rows of a global batch (None when training alone: nothing to slice)."""
         if self.world_size == 1:
             return None
-        return BatchShard(start=self.rank * self.local_batch_size(global_batch_size), global_size=global_batch_size)
+        return BatchShard(
+            start=self.rank * self.local_batch_size(global_batch_size),
+            global_size=global_batch_size,
+            exchange_counts=self.gather_counts,
+        )
+
+    def gather_counts(self, count: int) -> list[int]:
+        """Every rank's ``count``, in rank order (one all-gather of an integer)."""
+        if self.world_size == 1:
+            return [count]
+        gathered = [torch.zeros(1, dtype=torch.int64, device=self.device) for _ in range(self.world_size)]
+        dist.all_gather(gathered, torch.tensor([count], dtype=torch.int64, device=self.device))
+        return [int(value) for value in gathered]
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """DistributedDataParallel around ``module`` (gradients averaged in backward), or ``module`` alone."""

@@ -23,7 +23,14 @@ from torch import Tensor, nn
 
 from ipvae.train.config import ModelConfig
 from ipvae.train.distributions import BatchShard
-from ipvae.train.inference import FAMILY_DYNAMICS, InferenceParams, decode, precision_weighted_terms, weighted_gram
+from ipvae.train.inference import (
+    FAMILY_DYNAMICS,
+    InferenceParams,
+    PrecisionWeightedTerms,
+    decode,
+    precision_weighted_terms,
+    weighted_gram,
+)
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
 
@@ -49,13 +56,22 @@ class Trajectory(NamedTuple):
 
 
 class LossTerms(NamedTuple):
-    """Scalars averaged over steps and batch; ``total`` is what is minimised."""
+    """Scalars averaged over steps and batch; ``total`` (+ ``penalty`` where given) is what is minimised.
+
+    ``penalty``: a regulariser of the weights added to the objective but not to the logged loss
+    (the iterative VAE's ``lateral_l1`` term), None where there is none."""
 
     total: Tensor
     nll: Tensor
     kl: Tensor
     mse_per_pixel: Tensor
     zeros: Tensor
+    penalty: Tensor | None = None
+
+    @property
+    def objective(self) -> Tensor:
+        """What the optimiser minimises: total + penalty."""
+        return self.total if self.penalty is None else self.total + self.penalty
 
 
 def initial_log_step_size(config: ModelConfig) -> float:
@@ -118,8 +134,7 @@ class IterativeVAE(nn.Module):
     def lateral_magnitude(self) -> Tensor:
         """sum_{i != j} |W_ij| / K of the lateral weights W = Phi^T D Phi (TrainConfig.lateral_l1), a scalar."""
         params = self.inference_params()
-        gram = weighted_gram(params.phi, params.precision)  # [K, K]
-        return (gram.abs().sum() - gram.diagonal().abs().sum()) / gram.shape[0]
+        return off_diagonal_magnitude(weighted_gram(params.phi, params.precision))
 
     def iterate(
         self,
@@ -168,6 +183,19 @@ class IterativeVAE(nn.Module):
         for _ in range(n_steps):
             latent = dynamics.sample(state, params, 0.0, generator)
             state = dynamics.step(state, latent, x, params)
+        return type(state)(*(value.detach() for value in state))
+
+    @torch.no_grad()
+    def _lateral_warm_start(
+        self, state: tuple, terms: PrecisionWeightedTerms, params: InferenceParams, n_steps: int, generator
+    ) -> tuple:
+        """``_warm_start`` through the lateral weights: the drive Phi^T D x - W z, one [B, K] x [K, K]
+        product per step instead of two through pixel space; exact draws by ``fast_noise``."""
+        dynamics = self.dynamics
+        feedforward, lateral = terms.feedforward.detach(), terms.lateral.detach()  # [B, K], [K, K]
+        for _ in range(n_steps):
+            latent = dynamics.draw(state, params, 0.0, generator, fast_noise=True)
+            state = dynamics.update(state, latent, feedforward - latent.z @ lateral, params)
         return type(state)(*(value.detach() for value in state))
 
     def trajectory(
@@ -226,6 +254,8 @@ class IterativeVAE(nn.Module):
         generator: torch.Generator | None = None,
         shard: BatchShard | None = None,
         warm_start_steps: int = 0,
+        lateral_l1: float = 0.0,
+        legacy_numerics: bool = False,
     ) -> LossTerms:
         """Mean over the T unrolled steps of  NLL(x | Phi z_t) + beta * KL(q_t || q_{t-1}).
 
@@ -236,6 +266,10 @@ class IterativeVAE(nn.Module):
         ``shard``: x is a slice of a global batch (data-parallel training), see ``BatchShard``.
         ``warm_start_steps`` = W: the scored steps are W+1..W+T (see ``iterate``); single process only,
         because the warm start's exact draws are not sliced from a global draw.
+        ``lateral_l1``: ``penalty`` = lateral_l1 * sum_{i != j} |W_ij| / K on the W the loop uses.
+        ``legacy_numerics`` (``TrainConfig.legacy_numerics``): compute as the trainer did before, so a
+        recipe trained that way rebuilds bit for bit: all [n, B, K] arrival noise drawn, the warm start
+        through pixel space, the penalty on a second W. The same distribution and objective.
         """
         if n_steps <= 0:
             raise ValueError("n_steps must be positive")
@@ -246,8 +280,11 @@ class IterativeVAE(nn.Module):
         if warm_start_steps:
             if shard is not None:
                 raise ValueError("warm_start_steps is not supported with a sharded batch")
-            state = self._warm_start(state, x, params, warm_start_steps, generator)
-        latent = dynamics.draw(state, params, temperature, generator, shard)
+            if legacy_numerics:
+                state = self._warm_start(state, x, params, warm_start_steps, generator)
+            else:
+                state = self._lateral_warm_start(state, terms, params, warm_start_steps, generator)
+        latent = dynamics.draw(state, params, temperature, generator, shard, fast_noise=not legacy_numerics)
         lateral_input = latent.z @ terms.lateral  # [B, K] W z
         twice_feedforward = 2.0 * terms.feedforward  # [B, K]
         quadratic_sum = x.new_zeros(())
@@ -256,7 +293,7 @@ class IterativeVAE(nn.Module):
         for _ in range(n_steps):
             previous = state
             state = dynamics.update(state, latent, terms.feedforward - lateral_input, params)
-            latent = dynamics.draw(state, params, temperature, generator, shard)
+            latent = dynamics.draw(state, params, temperature, generator, shard, fast_noise=not legacy_numerics)
             lateral_input = latent.z @ terms.lateral  # [B, K]
             # (x - Phi z)^T D (x - Phi z) = x^T D x - 2 z . Phi^T D x + z . W z
             weighted_error = terms.data_energy + (latent.z * (lateral_input - twice_feedforward)).sum(-1)  # [B]
@@ -270,4 +307,14 @@ class IterativeVAE(nn.Module):
             code_steps = torch.stack(codes)  # [T, B, K]
             mse_per_pixel = (code_steps @ params.phi.T).sub_(x).square_().mean()  # [T, B, M] -> []
             zeros = (code_steps < 0.5).float().mean()
-        return LossTerms(total=nll + beta * kl, nll=nll, kl=kl, mse_per_pixel=mse_per_pixel, zeros=zeros)
+        penalty = None
+        if lateral_l1:
+            magnitude = self.lateral_magnitude() if legacy_numerics else off_diagonal_magnitude(terms.lateral)
+            penalty = lateral_l1 * magnitude
+        return LossTerms(total=nll + beta * kl, nll=nll, kl=kl, mse_per_pixel=mse_per_pixel, zeros=zeros,
+                         penalty=penalty)
+
+
+def off_diagonal_magnitude(gram: Tensor) -> Tensor:
+    """sum_{i != j} |W_ij| / K of a [K, K] matrix, a scalar."""
+    return (gram.abs().sum() - gram.diagonal().abs().sum()) / gram.shape[0]

@@ -4,8 +4,10 @@ This is the code path the trainer used before the loss went through the [K, K] l
 every step decodes Phi z [B, M] and takes the drive and the Gaussian error through pixel space, and
 the relaxed Poisson count sums the sigmoids of all [n, B, K] arrivals (the fused custom Function the
 sampler had). It shares with the fast path only the state update of each family (``update``) and the
-way noise is drawn, so a test or benchmark comparing the two checks exactly what the fast path
-changed: how the same numbers are computed. Used by ``tests/test_training_speed_path.py`` and ``benchmarks/train_speed.py``.
+way noise is drawn, so a test comparing the two checks exactly what the fast path changed: how the
+same numbers are computed. By default the noise is drawn as that trainer drew it, every arrival of
+every neuron (the old code path as a whole, which ``benchmarks/train_speed.py`` times); ``fast_noise``
+draws it as ``IterativeVAE.loss`` does, so the two can be compared number for number. Used by ``tests/test_training_speed_path.py`` and ``benchmarks/train_speed.py``.
 """
 
 from __future__ import annotations
@@ -13,21 +15,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ipvae.train.distributions import BatchShard, PoissonLatent, draw_exponential, draw_rows
+from ipvae.train.distributions import BatchShard, PoissonLatent, draw_active_arrival_noise, draw_exponential, draw_rows
 from ipvae.train.inference import InferenceParams, LatentSample, decode, poisson, reconstruction_drive
 from ipvae.train.model import IterativeVAE, LossTerms
 
 
 def reference_relaxed_count(
     log_rate: Tensor, max_count: int, temperature: float, generator: torch.Generator | None,
-    shard: BatchShard | None = None,
+    shard: BatchShard | None = None, fast_noise: bool = False,
 ) -> Tensor:
-    """The relaxed count as the trainer computed it before: validated posterior, dense [n, B, K] pass."""
+    """The relaxed count as the trainer computed it before: validated posterior, dense [n, B, K] pass
+    (the noise of the active neurons' later arrivals as the sampler draws it, or all of it)."""
     posterior = PoissonLatent(log_rate, max_count)
     if temperature <= 0.0:
-        return posterior.rsample(temperature=0.0, generator=generator)
+        return posterior.rsample(temperature=0.0, generator=generator, fast_noise=fast_noise)
     with torch.no_grad():
-        unit_exponentials = draw_rows((max_count, *log_rate.shape), 1, shard, log_rate, generator, draw_exponential)  # [n, B, K]
+        if not fast_noise:
+            unit_exponentials = draw_rows((max_count, *log_rate.shape), 1, shard, log_rate, generator, draw_exponential)  # [n, B, K]
+        else:
+            noise = draw_active_arrival_noise(log_rate, max_count, temperature, generator, shard)
+            unit_exponentials = noise.dense()  # [n, B, K]
         for j in range(1, max_count):
             unit_exponentials[j] += unit_exponentials[j - 1]  # arrival times at rate 1
     return _DenseRelaxedCount.apply(log_rate, unit_exponentials, temperature)
@@ -53,10 +60,10 @@ class _DenseRelaxedCount(torch.autograd.Function):
 
 
 def _draw_with_reconstruction(
-    model: IterativeVAE, state, params: InferenceParams, temperature: float, generator, shard
+    model: IterativeVAE, state, params: InferenceParams, temperature: float, generator, shard, fast_noise: bool
 ) -> LatentSample:
     if model.dynamics is poisson:
-        z = reference_relaxed_count(state.u, params.max_spike_count, temperature, generator, shard)  # [B, K]
+        z = reference_relaxed_count(state.u, params.max_spike_count, temperature, generator, shard, fast_noise)  # [B, K]
         return LatentSample(z=z, recon=decode(z, params))
     latent = model.dynamics.draw(state, params, temperature, generator, shard)
     return latent._replace(recon=decode(latent.z, params))
@@ -71,12 +78,23 @@ def reference_loss(
     temperature: float,
     generator: torch.Generator | None = None,
     shard: BatchShard | None = None,
+    warm_start_steps: int = 0,
+    lateral_l1: float = 0.0,
+    fast_noise: bool = False,
 ) -> LossTerms:
-    """What ``model.loss`` returns, computed step by step through pixel space."""
+    """What ``model.loss`` returns, computed step by step through pixel space (``fast_noise``: see
+    ``reference_relaxed_count``); the warm start steps through pixel space, the penalty is taken on a
+    second W = Phi^T D Phi."""
     params = model.inference_params()
     dynamics = model.dynamics
     state = dynamics.initial_state(params, x.shape[0])
-    latent = _draw_with_reconstruction(model, state, params, temperature, generator, shard)
+    if warm_start_steps:
+        with torch.no_grad():
+            for _ in range(warm_start_steps):
+                latent = _draw_with_reconstruction(model, state, params, 0.0, generator, None, fast_noise)
+                state = dynamics.step(state, latent, x, params)
+        state = type(state)(*(value.detach() for value in state))
+    latent = _draw_with_reconstruction(model, state, params, temperature, generator, shard, fast_noise)
     nll_sum = x.new_zeros(())
     kl_sum = x.new_zeros(())
     squared_error_sum = x.new_zeros(())
@@ -84,7 +102,7 @@ def reference_loss(
     for _ in range(n_steps):
         previous = state
         state = dynamics.update(state, latent, reconstruction_drive(x, latent.recon, params), params)
-        latent = _draw_with_reconstruction(model, state, params, temperature, generator, shard)
+        latent = _draw_with_reconstruction(model, state, params, temperature, generator, shard, fast_noise)
         nll_sum = nll_sum + model.gaussian_nll(x, latent.recon).mean()
         kl_sum = kl_sum + dynamics.kl(state, previous, params).mean()
         with torch.no_grad():
@@ -97,4 +115,5 @@ def reference_loss(
         kl=kl,
         mse_per_pixel=squared_error_sum / n_steps,
         zeros=zeros_sum / n_steps,
+        penalty=lateral_l1 * model.lateral_magnitude() if lateral_l1 else None,
     )

@@ -114,12 +114,16 @@ class _TrainingLoss(nn.Module):
 
     def forward(
         self, x: Tensor, n_steps: int, beta: float, temperature: float, generator: torch.Generator,
-        shard: BatchShard | None, warm_start_steps: int = 0,
+        shard: BatchShard | None, warm_start_steps: int = 0, lateral_l1: float = 0.0, legacy_numerics: bool = False,
     ) -> LossTerms:
-        # only the iterative VAE takes a shard or a warm start (check_training_options refuses the rest)
+        # only the iterative VAE takes these options (check_training_options refuses the rest)
         options = {"shard": shard} if shard is not None else {}
         if warm_start_steps:
             options["warm_start_steps"] = warm_start_steps
+        if lateral_l1:
+            options["lateral_l1"] = lateral_l1
+        if legacy_numerics:
+            options["legacy_numerics"] = legacy_numerics
         return self.model.loss(x, n_steps, beta=beta, temperature=temperature, generator=generator, **options)
 
 
@@ -132,6 +136,8 @@ def check_training_options(config: RunConfig, group: DataParallel) -> None:
         raise IpvaeError(f"data-parallel training (torchrun) supports the iterative models only, not {config.model.kind!r}")
     if config.train.lateral_l1 and not iterative:
         raise IpvaeError(f"lateral_l1 needs an iterative model, not kind {config.model.kind!r}")
+    if config.train.legacy_numerics and not iterative:
+        raise IpvaeError(f"legacy_numerics applies to the iterative models only, not kind {config.model.kind!r}")
     if group.world_size > 1 and config.train.warm_start_max:
         raise IpvaeError("warm_start_max is single-process only: its exact draws are not sliced from a global draw")
 
@@ -258,14 +264,12 @@ def _train(
                     terms = training_loss(
                         x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step),
                         generator=sampling, shard=shard, warm_start_steps=warm_start_steps(tc, step),
+                        lateral_l1=tc.lateral_l1, legacy_numerics=tc.legacy_numerics,
                     )
                 except ValueError as error:  # torch.distributions refuses a NaN rate: the state diverged
                     raise _diverged(step, epoch, run_dir, cause=error) from None
                 optimizer.zero_grad(set_to_none=True)
-                objective = terms.total
-                if tc.lateral_l1:
-                    objective = objective + tc.lateral_l1 * model.lateral_magnitude()
-                objective.backward()
+                terms.objective.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 local_values = torch.stack(
                     [terms.total.detach(), terms.nll.detach(), terms.kl.detach(), terms.mse_per_pixel, terms.zeros]

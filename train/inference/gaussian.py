@@ -52,8 +52,11 @@ def draw(
     temperature: float,
     generator: torch.Generator | None,
     shard: BatchShard | None = None,
+    fast_noise: bool = False,
 ) -> LatentSample:
-    """z ~ q(state) and its noise, without the reconstruction (``recon`` is None)."""
+    """z ~ q(state) and its noise, without the reconstruction (``recon`` is None).
+
+    ``fast_noise`` is the Poisson sampler's noise layout; a Gaussian draw has one layout and ignores it."""
     noise = draw_rows(tuple(state.mean.shape), 0, shard, state.mean, generator, draw_standard_normal)  # [B, K]
     pre_activation = state.mean + state.log_scale.exp() * noise  # [B, K]
     return LatentSample(z=_code(pre_activation, params), recon=None, noise=noise)

@@ -33,10 +33,11 @@ def draw(
     temperature: float,
     generator: torch.Generator | None,
     shard: BatchShard | None = None,
+    fast_noise: bool = False,
 ) -> LatentSample:
-    """z ~ q(state) without its reconstruction (``recon`` is None)."""
+    """z ~ q(state) without its reconstruction (``recon`` is None); ``fast_noise``: see ``PoissonLatent.rsample``."""
     posterior = PoissonLatent(state.u, params.max_spike_count, validate_args=False)  # u is finite by construction
-    z = posterior.rsample(temperature=temperature, generator=generator, shard=shard)  # [B, K]
+    z = posterior.rsample(temperature=temperature, generator=generator, shard=shard, fast_noise=fast_noise)  # [B, K]
     return LatentSample(z=z, recon=None)
 
 
