@@ -23,6 +23,7 @@ from ipvae.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
+ROUNDING_TOLERANCE = 1e-3  # weights of the 8-step bars runs; see the torchrun test
 
 
 class ThreadRanks:
@@ -127,10 +128,12 @@ def test_torchrun_two_processes_match_one_and_resume_across_world_sizes(tmp_path
     two = load_file(str(tmp_path / "two" / WEIGHTS_FILE))
     one = load_file(str(tmp_path / "one" / WEIGHTS_FILE))
     assert not torch.equal(one["phi"], IterativeVAE(config.model, torch.Generator().manual_seed(3)).phi)  # it trained
-    # float tolerance: the 2-rank gradient average rounds differently; a wrong shard, noise row or
-    # gradient scale moves weights by about the learning rate (1e-2), 10^3 times more than allowed
+    # float tolerance: the 2-rank gradient average rounds differently, and the temperature anneals to
+    # 0.01, where the unrolled loop amplifies rounding (measured after 8 steps: at most 2e-5 with the
+    # default noise, 5e-6 with legacy_numerics). Another batching or noise moves weights by 2e-2 to 6e-2
+    # (measured: batch 40 instead of 50). ROUNDING_TOLERANCE sits 50x above the one and 20x below the other.
     for name in one:
-        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(two[name], one[name], rtol=0, atol=ROUNDING_TOLERANCE)
 
     # the 2-process checkpoint resumes in 1 process: the same as 8 uninterrupted steps in 1 process
     train(config, tmp_path / "two", resume=True, show_progress=False)
@@ -138,4 +141,4 @@ def test_torchrun_two_processes_match_one_and_resume_across_world_sizes(tmp_path
     resumed = load_file(str(tmp_path / "two" / WEIGHTS_FILE))
     uninterrupted = load_file(str(tmp_path / "uninterrupted" / WEIGHTS_FILE))
     for name in uninterrupted:
-        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=0, atol=ROUNDING_TOLERANCE)

@@ -6,7 +6,8 @@ batch. The sampling noise of the whole global batch is drawn on every rank from 
 and sliced (``ipvae.train.distributions.BatchShard``; the relaxed Poisson sampler's later arrival
 noise, drawn for the active neurons only, is sliced by every rank's active count, one all-gather of
 an integer per draw), so the draws, the generator state and therefore the weights do not depend on
-the number of processes (up to float rounding of the gradient average).
+the number of processes (up to float rounding of the gradient average, and until such rounding moves
+a neuron across the sampler's activity threshold; see ``draw_active_arrival_noise``).
 Backend: NCCL with one GPU per process when CUDA is available, else gloo on the CPU.
 """
 

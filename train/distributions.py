@@ -126,21 +126,27 @@ class PoissonLatent(Distribution):
                 unit_exponentials = draw_rows((self.max_count, *shape), 1, shard, log_rate, generator, draw_exponential)  # [n, B, K]
             return _RelaxedCount.apply(log_rate, unit_exponentials, temperature)
         noise = draw_active_arrival_noise(log_rate, self.max_count, temperature, generator, shard)
-        return _ActiveRelaxedCount.apply(log_rate, noise.first, noise.active, noise.later, temperature)
+        return _ActiveRelaxedCount.apply(log_rate, noise.active, noise.units, temperature)
 
 
 class ArrivalNoise(NamedTuple):
     """Unit-rate inter-arrival times of a relaxed count, drawn where they can matter.
 
     first [B, K]: E_1 of every neuron; active [A]: flat indices (into [B * K]) of the neurons whose
-    first arrival E_1 / r can matter at this temperature; later [n - 1, A]: E_2..E_n of those.
+    first arrival E_1 / r can matter at this temperature; units [n, A]: E_1..E_n of those (row 0 is
+    their E_1, the rows after it the later draws), one buffer that the sampler overwrites in place.
     A neuron outside ``active`` has every arrival T_j >= T_1 >= 1 + NEGLIGIBLE_LOGIT * tau, where each
     soft step is below exp(-NEGLIGIBLE_LOGIT): its later draws would not change a float count.
     """
 
     first: Tensor
     active: Tensor
-    later: Tensor
+    units: Tensor
+
+    @property
+    def later(self) -> Tensor:
+        """E_2..E_n of the active neurons, [n - 1, A]."""
+        return self.units[1:]
 
     def dense(self, fill: float = 1.0) -> Tensor:
         """All [n, B, K] inter-arrival times, ``fill`` where a later one was not drawn (any positive
@@ -159,7 +165,10 @@ def draw_active_arrival_noise(
 
     The later draws are one [n - 1, A_global] block in the global batch's row-major order; a shard
     takes its columns, found from every rank's active count (``BatchShard.active_offset_and_total``),
-    so the draws do not depend on the number of processes.
+    so the draws do not depend on the number of processes. How many numbers are drawn depends on the
+    potentials: two runs whose u differ by rounding (thread counts, world sizes) draw the same numbers
+    until a first arrival falls between their thresholds, then part (every-arrival noise draws a fixed
+    amount).
     """
     with torch.no_grad():
         first = draw_rows(tuple(log_rate.shape), 0, shard, log_rate, generator, draw_exponential)  # [B, K]
@@ -168,9 +177,13 @@ def draw_active_arrival_noise(
         n_active = active.numel()
         offset, total = (0, n_active) if shard is None else shard.active_offset_and_total(n_active)
         device = generator.device if generator is not None else log_rate.device
-        later = torch.empty((max_count - 1, total), dtype=log_rate.dtype, device=device)  # [n - 1, A_global]
-        later = draw_exponential(later, generator)[:, offset : offset + n_active].to(log_rate.device)  # [n - 1, A]
-    return ArrivalNoise(first=first, active=active, later=later)
+        units = torch.empty((max_count, total), dtype=log_rate.dtype, device=device)  # [n, A_global]
+        draw_exponential(units[1:], generator)  # E_2..E_n, drawn in place (a contiguous block of rows)
+        if shard is not None:
+            units = units[:, offset : offset + n_active].contiguous()  # [n, A] this shard's columns
+        units = units.to(log_rate.device)
+        units[0] = first.reshape(-1).index_select(0, active)  # [A] E_1
+    return ArrivalNoise(first=first, active=active, units=units)
 
 
 @dataclass(frozen=True)
@@ -321,19 +334,16 @@ class _RelaxedCount(torch.autograd.Function):
 
 
 class _ActiveRelaxedCount(torch.autograd.Function):
-    """The relaxed count of ``_RelaxedCount`` from ``ArrivalNoise``: first [B, K], active [A], later [n-1, A].
+    """The relaxed count of ``_RelaxedCount`` from ``ArrivalNoise``: active [A], units [n, A] (overwritten).
 
     Only the active neurons are computed (the others get exactly 0, as in ``_RelaxedCount``).
     """
 
     @staticmethod
-    def forward(ctx, log_rate: Tensor, first: Tensor, active: Tensor, later: Tensor, temperature: float) -> Tensor:
+    def forward(ctx, log_rate: Tensor, active: Tensor, units: Tensor, temperature: float) -> Tensor:
         with_slope = ctx.needs_input_grad[0]
         inverse_rate = torch.exp(-log_rate).reshape(-1)  # [N], N = B * K
-        active_exponentials = torch.cat([first.reshape(1, -1).index_select(1, active), later])  # [n, A]
-        count, slope = _active_count_and_slope(
-            log_rate, inverse_rate, active, active_exponentials, 1.0 / temperature, with_slope
-        )
+        count, slope = _active_count_and_slope(log_rate, inverse_rate, active, units, 1.0 / temperature, with_slope)
         if with_slope:
             ctx.save_for_backward(slope.reshape(log_rate.shape))  # [B, K]
         return count.reshape(log_rate.shape)
@@ -341,7 +351,7 @@ class _ActiveRelaxedCount(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_count: Tensor):
         (count_grad_log_rate,) = ctx.saved_tensors
-        return grad_count * count_grad_log_rate, None, None, None, None
+        return grad_count * count_grad_log_rate, None, None, None
 
 
 def poisson_kl(log_rate: Tensor, prior_log_rate: Tensor) -> Tensor:
