@@ -57,3 +57,6 @@ def test_bad_values_and_non_iterative_models_are_refused(planted_bars, tmp_path)
                                                            n_latents=config.model.n_latents))
     with pytest.raises(IpvaeError, match="lateral_l1 needs an iterative model"):
         train(sparse, tmp_path / "sparse", show_progress=False)
+    legacy = dataclasses.replace(sparse, train=dataclasses.replace(sparse.train, lateral_l1=0.0, legacy_numerics=True))
+    with pytest.raises(IpvaeError, match="legacy_numerics applies to the iterative models only"):
+        train(legacy, tmp_path / "legacy", show_progress=False)
