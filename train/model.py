@@ -74,6 +74,24 @@ class LossTerms(NamedTuple):
         return self.total if self.penalty is None else self.total + self.penalty
 
 
+def register_latent_prior(module: nn.Module, config: ModelConfig, generator: torch.Generator | None) -> None:
+    """The learned prior's parameters on ``module``, shared by the iterative and amortized VAEs.
+
+    Poisson: u_prior [K] = log r0, uniform in [init_u_prior_low, init_u_prior_high] (one draw from
+    ``generator``). Gaussian: u_prior [K] = m0 and prior_log_scale [K] = log s0, both 0; gaussian_relu
+    also log_gain [K] = 0.
+    """
+    n_latents = config.n_latents
+    if config.family == "poisson":
+        low, high = config.init_u_prior_low, config.init_u_prior_high
+        module.u_prior = nn.Parameter(low + (high - low) * torch.rand(n_latents, generator=generator))  # [K]
+        return
+    module.u_prior = nn.Parameter(torch.zeros(n_latents))  # [K] prior mean
+    module.prior_log_scale = nn.Parameter(torch.zeros(n_latents))  # [K]
+    if config.family == "gaussian_relu":
+        module.log_gain = nn.Parameter(torch.zeros(n_latents))  # [K]
+
+
 def initial_log_step_size(config: ModelConfig) -> float:
     """config.init_log_lr, or the step size giving initial self-inhibition lr * W_kk = init_lateral_gain."""
     if config.init_log_lr is not None:
@@ -94,16 +112,9 @@ class IterativeVAE(nn.Module):
         self.phi = nn.Parameter(phi)
         self.log_sigma = nn.Parameter(torch.full((n_inputs,), config.init_log_sigma))  # [M]
         self.log_lr = nn.Parameter(torch.tensor(initial_log_step_size(config)))  # []
+        register_latent_prior(self, config, generator)
         if config.family == "poisson":
-            low, high = config.init_u_prior_low, config.init_u_prior_high
-            u_prior = low + (high - low) * torch.rand(n_latents, generator=generator)  # [K]
-            self.u_prior = nn.Parameter(u_prior)
             self.log_b = nn.Parameter(torch.full((n_latents,), config.init_log_b))  # [K]
-        else:
-            self.u_prior = nn.Parameter(torch.zeros(n_latents))  # [K] prior mean
-            self.prior_log_scale = nn.Parameter(torch.zeros(n_latents))  # [K]
-            if config.family == "gaussian_relu":
-                self.log_gain = nn.Parameter(torch.zeros(n_latents))  # [K]
 
     @property
     def n_params(self) -> int:

@@ -42,7 +42,7 @@ from ipvae.train.config import ModelConfig
 from ipvae.train.distributions import PoissonLatent, gaussian_kl, poisson_kl
 from ipvae.train.inference.common import soft_clamp
 from ipvae.train.inference.gaussian import LOG_SCALE_MAX, LOG_SCALE_MIN
-from ipvae.train.model import LossTerms, StepOutput, Trajectory
+from ipvae.train.model import LossTerms, StepOutput, Trajectory, register_latent_prior
 
 CONV_STRIDE = 2
 CONV_KERNEL = 3
@@ -104,14 +104,7 @@ class AmortizedVAE(nn.Module):
         init_layers_(self.encoder, generator)
         self.phi = nn.Parameter(torch.randn(n_inputs, n_latents, generator=generator) * config.init_phi_std)  # [M, K]
         self.log_sigma = nn.Parameter(torch.full((n_inputs,), config.init_log_sigma))  # [M]
-        if self.is_poisson:
-            low, high = config.init_u_prior_low, config.init_u_prior_high
-            self.u_prior = nn.Parameter(low + (high - low) * torch.rand(n_latents, generator=generator))  # [K]
-        else:
-            self.u_prior = nn.Parameter(torch.zeros(n_latents))  # [K] prior mean
-            self.prior_log_scale = nn.Parameter(torch.zeros(n_latents))  # [K]
-            if config.family == "gaussian_relu":
-                self.log_gain = nn.Parameter(torch.zeros(n_latents))  # [K]
+        register_latent_prior(self, config, generator)
 
     @property
     def n_params(self) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ipvae.train.config import ModelConfig
 from ipvae.train.model import StepOutput, Trajectory
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
@@ -34,6 +35,39 @@ def stack_trajectory(steps: Sequence[StepOutput], features: Tensor) -> "Trajecto
         kl=torch.stack([s.kl for s in steps]),  # [T, B]
         features=features,  # [B, K]
     )
+
+
+class UnitNormDictionaryCoder(nn.Module):
+    """Base of the deterministic dictionary coders (LCA / ISTA / FISTA, predictive coding): a unit-norm
+    dictionary Phi [M, K] drawn from ``generator``, and what follows from a deterministic code: the
+    features and the mean reconstruction are the code and its reconstruction. Subclasses provide
+    ``iterate`` (yielding ``StepOutput``), ``loss`` and ``macs_per_inference``."""
+
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        phi = torch.randn(config.n_inputs, config.n_latents, generator=generator)  # [M, K]
+        normalize_columns_(phi)
+        self.phi = nn.Parameter(phi)
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def trajectory(
+        self, x: Tensor, n_steps: int, *, temperature: float = 0.0, generator: torch.Generator | None = None
+    ) -> Trajectory:
+        steps = list(self.iterate(x, n_steps))
+        return stack_trajectory(steps, self.features(steps[-1]))
+
+    def forward(self, x: Tensor, n_steps: int, **kwargs) -> Trajectory:
+        return self.trajectory(x, n_steps, **kwargs)
+
+    def features(self, step: StepOutput) -> Tensor:
+        return step.z  # [B, K] the code
+
+    def mean_reconstruction(self, step: StepOutput) -> Tensor:
+        return step.recon  # [B, M] the code is deterministic
 
 
 def init_layers_(module: nn.Module, generator: torch.Generator | None) -> None:

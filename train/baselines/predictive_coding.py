@@ -26,17 +26,16 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ipvae.train.baselines.common import (
+    UnitNormDictionaryCoder,
     dictionary_macs,
     normalize_columns_,
     spectral_norm_squared,
-    stack_trajectory,
     zero_fraction,
 )
-from ipvae.train.config import ModelConfig
-from ipvae.train.model import LossTerms, StepOutput, Trajectory
+from ipvae.train.model import LossTerms, StepOutput
 
 SPARSE_PRIOR_CURVATURE = 2.0  # max of d^2/dz^2 log(1 + z^2)
 
@@ -89,19 +88,8 @@ def dictionary_gradient(state: CodingState, params: CodingParams) -> Tensor:
     return -(state.error.T @ state.z) / state.z.shape[0]
 
 
-class PredictiveCoding(nn.Module):
+class PredictiveCoding(UnitNormDictionaryCoder):
     """One-layer predictive coding network with a learned unit-norm dictionary (PC or iPC learning)."""
-
-    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
-        super().__init__()
-        self.config = config
-        phi = torch.randn(config.n_inputs, config.n_latents, generator=generator)  # [M, K]
-        normalize_columns_(phi)
-        self.phi = nn.Parameter(phi)
-
-    @property
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def coding_params(self, phi: Tensor | None = None) -> CodingParams:
         config = self.config
@@ -122,21 +110,6 @@ class PredictiveCoding(nn.Module):
         for _ in range(n_steps):
             state = step(state, x, params)
             yield StepOutput(state.z, state.z, x - state.error, no_kl, state)
-
-    def trajectory(
-        self, x: Tensor, n_steps: int, *, temperature: float = 0.0, generator: torch.Generator | None = None
-    ) -> Trajectory:
-        steps = list(self.iterate(x, n_steps))
-        return stack_trajectory(steps, self.features(steps[-1]))
-
-    def forward(self, x: Tensor, n_steps: int, **kwargs) -> Trajectory:
-        return self.trajectory(x, n_steps, **kwargs)
-
-    def features(self, step: StepOutput) -> Tensor:
-        return step.z  # [B, K]
-
-    def mean_reconstruction(self, step: StepOutput) -> Tensor:
-        return step.recon  # [B, M]
 
     def _terms(self, total: Tensor, z: Tensor, x: Tensor) -> LossTerms:
         with torch.no_grad():

@@ -29,17 +29,17 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ipvae.train.baselines.common import (
+    UnitNormDictionaryCoder,
     dictionary_macs,
     normalize_columns_,
     spectral_norm_squared,
-    stack_trajectory,
     zero_fraction,
 )
 from ipvae.train.config import ModelConfig
-from ipvae.train.model import LossTerms, StepOutput, Trajectory
+from ipvae.train.model import LossTerms, StepOutput
 
 
 @dataclass(frozen=True)
@@ -109,20 +109,12 @@ def energy(code: Tensor, x: Tensor, params: SparseParams) -> Tensor:
     return 0.5 * (x - code @ params.phi.T).square().sum(-1) + params.sparsity * code.abs().sum(-1)
 
 
-class SparseCoder(nn.Module):
+class SparseCoder(UnitNormDictionaryCoder):
     """A unit-norm dictionary Phi [M, K] with LCA, ISTA or FISTA inference."""
 
     def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
-        super().__init__()
-        self.config = config
+        super().__init__(config, generator)
         self.step_function = SPARSE_STEPS[config.sparse_algorithm]
-        phi = torch.randn(config.n_inputs, config.n_latents, generator=generator)  # [M, K]
-        normalize_columns_(phi)
-        self.phi = nn.Parameter(phi)
-
-    @property
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def sparse_params(self) -> SparseParams:
         config = self.config
@@ -141,21 +133,6 @@ class SparseCoder(nn.Module):
         for _ in range(n_steps):
             state = self.step_function(state, x, params)
             yield StepOutput(state.potential, state.code, state.code @ params.phi.T, no_kl, state)
-
-    def trajectory(
-        self, x: Tensor, n_steps: int, *, temperature: float = 0.0, generator: torch.Generator | None = None
-    ) -> Trajectory:
-        steps = list(self.iterate(x, n_steps))
-        return stack_trajectory(steps, self.features(steps[-1]))
-
-    def forward(self, x: Tensor, n_steps: int, **kwargs) -> Trajectory:
-        return self.trajectory(x, n_steps, **kwargs)
-
-    def features(self, step: StepOutput) -> Tensor:
-        return step.z  # [B, K] the code
-
-    def mean_reconstruction(self, step: StepOutput) -> Tensor:
-        return step.recon  # [B, M] the code is deterministic
 
     def loss(
         self, x: Tensor, n_steps: int, *, beta: float = 0.0, temperature: float = 0.0,
