@@ -206,7 +206,8 @@ class IterativeVAE(nn.Module):
         feedforward, lateral = terms.feedforward.detach(), terms.lateral.detach()  # [B, K], [K, K]
         for _ in range(n_steps):
             latent = dynamics.draw(state, params, 0.0, generator, fast_noise=True)
-            state = dynamics.update(state, latent, feedforward - latent.z @ lateral, params)
+            drive = torch.addmm(feedforward, latent.z, lateral, alpha=-1.0)  # [B, K] Phi^T D x - W z in one product
+            state = dynamics.update(state, latent, drive, params)
         return type(state)(*(value.detach() for value in state))
 
     def trajectory(
