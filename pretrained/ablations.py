@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ipvae.fileio import write_json
-from ipvae.train.checkpoint import load_run
+from ipvae.train.checkpoint import TRAIN_STATE_FILE, load_run
 from ipvae.train.inference import clamp_potential, decode, poisson, reconstruction_drive
 from ipvae.train.evaluate import r2_per_image
 from ipvae.train.model import IterativeVAE
@@ -110,7 +110,7 @@ def train_runs(runs_dir: Path, base: Path) -> None:
         runs_dir.mkdir(parents=True, exist_ok=True)
         resolved.write_text(json.dumps(config))
         command = [sys.executable, "-m", "ipvae.cli", "train", "--config", str(resolved), "--out", str(out)]
-        if (out / "train_state.pt").is_file():
+        if (out / TRAIN_STATE_FILE).is_file():
             command.append("--resume")
         print("+", " ".join(command), flush=True)
         subprocess.run(command, check=True)
