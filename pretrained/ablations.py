@@ -22,6 +22,7 @@ import math
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -62,6 +63,33 @@ def with_log_sigma_floor(model: IterativeVAE, floor: float) -> IterativeVAE:
     return changed
 
 
+def capped_drive_update(state: poisson.PoissonState, latent, drive: torch.Tensor, params) -> poisson.PoissonState:
+    """The Poisson update with the drive scaled by P(N < cap | r) = Q(cap, r) (regularised upper gamma).
+
+    The reconstruction term's gradient in u goes through E[min(N, c)], whose slope r P(N < c) vanishes
+    for a saturated neuron; over the uncapped Fisher r it leaves the factor P(N < c). A saturated unit
+    stops integrating its drive (anti-windup) and relaxes by -lr b. An inference-only probe of whether
+    the counts at the cap are wind-up or the capped problem's own optimum.
+    """
+    cap = torch.tensor(float(params.max_spike_count), dtype=state.u.dtype)
+    below_cap = torch.special.gammaincc(cap, state.u.exp())  # [B, K] P(N <= cap - 1)
+    return poisson.PoissonState(u=clamp_potential(state.u + params.step_size * (below_cap * drive - params.bias), params))
+
+
+def with_capped_drive_gate(model: IterativeVAE) -> IterativeVAE:
+    """The same weights with ``capped_drive_update`` in place of the Poisson update."""
+    changed = with_config(model)
+
+    def step(state, latent, x, params):
+        return capped_drive_update(state, latent, reconstruction_drive(x, latent.recon, params), params)
+
+    interface = ("initial_state", "draw", "sample", "kl", "features", "expected_code", "potential")
+    changed.dynamics = types.SimpleNamespace(
+        **{name: getattr(poisson, name) for name in interface}, update=capped_drive_update, step=step
+    )
+    return changed
+
+
 INFERENCE_ROWS = {
     "as trained": lambda m: m,
     "no count cap": lambda m: with_config(m, max_spike_count=NO_CAP),
@@ -70,6 +98,7 @@ INFERENCE_ROWS = {
     "step size x 1/2": lambda m: with_step_size_scale(m, 0.5),
     "step size x 1/4": lambda m: with_step_size_scale(m, 0.25),
     "log sigma floor -2.5": lambda m: with_log_sigma_floor(m, -2.5),
+    "capped-count drive gate": with_capped_drive_gate,
 }
 
 
