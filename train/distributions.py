@@ -121,12 +121,20 @@ class PoissonLatent(Distribution):
             return self.sample(sample_shape, generator=generator)
         shape = self._extended_shape(sample_shape)
         log_rate = self.log_rate.expand(shape)  # [B, K]
-        if not fast_noise:
-            with torch.no_grad():
+        with_slope = log_rate.requires_grad and torch.is_grad_enabled()
+        with torch.no_grad():
+            if fast_noise:
+                noise = draw_active_arrival_noise(log_rate, self.max_count, temperature, generator, shard)
+                count, slope = _active_count_and_slope(
+                    log_rate, torch.exp(-log_rate).reshape(-1), noise.active, noise.units, 1.0 / temperature, with_slope
+                )  # [N], [N] or None
+            else:
                 unit_exponentials = draw_rows((self.max_count, *shape), 1, shard, log_rate, generator, draw_exponential)  # [n, B, K]
-            return _RelaxedCount.apply(log_rate, unit_exponentials, temperature)
-        noise = draw_active_arrival_noise(log_rate, self.max_count, temperature, generator, shard)
-        return _ActiveRelaxedCount.apply(log_rate, noise.active, noise.units, temperature)
+                count, slope = _every_arrival_count_and_slope(log_rate, unit_exponentials, temperature, with_slope)
+        count = count.reshape(log_rate.shape)  # [B, K]
+        if slope is None:
+            return count
+        return _CountWithSlope.apply(log_rate, count, slope.reshape(log_rate.shape))
 
 
 class ArrivalNoise(NamedTuple):
@@ -290,68 +298,48 @@ def _active_count_and_slope(
     return count, slope
 
 
-class _RelaxedCount(torch.autograd.Function):
-    """z = sum_j sigmoid((1 - S_j exp(-u)) / tau) with its derivative in u computed in the same pass.
+def _every_arrival_count_and_slope(
+    log_rate: Tensor, unit_exponentials: Tensor, temperature: float, with_slope: bool
+) -> tuple[Tensor, Tensor | None]:
+    """Count [N] and dz/du [N] (or None) from every neuron's inter-arrival times [n, B, K] (overwritten).
 
-    S_j = E_1 + ... + E_j are the arrival times of a unit-rate process, so T_j = S_j / r are those of
-    rate r. Saving dz/du [B, K] instead of the [n, B, K] graph keeps memory and time of the unrolled
-    loop small.
-        dz/du = sum_j s_j (1 - s_j) * (S_j exp(-u)) / tau,   s_j = sigmoid((1 - S_j exp(-u)) / tau)
+    z = sum_j sigmoid((1 - S_j exp(-u)) / tau), S_j = E_1 + ... + E_j the arrival times of a unit-rate
+    process (T_j = S_j / r those of rate r), and
+        dz/du = sum_j s_j (1 - s_j) * (S_j exp(-u)) / tau,   s_j = sigmoid((1 - S_j exp(-u)) / tau).
     On the CPU only the neurons whose first arrival T_1 can matter (T_1 < 1 + NEGLIGIBLE_LOGIT * tau)
     are computed, gathered into a compact [n, A] block (most neurons fire rarely); the others get
-    exactly 0 where the direct sum gives less than 1e-12. The exponentials buffer is overwritten.
-    This is the sampler of the every-arrival noise; ``_ActiveRelaxedCount`` takes the ``fast_noise``.
+    exactly 0 where the direct sum gives less than 1e-12.
     """
+    inverse_temperature = 1.0 / temperature
+    n_terms = unit_exponentials.shape[0]
+    inverse_rate = torch.exp(-log_rate).reshape(-1)  # [N], N = B * K
+    exponentials = unit_exponentials.reshape(n_terms, -1)  # [n, N]
+    if log_rate.device.type == "cpu":
+        first_arrival = exponentials[0] * inverse_rate  # [N]
+        active = flat_nonzero(first_arrival < 1.0 + NEGLIGIBLE_LOGIT * temperature)  # [A]
+        if active.numel() <= COMPACT_FRACTION * inverse_rate.numel():
+            return _active_count_and_slope(
+                log_rate, inverse_rate, active, exponentials.index_select(1, active), inverse_temperature, with_slope
+            )
+    arrivals = _cumulative_sum_first_dim(exponentials).mul_(inverse_rate)  # [n, N] T_j, in place
+    return _soft_count_and_slope(arrivals, inverse_temperature, with_slope)
+
+
+class _CountWithSlope(torch.autograd.Function):
+    """The relaxed count z [B, K] with its derivative dz/du [B, K], both computed in one no-grad pass.
+
+    Saving dz/du instead of the [n, B, K] graph keeps memory and time of the unrolled loop small;
+    backward is the chain rule through it."""
 
     @staticmethod
-    def forward(ctx, log_rate: Tensor, unit_exponentials: Tensor, temperature: float) -> Tensor:
-        inverse_temperature = 1.0 / temperature
-        with_slope = ctx.needs_input_grad[0]
-        n_terms = unit_exponentials.shape[0]
-        inverse_rate = torch.exp(-log_rate).reshape(-1)  # [N], N = B * K
-        exponentials = unit_exponentials.reshape(n_terms, -1)  # [n, N]
-        if log_rate.device.type == "cpu":
-            first_arrival = exponentials[0] * inverse_rate  # [N]
-            can_spike = first_arrival < 1.0 + NEGLIGIBLE_LOGIT * temperature  # [N]
-            active = can_spike.nonzero().squeeze(1)  # [A]
-            if active.numel() <= COMPACT_FRACTION * inverse_rate.numel():
-                count, slope = _active_count_and_slope(
-                    log_rate, inverse_rate, active, exponentials.index_select(1, active), inverse_temperature, with_slope
-                )
-                if with_slope:
-                    ctx.save_for_backward(slope.reshape(log_rate.shape))  # [B, K]
-                return count.reshape(log_rate.shape)
-        arrivals = _cumulative_sum_first_dim(exponentials).mul_(inverse_rate)  # [n, N] T_j, in place
-        count, slope = _soft_count_and_slope(arrivals, inverse_temperature, with_slope)
-        if with_slope:
-            ctx.save_for_backward(slope.reshape(log_rate.shape))  # [B, K]
-        return count.reshape(log_rate.shape)
+    def forward(ctx, log_rate: Tensor, count: Tensor, count_grad_log_rate: Tensor) -> Tensor:
+        ctx.save_for_backward(count_grad_log_rate)
+        return count
 
     @staticmethod
     def backward(ctx, grad_count: Tensor):
         (count_grad_log_rate,) = ctx.saved_tensors
         return grad_count * count_grad_log_rate, None, None
-
-
-class _ActiveRelaxedCount(torch.autograd.Function):
-    """The relaxed count of ``_RelaxedCount`` from ``ArrivalNoise``: active [A], units [n, A] (overwritten).
-
-    Only the active neurons are computed (the others get exactly 0, as in ``_RelaxedCount``).
-    """
-
-    @staticmethod
-    def forward(ctx, log_rate: Tensor, active: Tensor, units: Tensor, temperature: float) -> Tensor:
-        with_slope = ctx.needs_input_grad[0]
-        inverse_rate = torch.exp(-log_rate).reshape(-1)  # [N], N = B * K
-        count, slope = _active_count_and_slope(log_rate, inverse_rate, active, units, 1.0 / temperature, with_slope)
-        if with_slope:
-            ctx.save_for_backward(slope.reshape(log_rate.shape))  # [B, K]
-        return count.reshape(log_rate.shape)
-
-    @staticmethod
-    def backward(ctx, grad_count: Tensor):
-        (count_grad_log_rate,) = ctx.saved_tensors
-        return grad_count * count_grad_log_rate, None, None, None
 
 
 def poisson_kl(log_rate: Tensor, prior_log_rate: Tensor) -> Tensor:
