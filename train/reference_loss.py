@@ -7,7 +7,8 @@ sampler had). It shares with the fast path only the state update of each family 
 way noise is drawn, so a test comparing the two checks exactly what the fast path changed: how the
 same numbers are computed. By default the noise is drawn as that trainer drew it, every arrival of
 every neuron (the old code path as a whole, which ``benchmarks/train_speed.py`` times); ``fast_noise``
-draws it as ``IterativeVAE.loss`` does, so the two can be compared number for number. Used by ``tests/test_training_speed_path.py`` and ``benchmarks/train_speed.py``.
+draws it as ``IterativeVAE.loss`` does, so the two can be compared number for number. Used by
+``tests/test_training_speed_path.py`` and ``benchmarks/train_speed.py``.
 """
 
 from __future__ import annotations
