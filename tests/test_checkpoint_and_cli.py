@@ -96,6 +96,7 @@ def test_cli_train_then_eval(tmp_path, capsys):
         (["train", "--out", "x", "--data", "nope"], "nope"),
         (["eval", "RUN", "--t-test", "0"], "positive integer"),
         (["train", "--out", "x", "--bogus-flag"], "unrecognized arguments"),
+        (["train", "--out", "x", "--device", "tpu"], "invalid choice"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_nonzero(argv, fragment, tmp_path, saved_run):
@@ -105,6 +106,34 @@ def test_cli_bad_input_is_one_line_and_nonzero(argv, fragment, tmp_path, saved_r
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cuda_training_without_a_gpu_is_one_line_and_nonzero(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ipvae.cli", "train", *TINY_TRAIN, "--device", "cuda",
+                             "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no CUDA GPU" in lines[0] and "--device cpu" in lines[0], result.stderr
+    assert not (tmp_path / "run" / WEIGHTS_FILE).exists()
+
+
+def test_training_device_is_validated_and_recorded():
+    with pytest.raises(ValueError, match="device"):
+        TrainConfig(device="tpu")
+    assert RunConfig.from_dict({"model": {}, "train": {"device": "cuda"}}).train.device == "cuda"
+    assert RunConfig.from_dict({"model": {}, "train": {}}).train.device == "cpu"  # configs saved before the field
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cli_trains_on_the_gpu_and_the_run_loads_on_the_cpu(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", *TINY_TRAIN, "--device", "cuda", "--out", str(run_dir)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["steps"] == 4
+    run = load_run(run_dir)
+    assert run.config.train.device == "cuda"
+    assert all(tensor.device.type == "cpu" and torch.isfinite(tensor).all() for tensor in run.model.state_dict().values())
 
 
 def test_corrupt_checkpoint_through_cli(saved_run):

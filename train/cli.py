@@ -10,7 +10,7 @@ from pathlib import Path
 from ipvae.errors import IpvaeError
 from ipvae.fileio import prepare_output_dir, write_json
 from ipvae.images import is_file_source, load_file_inputs, square_side
-from ipvae.train.config import ENCODERS, FAMILIES, KINDS, SPARSE_ALGORITHMS
+from ipvae.train.config import DEVICES, ENCODERS, FAMILIES, KINDS, SPARSE_ALGORITHMS
 
 EVAL_FILE = "eval.json"
 CURVES_FILE = "curves.json"
@@ -65,6 +65,7 @@ _TRAIN_OVERRIDES = {
     "beta": ("train", "beta"),
     "seed": ("train", "seed"),
     "threads": ("train", "num_threads"),
+    "device": ("train", "device"),
     "kind": ("model", "kind"),
     "family": ("model", "family"),
     "encoder": ("model", "encoder"),
@@ -93,6 +94,8 @@ def register(subparsers) -> None:
     train_parser.add_argument("--beta", type=positive_float, help="final KL weight")
     train_parser.add_argument("--seed", type=non_negative_int)
     train_parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    train_parser.add_argument("--device", choices=DEVICES,
+                              help="train on the CPU (default) or the GPU (a single process; torchrun picks per rank)")
     train_parser.add_argument("--kind", choices=KINDS, help="model: the iterative VAE (default) or a baseline")
     train_parser.add_argument("--family", choices=FAMILIES, help="posterior family (iterative and amortized VAEs)")
     train_parser.add_argument("--encoder", choices=ENCODERS, help="encoder of the amortized VAE")

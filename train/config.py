@@ -21,6 +21,7 @@ KINDS = ("iterative", "amortized", "sparse_coding", "predictive_coding", "iterat
 ENCODERS = ("linear", "mlp", "conv")
 SPARSE_ALGORITHMS = ("lca", "ista", "fista")
 OPTIMIZERS = ("adamax", "adamw", "sgd")
+DEVICES = ("cpu", "cuda")
 
 
 def _check_field_types(config) -> None:
@@ -170,6 +171,9 @@ class TrainConfig:
         W = Phi^T D Phi), so that runs trained that way, the shipped recipe's first stages among them,
         rebuild bit for bit. The same distribution and objective as the default path, at up to twice
         the cost (``benchmarks/train_speed.py``).
+    device: where a single-process run trains, "cpu" or "cuda" (under torchrun the backend decides:
+        gloo on the CPU, NCCL on each rank's GPU). The sampling generator lives on that device, so a
+        CUDA run draws other random numbers than a CPU run of the same config (same distributions).
     beta: KL weight, held at beta_start for beta_hold_fraction of the steps, then linear to beta
         over beta_ramp_fraction.  temperature: relaxed-Poisson temperature, annealed geometrically
         from temperature_start to temperature_end over temperature_anneal_fraction of the steps.
@@ -201,6 +205,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every_steps: int = 200
     num_threads: int | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -215,6 +220,8 @@ class TrainConfig:
         })
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r:.60}")
+        if self.device not in DEVICES:
+            raise ValueError(f"TrainConfig.device must be one of {DEVICES}, got {self.device!r:.60}")
 
 
 @dataclass(frozen=True)

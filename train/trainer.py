@@ -142,6 +142,15 @@ def check_training_options(config: RunConfig, group: DataParallel) -> None:
         raise IpvaeError("warm_start_max is single-process only: its exact draws are not sliced from a global draw")
 
 
+def training_device(config: TrainConfig, group: DataParallel) -> torch.device:
+    """The device a run trains on: the config's for a single process, the process group's under torchrun."""
+    if group.world_size > 1:
+        return group.device
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise IpvaeError("device 'cuda' was asked for, but torch sees no CUDA GPU here; train with --device cpu")
+    return torch.device(config.device)
+
+
 def train(
     config: RunConfig,
     run_dir: str | Path,
@@ -171,6 +180,7 @@ def _train(
 ) -> TrainResult:
     tc = config.train
     check_training_options(config, group)
+    device = training_device(tc, group)
     local_batch_size = group.local_batch_size(tc.batch_size)
     shard = group.shard(tc.batch_size)
     if tc.num_threads:
@@ -183,7 +193,7 @@ def _train(
         )
     if not torch.isfinite(x_train).all():
         raise IpvaeError(f"the training data {tc.data!r} contains NaN or Inf values")
-    x_train = x_train.to(group.device)
+    x_train = x_train.to(device)
     n_samples = x_train.shape[0]
     batches_per_epoch = n_samples // tc.batch_size
     if batches_per_epoch == 0:
@@ -192,9 +202,9 @@ def _train(
     stop_step = total_steps if max_steps is None else min(total_steps, max_steps)
     schedules = Schedules(tc, total_steps)
 
-    sampling = torch.Generator().manual_seed(tc.seed)
+    sampling = torch.Generator(device=device).manual_seed(tc.seed)  # draws where the tensors live
     model = build_model(config.model, generator=torch.Generator().manual_seed(tc.seed))
-    model.to(group.device)
+    model.to(device)
     optimizer = make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
     step = 0
