@@ -128,6 +128,9 @@ def test_warm_start_is_refused_where_the_loss_cannot_do_it():
     baseline = RunConfig(model=ModelConfig(kind="sparse_coding"), train=TrainConfig(warm_start_max=8))
     with pytest.raises(IpvaeError, match="iterative"):
         check_training_options(baseline, alone)
+    check_training_options(RunConfig(train=TrainConfig(warm_start_max=8, warm_start_prior_kl=True)), alone)
+    with pytest.raises(IpvaeError, match="warm_start_max"):
+        check_training_options(RunConfig(train=TrainConfig(warm_start_prior_kl=True)), alone)
 
 
 def test_ablation_script_evaluates_a_row_and_writes_the_table(tmp_path):

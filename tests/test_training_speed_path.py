@@ -13,7 +13,7 @@ import torch
 from ipvae.train.config import ModelConfig
 from ipvae.data import planted_dictionary_data
 from ipvae.train.distributions import COMPACT_FRACTION, PoissonLatent, draw_active_arrival_noise
-from ipvae.train.model import IterativeVAE
+from ipvae.train.model import IterativeVAE, precision_weighted_terms
 from ipvae.train.reference_loss import reference_loss, reference_relaxed_count
 
 SIDE = 6
@@ -72,15 +72,16 @@ def test_legacy_numerics_match_the_old_code_path(family, temperature):
     torch.testing.assert_close(torch.tensor(legacy), torch.tensor(reference), rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("legacy", [False, True])
-def test_warm_start_and_lateral_penalty_match_the_direct_computation(legacy):
+@pytest.mark.parametrize("legacy,prior_kl", [(False, False), (True, False), (False, True)])
+def test_warm_start_and_lateral_penalty_match_the_direct_computation(legacy, prior_kl):
     """The shipped recipe's last stage: a warm start of exact draws (through W, or through pixel space
-    with legacy numerics), then relaxed steps, plus the lateral L1 penalty: terms and gradients of the
-    objective equal the direct computation's on the same random numbers."""
+    with legacy numerics), then relaxed steps, plus the lateral L1 penalty (and, with ``prior_kl``, the
+    first scored KL against the prior): terms and gradients of the objective equal the direct
+    computation's on the same random numbers."""
     model = IterativeVAE(ModelConfig(n_inputs=784, n_latents=64, u_max=4.0, hard_upper_clamp=True),
                          generator=torch.Generator().manual_seed(0)).double()
     x = torch.rand(20, 784, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # [B, M]
-    options = dict(beta=0.7, temperature=0.07, warm_start_steps=9, lateral_l1=60.0)
+    options = dict(beta=0.7, temperature=0.07, warm_start_steps=9, lateral_l1=60.0, warm_start_prior_kl=prior_kl)
     got = model.loss(x, 6, generator=torch.Generator().manual_seed(2), legacy_numerics=legacy, **options)
     expected = reference_loss(model, x, 6, generator=torch.Generator().manual_seed(2), fast_noise=not legacy, **options)
     assert got.penalty is not None and float(got.penalty) > 0
@@ -88,10 +89,11 @@ def test_warm_start_and_lateral_penalty_match_the_direct_computation(legacy):
         tolerance = 1e-6 if name == "zeros" else 1e-10  # the fast path averages the zeros in float32
         torch.testing.assert_close(getattr(got, name), getattr(expected, name), rtol=tolerance, atol=tolerance,
                                    check_dtype=False, msg=lambda text, name=name: f"{name}: {text}")
-    parameters = list(model.parameters())  # u_prior gets no gradient: the warm start's state is detached
+    # u_prior gets a gradient only through the prior KL: the warm start's state is detached
+    parameters = list(model.parameters())
     got_grads = torch.autograd.grad(got.objective, parameters, allow_unused=True)
     expected_grads = torch.autograd.grad(expected.objective, parameters, allow_unused=True)
-    assert sum(grad is not None for grad in got_grads) == len(parameters) - 1
+    assert sum(grad is not None for grad in got_grads) == len(parameters) - (0 if prior_kl else 1)
     for a, b in zip(got_grads, expected_grads):
         assert (a is None) == (b is None)
         if a is not None:
@@ -190,6 +192,37 @@ def test_active_and_all_arrival_noise_give_the_same_count_distribution():
         errors.append(counts.std(0) / n_draws**0.5)
     standard_error = (errors[0].square() + errors[1].square()).sqrt()  # [K]
     assert torch.all((means[0] - means[1]).abs() <= 5 * standard_error + 1e-12)
+
+
+def test_prior_kl_after_a_warm_start_is_the_closed_form_poisson_kl_to_the_prior():
+    """One scored step after a warm start, same random numbers: the KL term with ``warm_start_prior_kl``
+    is KL(q_{W+1} || q_0) = sum_k r0 f(r / r0), f(y) = 1 - y + y log y, on the u_{W+1} that the plain
+    loss's KL(q_{W+1} || q_W) pins down; without a warm start the option changes nothing."""
+    model = IterativeVAE(ModelConfig(n_inputs=36, n_latents=12, u_max=4.0, hard_upper_clamp=True),
+                         generator=torch.Generator().manual_seed(0)).double()
+    x = torch.rand(8, 36, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # [B, M]
+    terms = {flag: model.loss(x, 1, beta=1.0, temperature=0.07, generator=torch.Generator().manual_seed(2),
+                              warm_start_steps=5, warm_start_prior_kl=flag) for flag in (False, True)}
+    assert float(terms[False].nll) == float(terms[True].nll)  # the same path
+    # the states themselves: the same warm start and first update, replayed through iterate's pieces
+    params = model.inference_params()
+    generator = torch.Generator().manual_seed(2)
+    weighted = precision_weighted_terms(x, params)
+    state = model._lateral_warm_start(model.dynamics.initial_state(params, 8), weighted, params, 5, generator)
+    latent = model.dynamics.draw(state, params, 0.07, generator, None, fast_noise=True)
+    following = model.dynamics.update(state, latent, weighted.feedforward - latent.z @ weighted.lateral, params)
+    rate, previous_rate, prior_rate = following.u.exp(), state.u.exp(), params.u_prior.exp()  # [B, K], [B, K], [K]
+
+    def closed_form(r, r0):
+        y = r / r0
+        return (r0 * (1 - y + y * torch.log(y))).sum(-1).mean()
+
+    torch.testing.assert_close(terms[False].kl, closed_form(rate, previous_rate), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(terms[True].kl, closed_form(rate, prior_rate), rtol=1e-9, atol=1e-9)
+    assert float(terms[True].kl) > 10 * float(terms[False].kl)  # the prior is far from a converged posterior
+    cold = {flag: model.loss(x, 3, beta=1.0, temperature=0.07, generator=torch.Generator().manual_seed(3),
+                             warm_start_prior_kl=flag).kl for flag in (False, True)}
+    assert float(cold[False]) == float(cold[True])
 
 
 def test_weighted_gram_backward_matches_autograd():

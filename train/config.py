@@ -166,6 +166,11 @@ class TrainConfig:
         W = Phi^T D Phi (iterative models): fewer non-zero lateral synapses after quantization, so fewer
         synaptic ops per spike on the chip. The inference stays the exact dynamics of the learned Phi, D.
         The recorded loss excludes the penalty.
+    warm_start_prior_kl: with a warm start, score the first scored step's KL against the prior
+        q_0 = Poisson(exp(u_prior)) instead of the unscored warm start's last posterior q_W, so the loss
+        still charges what it costs to move from the prior to the current belief (KL(q_{W+1} || q_0)),
+        as the unroll from the prior does without a warm start; the later steps keep KL(q_t || q_{t-1}).
+        Without it the scored KL only sees the fluctuations of a converged posterior.
     legacy_numerics: compute the iterative VAE's loss as the trainer did before its faster path (every
         arrival's noise drawn, the warm start through pixel space, the lateral penalty on a second
         W = Phi^T D Phi), so that runs trained that way, the shipped recipe's first stages among them,
@@ -188,6 +193,7 @@ class TrainConfig:
     t_train: int = 16
     warm_start_max: int = 0
     lateral_l1: float = 0.0
+    warm_start_prior_kl: bool = False
     legacy_numerics: bool = False
     learning_rate: float = 3e-3
     learning_rate_min: float = 1e-5

@@ -268,6 +268,7 @@ class IterativeVAE(nn.Module):
         warm_start_steps: int = 0,
         lateral_l1: float = 0.0,
         legacy_numerics: bool = False,
+        warm_start_prior_kl: bool = False,
     ) -> LossTerms:
         """Mean over the T unrolled steps of  NLL(x | Phi z_t) + beta * KL(q_t || q_{t-1}).
 
@@ -282,6 +283,8 @@ class IterativeVAE(nn.Module):
         ``legacy_numerics`` (``TrainConfig.legacy_numerics``): compute as the trainer did before, so a
         recipe trained that way rebuilds bit for bit: all [n, B, K] arrival noise drawn, the warm start
         through pixel space, the penalty on a second W. The same distribution and objective.
+        ``warm_start_prior_kl``: the first scored step's KL is KL(q_{W+1} || q_0), q_0 the prior, instead
+        of KL(q_{W+1} || q_W) (``TrainConfig.warm_start_prior_kl``); the same loss when W = 0.
         """
         if n_steps <= 0:
             raise ValueError("n_steps must be positive")
@@ -289,6 +292,7 @@ class IterativeVAE(nn.Module):
         dynamics = self.dynamics
         terms = precision_weighted_terms(x, params)
         state = dynamics.initial_state(params, x.shape[0])
+        prior_state = state
         if warm_start_steps:
             if shard is not None:
                 raise ValueError("warm_start_steps is not supported with a sharded batch")
@@ -302,8 +306,8 @@ class IterativeVAE(nn.Module):
         quadratic_sum = x.new_zeros(())
         kl_sum = x.new_zeros(())
         codes = []
-        for _ in range(n_steps):
-            previous = state
+        for step in range(n_steps):
+            previous = prior_state if (step == 0 and warm_start_prior_kl) else state
             state = dynamics.update(state, latent, terms.feedforward - lateral_input, params)
             latent = dynamics.draw(state, params, temperature, generator, shard, fast_noise=not legacy_numerics)
             lateral_input = latent.z @ terms.lateral  # [B, K]

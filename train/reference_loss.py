@@ -82,13 +82,15 @@ def reference_loss(
     warm_start_steps: int = 0,
     lateral_l1: float = 0.0,
     fast_noise: bool = False,
+    warm_start_prior_kl: bool = False,
 ) -> LossTerms:
     """What ``model.loss`` returns, computed step by step through pixel space (``fast_noise``: see
     ``reference_relaxed_count``); the warm start steps through pixel space, the penalty is taken on a
-    second W = Phi^T D Phi."""
+    second W = Phi^T D Phi; ``warm_start_prior_kl``: the first scored KL is taken against the prior."""
     params = model.inference_params()
     dynamics = model.dynamics
     state = dynamics.initial_state(params, x.shape[0])
+    prior = state
     if warm_start_steps:
         with torch.no_grad():
             for _ in range(warm_start_steps):
@@ -100,8 +102,8 @@ def reference_loss(
     kl_sum = x.new_zeros(())
     squared_error_sum = x.new_zeros(())
     zeros_sum = x.new_zeros(())
-    for _ in range(n_steps):
-        previous = state
+    for step in range(n_steps):
+        previous = prior if (warm_start_prior_kl and step == 0) else state
         state = dynamics.update(state, latent, reconstruction_drive(x, latent.recon, params), params)
         latent = _draw_with_reconstruction(model, state, params, temperature, generator, shard, fast_noise)
         nll_sum = nll_sum + model.gaussian_nll(x, latent.recon).mean()

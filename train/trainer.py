@@ -115,6 +115,7 @@ class _TrainingLoss(nn.Module):
     def forward(
         self, x: Tensor, n_steps: int, beta: float, temperature: float, generator: torch.Generator,
         shard: BatchShard | None, warm_start_steps: int = 0, lateral_l1: float = 0.0, legacy_numerics: bool = False,
+        warm_start_prior_kl: bool = False,
     ) -> LossTerms:
         # only the iterative VAE takes these options (check_training_options refuses the rest)
         options = {"shard": shard} if shard is not None else {}
@@ -124,6 +125,8 @@ class _TrainingLoss(nn.Module):
             options["lateral_l1"] = lateral_l1
         if legacy_numerics:
             options["legacy_numerics"] = legacy_numerics
+        if warm_start_prior_kl:
+            options["warm_start_prior_kl"] = warm_start_prior_kl
         return self.model.loss(x, n_steps, beta=beta, temperature=temperature, generator=generator, **options)
 
 
@@ -136,6 +139,8 @@ def check_training_options(config: RunConfig, group: DataParallel) -> None:
         raise IpvaeError(f"data-parallel training (torchrun) supports the iterative models only, not {config.model.kind!r}")
     if config.train.lateral_l1 and not iterative:
         raise IpvaeError(f"lateral_l1 needs an iterative model, not kind {config.model.kind!r}")
+    if config.train.warm_start_prior_kl and not config.train.warm_start_max:
+        raise IpvaeError("warm_start_prior_kl changes the KL after a warm start: it needs warm_start_max > 0")
     if config.train.legacy_numerics and not iterative:
         raise IpvaeError(f"legacy_numerics applies to the iterative models only, not kind {config.model.kind!r}")
     if group.world_size > 1 and config.train.warm_start_max:
@@ -275,6 +280,7 @@ def _train(
                         x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step),
                         generator=sampling, shard=shard, warm_start_steps=warm_start_steps(tc, step),
                         lateral_l1=tc.lateral_l1, legacy_numerics=tc.legacy_numerics,
+                        warm_start_prior_kl=tc.warm_start_prior_kl,
                     )
                 except ValueError as error:  # torch.distributions refuses a NaN rate: the state diverged
                     raise _diverged(step, epoch, run_dir, cause=error) from None
