@@ -16,7 +16,8 @@ same machine load, on the same batches and the same warm-start lengths:
              whose first arrival can matter, the warm start through W, the penalty on the loop's W.
 
 ``--config pretrained/mnist_k512.stage5.json`` (with ``--weights`` of the model it starts from) times
-the shipped recipe's last stage: its T, B, temperature, beta, warm start and lateral penalty.
+the shipped recipe's last stage: its T, B, cap, temperature, beta, warm start and lateral penalty; the
+README's figures were measured with the cap-15 stage 5, ``pretrained/ablations/s5_cap15/stage5.json``.
 
 A plain float32 matmul of the model's shapes ([B, M] x [M, K]) is timed in the same run as the peak.
 "model GFLOP/s" counts the reference path's matmul work for every path (2 matmuls of 2*B*K*M per
