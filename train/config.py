@@ -83,6 +83,11 @@ class ModelConfig:
         instead of the soft u_max - softplus(u_max - y), which pulls every high potential down a little
         each step. With u_max near log(max_spike_count) + 1 the hard clamp only stops wind-up: above
         it the capped count is already 15 with probability ~1 (pretrained/README.md, ablations).
+    leak: Poisson family only; the fraction of (u - u_prior) removed at every inference step,
+        u <- clamp(u + lr (Phi^T D (x - Phi z) - b) - leak (u - u_prior)). 0 (the paper's dynamics)
+        leaves a silent neuron's potential without a restoring force: its own spikes are what pull it
+        back, so over long runs it diffuses and the code grows denser (pretrained/README.md). The
+        integer export needs leak = 2**-n (one arithmetic shift per neuron and step) or 0.
     log_sigma_bound: log sigma is soft-clamped to +-bound by bound * tanh(s / bound).
     init_log_lr: initial log step size; None derives it from init_lateral_gain, the initial
         self-inhibition lr * W_kk = lr * M * init_phi_std^2 / sigma_0^2, so that the iteration starts
@@ -109,6 +114,7 @@ class ModelConfig:
     u_min: float = -8.0
     u_max: float = 10.0
     hard_upper_clamp: bool = False
+    leak: float = 0.0
     log_sigma_bound: float = 3.45
     init_phi_std: float = 0.05
     init_log_sigma: float = -1.0
@@ -151,6 +157,10 @@ class ModelConfig:
             raise ValueError("n_inputs, n_latents and max_spike_count must be positive")
         if not self.u_min < self.u_max:
             raise ValueError("u_min must be below u_max")
+        if not 0.0 <= self.leak < 1.0:
+            raise ValueError("leak must be in [0, 1): the fraction of u - u_prior removed per step")
+        if self.leak and (self.kind != "iterative" or self.family != "poisson"):
+            raise ValueError("leak applies to the iterative Poisson model (kind 'iterative', family 'poisson') only")
 
 
 @dataclass(frozen=True)

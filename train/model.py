@@ -137,6 +137,7 @@ class IterativeVAE(nn.Module):
             u_max=config.u_max,
             max_spike_count=config.max_spike_count,
             hard_upper_clamp=config.hard_upper_clamp,
+            leak=config.leak,
             prior_log_scale=None if is_poisson else self.prior_log_scale,
             gain=self.log_gain.exp() if config.family == "gaussian_relu" else None,
             rectify=config.family == "gaussian_relu",

@@ -16,6 +16,7 @@ class InferenceParams:
 
     phi [M, K] dictionary; precision [M] = D = 1/sigma^2; bias [K] = b > 0 (Poisson drive);
     step_size [] = lr > 0; hard_upper_clamp: saturate u at u_max instead of the soft clamp;
+    leak: fraction of u - u_prior removed per step (Poisson only; ModelConfig.leak);
     u_prior [K] prior potential (Poisson: log r0; Gaussian: prior mean);
     prior_log_scale [K] (Gaussian only); gain [K] (gaussian_relu only).
     """
@@ -29,6 +30,7 @@ class InferenceParams:
     u_max: float
     max_spike_count: int
     hard_upper_clamp: bool = False
+    leak: float = 0.0
     prior_log_scale: Tensor | None = None
     gain: Tensor | None = None
     rectify: bool = False

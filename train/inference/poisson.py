@@ -1,8 +1,9 @@
 """iP-VAE: Poisson posterior, membrane potential u = log rate, natural-gradient dynamics.
 
     z_t     ~ min(Poisson(exp(u_t)), max_spike_count)
-    u_{t+1} = clamp(u_t + lr * (Phi^T D (x - Phi z_t) - b))      clamp: hard or soft at u_max, hard at u_min
-            = clamp(u_t + lr * (Phi^T D x - b) - lr * (Phi^T D Phi) z_t)
+    u_{t+1} = clamp(u_t + lr * (Phi^T D (x - Phi z_t) - b) - a (u_t - u_prior))
+            = clamp(u_t + lr * (Phi^T D x - b) - lr * (Phi^T D Phi) z_t - a (u_t - u_prior))
+    clamp: hard or soft at u_max, hard at u_min;  a = leak (ModelConfig.leak; 0 in the paper)
 
 The Fisher information of Poisson(exp(u)) in u is exp(u); it cancels the exp(u) factor of the plain
 gradient of the free energy, so the update is linear in the spikes (see tests/test_dynamics.py).
@@ -51,7 +52,10 @@ def sample(
 def update(state: PoissonState, latent: LatentSample, drive: Tensor, params: InferenceParams) -> PoissonState:
     """One step given the reconstruction drive Phi^T D (x - Phi z) [B, K] of the latent."""
     total_drive = drive - params.bias  # [B, K]
-    return PoissonState(u=clamp_potential(state.u + params.step_size * total_drive, params))
+    u = state.u + params.step_size * total_drive  # [B, K]
+    if params.leak:
+        u = u - params.leak * (state.u - params.u_prior)  # [B, K] the restoring force toward the prior
+    return PoissonState(u=clamp_potential(u, params))
 
 
 def step(state: PoissonState, latent: LatentSample, x: Tensor, params: InferenceParams) -> PoissonState:
