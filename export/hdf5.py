@@ -3,6 +3,9 @@
 ``write_model`` writes atomically (temporary file in the same folder, then ``os.replace``).
 ``read_model`` validates every field and returns typed objects; every failure is one
 ``ExportFormatError`` line naming the field, never an h5py/KeyError traceback.
+
+Optional datasets (added after format version 1 was frozen; a file without one reads as its default):
+``layer/1/neuron/leak_shift`` (int32 scalar, the leak 2**-n; absent: 0, no leak).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from ipvae.export.spec import (
     FORMAT_NAME,
     FORMAT_VERSION,
     INT32_MAX,
+    MAX_LEAK_SHIFT,
     NEURON_TYPE,
+    NO_LEAK_SHIFT,
     RNG_BITS,
     RNG_NAME,
     FixedPointSpec,
@@ -40,6 +45,7 @@ NEURON = "layer/1/neuron"
 DECODER = "decoder"
 METADATA = "metadata"
 CONTENT_HASH = "metadata/content_sha256"
+LEAK_SHIFT = f"{NEURON}/leak_shift"  # optional: files written before the leak existed have none (n = 0)
 EXPONENT_LIMIT = 31  # |weight exponent|: anything larger cannot be a sensible shift of an int32 accumulator
 SHA256_HEX_LENGTH = 64
 MAX_STRING_BYTES = 4096  # the longest string a valid export holds is a source path
@@ -125,6 +131,7 @@ def layout(model: IntegerModel, metadata: ExportMetadata) -> dict[str, np.ndarra
         f"{NEURON}/u_max": _scalar(spec.u_max_int, INT64),
         f"{NEURON}/u_prior": model.u_prior.astype(INT32),
         f"{NEURON}/bias": model.bias.astype(INT32),
+        LEAK_SHIFT: _scalar(model.leak_shift, INT32),
         f"{NEURON}/max_spike_count": _scalar(spec.max_spike_count, INT64),
         f"{NEURON}/sampler_frac_bits": _scalar(spec.sampler_frac_bits, INT64),
         f"{NEURON}/cdf": model.cdf.astype(UINT32),
@@ -236,6 +243,17 @@ class _Reader:
             raise _fail(path, f"{value} is outside {low}..{high}")
         return value
 
+    def optional_integer(self, path: str, low: int, high: int, dtype: np.dtype, default: int) -> int:
+        """``integer`` for a dataset older files lack: ``default`` when nothing is at ``path``.
+
+        Only absence gives the default; a group, a wrong dtype or a value out of range still fails.
+        """
+        try:
+            absent = path not in self.file
+        except Exception as error:  # h5py raises assorted types for damaged object headers
+            raise _fail(path, f"unreadable ({_first_line(error)})") from None
+        return default if absent else self.integer(path, low, high, dtype)
+
     def real(self, path: str, positive: bool = False) -> float:
         value = float(self.array(path, FLOAT64, ())[()])
         if positive and not value > 0:
@@ -306,6 +324,7 @@ def _read_all(reader: _Reader) -> ExportedModel:
     if u_prior.min() < spec.u_min_int or u_prior.max() > spec.u_max_int:
         raise _fail(f"{NEURON}/u_prior", f"values outside [u_min, u_max] = [{spec.u_min_int}, {spec.u_max_int}]")
     bias = reader.array(f"{NEURON}/bias", INT32, (n_latents,))
+    leak_shift = reader.optional_integer(LEAK_SHIFT, NO_LEAK_SHIFT, MAX_LEAK_SHIFT, INT32, default=NO_LEAK_SHIFT)
     cdf = reader.array(f"{NEURON}/cdf", UINT32, (spec.n_sampler_bins, spec.max_spike_count))
     if cdf.size and (cdf.max() > 1 << RNG_BITS or np.any(np.diff(cdf.astype(np.int64), axis=1) < 0)):
         raise _fail(f"{NEURON}/cdf", f"must be non-decreasing along counts and at most 2**{RNG_BITS}")
@@ -328,7 +347,7 @@ def _read_all(reader: _Reader) -> ExportedModel:
     )
     model = IntegerModel(
         spec=spec, input_scale=input_scale, ff=ff, rec=rec, bias=bias, u_prior=u_prior, cdf=cdf,
-        decoder_phi=phi, decoder=decoder, n_steps=n_steps,
+        decoder_phi=phi, decoder=decoder, n_steps=n_steps, leak_shift=leak_shift,
     )
     _check_bounds(model)
     implied_input_max = input_scale * spec.input_max

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ipvae.export.spec import FixedPointSpec, QuantizedMatrix
+from ipvae.export.spec import NO_LEAK_SHIFT, FixedPointSpec, QuantizedMatrix, check_leak_shift
 
 
 @dataclass(frozen=True, eq=False)
@@ -15,7 +15,8 @@ class FloatParams:
 
     phi [M, K], precision [M] (1/sigma^2), bias [K] (b > 0), step_size (lr > 0), u_prior [K];
     u_min, u_max, max_spike_count, hard_upper_clamp (the float model's upper clamp; the integer spec
-    always saturates). Derived: A = lr Phi^T D [K, M], L = lr Phi^T D Phi [K, K], c = lr b [K].
+    always saturates), leak (the fraction of u - u_prior removed per step, ModelConfig.leak; 0: none).
+    Derived: A = lr Phi^T D [K, M], L = lr Phi^T D Phi [K, K], c = lr b [K].
     """
 
     phi: np.ndarray
@@ -27,6 +28,7 @@ class FloatParams:
     u_max: float
     max_spike_count: int
     hard_upper_clamp: bool = False
+    leak: float = 0.0
 
     @classmethod
     def from_inference_params(cls, params) -> "FloatParams":
@@ -47,6 +49,7 @@ class FloatParams:
             u_max=float(params.u_max),
             max_spike_count=int(params.max_spike_count),
             hard_upper_clamp=bool(getattr(params, "hard_upper_clamp", False)),
+            leak=float(getattr(params, "leak", 0.0)),  # models from before ModelConfig.leak have none
         )
 
     @property
@@ -81,7 +84,8 @@ class IntegerModel:
 
     ff: mantissas [K, M] + exponent, u-LSBs per input payload unit.
     rec: mantissas [K, K] + exponent, u-LSBs per spike (the lateral term, already negated: -L).
-    bias: int32 [K], u-LSBs added every step.  u_prior: int32 [K], the initial potential.
+    bias: int32 [K], u-LSBs added every step.  u_prior: int32 [K], the initial potential (and the
+    potential the leak pulls towards).  leak_shift: n, the leak 2**-n (0: no leak; docs/fixed_point.md 6.1).
     cdf: uint32 [n_idx, cap], the sampler table.  input_scale: s_x, real input per payload unit.
     decoder_phi: float32 [M, K] (recon = Phi z).  decoder: quantized Phi (energy accounting only).
     n_steps: the default number of inference steps T.
@@ -97,6 +101,10 @@ class IntegerModel:
     decoder_phi: np.ndarray
     decoder: QuantizedMatrix
     n_steps: int
+    leak_shift: int = NO_LEAK_SHIFT
+
+    def __post_init__(self) -> None:
+        check_leak_shift(self.leak_shift)
 
     @property
     def n_inputs(self) -> int:

@@ -2,7 +2,8 @@
 
 The arithmetic is docs/fixed_point.md sections 5 and 6 for one step of B images:
 
-    u   <- clip(u + a_ff + a_rec + bias, u_min_int, u_max_int)        (skipped at step 0 and for stopped images)
+    u   <- clip(u + a_ff + a_rec + bias - leak, u_min_int, u_max_int)  (skipped at step 0 and for stopped images)
+    leak = (u - u_prior + 2**(n-1)) >> n  with u the potential before the step (0 when n = 0: no leak)
     idx  = clip((u - u_min_int) >> (F - G), 0, n_idx - 1)
     U    = mix64((step_state[b] ^ k) + GOLDEN) >> 40                    (ipvae.export.rng: the neuron absorb)
     z    = #{n : U >= cdf[idx, n]}                                      (rows are non-decreasing: stop at the first miss)
@@ -36,15 +37,20 @@ def _uniform(step_state: np.uint64, neuron: np.uint64) -> np.int64:
 
 
 @numba.njit(cache=True, nogil=True)
-def integrate_and_sample(u, a_in, bias, active, step_state, cdf, u_min, u_max, sampler_shift, integrate, z_out):
+def integrate_and_sample(u, a_in, bias, u_prior, leak_shift, active, step_state, cdf, u_min, u_max, sampler_shift,
+                         integrate, z_out):
     """One step for B images in place: u int64 [B, K], a_in int64 [B, K] (a_ff + a_rec), bias int64 [K],
-    active bool [B], step_state uint64 [B], cdf int64 [n_idx, cap]; writes z_out int16 [B, K].
+    u_prior int64 [K], leak_shift n (0: no leak), active bool [B], step_state uint64 [B],
+    cdf int64 [n_idx, cap]; writes z_out int16 [B, K].
 
     integrate=False: step 0 (sample u as it is). Stopped images keep u and get z = 0.
     """
     n_images, n_latents = u.shape
     last_row = cdf.shape[0] - 1
     cap = cdf.shape[1]
+    leaks = leak_shift > 0
+    leak_half = np.int64(1) << max(leak_shift - 1, 0)  # 2**(n-1): round half up before the shift
+    shift = np.int64(leak_shift)
     for b in range(n_images):
         if not active[b]:
             for k in range(n_latents):
@@ -54,7 +60,8 @@ def integrate_and_sample(u, a_in, bias, active, step_state, cdf, u_min, u_max, s
         for k in range(n_latents):
             value = u[b, k]
             if integrate:
-                value = value + a_in[b, k] + bias[k]
+                leak = (value - u_prior[k] + leak_half) >> shift if leaks else np.int64(0)
+                value = value + a_in[b, k] + bias[k] - leak
                 value = min(max(value, u_min), u_max)
                 u[b, k] = value
             row = (value - u_min) >> sampler_shift

@@ -12,6 +12,7 @@ from ipvae.export.quantize import (
     EXPONENT_RULE_MAX_ABS,
     EXPONENT_RULE_RECONSTRUCTION,
     calibrate_input_scale,
+    leak_shift_for,
     quantize,
     spec_for,
 )
@@ -40,6 +41,7 @@ class ExportSettings:
 
 def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[IntegerModel, ExportMetadata]:
     """Quantize a loaded run; returns the model and its provenance (not yet written)."""
+    leak_shift_for(source.params.leak)  # refuse an unexportable leak before the calibration runs
     spec = spec_for(
         source.params,
         weight_bits=settings.weight_bits,

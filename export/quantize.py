@@ -16,9 +16,12 @@ from ipvae.export.sampler import build_cdf_table
 from ipvae.export.spec import (
     INT32_MAX,
     LAVA_MIXED_WEIGHT_WIDTH,
+    MAX_LEAK_SHIFT,
+    NO_LEAK_SHIFT,
     FixedPointSpec,
     QuantizedMatrix,
     SpecError,
+    leak_term,
     symmetric_max,
 )
 
@@ -71,6 +74,26 @@ def synapse_targets(params: FloatParams, spec: FixedPointSpec, input_scale: floa
     return params.feedforward() * input_scale * u_scale, -params.lateral() * u_scale
 
 
+def leak_shift_for(leak: float) -> int:
+    """The integer spec's leak shift n of a float leak: 0 -> 0 (no leak); 2**-n exactly, n in 1..30 -> n.
+
+    The integer neuron applies the leak as one arithmetic shift (docs/fixed_point.md, section 6.1), so any
+    other value (0.003, 0.75, 2**-31) is refused: retrain with leak = 2**-n or 0.
+    """
+    leak = float(leak)
+    if leak == 0.0:
+        return NO_LEAK_SHIFT
+    if math.isfinite(leak) and 0.0 < leak < 1.0:
+        mantissa, exponent = math.frexp(leak)  # leak = mantissa * 2**exponent, mantissa in [0.5, 1)
+        shift = 1 - exponent  # leak = 2**-shift exactly when mantissa == 0.5
+        if mantissa == 0.5 and 1 <= shift <= MAX_LEAK_SHIFT:
+            return shift
+    raise SpecError(
+        f"leak = {leak!r} cannot be exported: the integer neuron needs leak = 0 or 2**-n with n in "
+        f"1..{MAX_LEAK_SHIFT} (one arithmetic shift per step); retrain with such a leak"
+    )
+
+
 def requantize_at(target: np.ndarray, bits: int, exponent: int) -> QuantizedMatrix:
     """mantissa = clip(rint(target / 2**exponent)) at a given exponent (symmetric, ``bits`` bits)."""
     limit = symmetric_max(bits)
@@ -105,7 +128,8 @@ def quantize(
     ff_probes: np.ndarray | None = None,
     rec_probes: np.ndarray | None = None,
 ) -> IntegerModel:
-    """The integer model of `params` under `spec` (targets: ff = A s_x 2**F, rec = -L 2**F, bias = -lr b 2**F).
+    """The integer model of `params` under `spec` (targets: ff = A s_x 2**F, rec = -L 2**F, bias = -lr b 2**F,
+    leak = 2**-leak_shift exactly, see leak_shift_for).
 
     ff_probes [N, M] (calibration input payloads) and rec_probes [N', K] (the float model's spike counts
     on calibration images) select calibrated exponents (see quantize_matrix); without them: max-abs.
@@ -118,6 +142,7 @@ def quantize(
         raise SpecError(f"input_scale must be a positive finite number, got {input_scale}")
     if n_steps < 1:
         raise SpecError(f"n_steps must be positive, got {n_steps}")
+    leak_shift = leak_shift_for(params.leak)
     u_scale = float(spec.u_scale)
     ff_target, rec_target = synapse_targets(params, spec, input_scale)
     ff = quantize_matrix(ff_target, spec.weight_bits, ff_probes)  # [K, M]
@@ -137,6 +162,7 @@ def quantize(
         decoder_phi=params.phi.astype(np.float32),
         decoder=quantize_matrix(params.phi, spec.decoder_bits),
         n_steps=int(n_steps),
+        leak_shift=leak_shift,
     )
     check_accumulator_bounds(model)
     return model
@@ -146,7 +172,8 @@ def accumulator_bounds(model: IntegerModel) -> dict[str, int]:
     """Worst-case magnitudes (any input payload, any spike counts) of every integer the dynamics form.
 
     ff_dot / rec_dot: Lava's Dense accumulator before the exponent shift (weights m << (9 - b));
-    ff_out / rec_out: Dense a_out after the shift; neuron_sum: |u| + |a_ff| + |a_rec| + |bias|.
+    ff_out / rec_out: Dense a_out after the shift; neuron_sum: |u| + |a_ff| + |a_rec| + |bias| + |leak term|
+    (the leak term of an offset |u - u_prior| <= u_max_int - u_min_int; 0 without a leak).
     """
     spec = model.spec
     pre_shift = max(0, LAVA_MIXED_WEIGHT_WIDTH - spec.weight_bits)
@@ -156,12 +183,13 @@ def accumulator_bounds(model: IntegerModel) -> dict[str, int]:
     rec_out = _shifted_bound(rec_row, model.rec.exponent)
     u_peak = max(abs(spec.u_min_int), abs(spec.u_max_int))
     bias_peak = int(np.abs(model.bias.astype(np.int64)).max())
+    leak_peak = leak_term(spec.u_max_int - spec.u_min_int, model.leak_shift)  # the largest |leak term| of either sign
     return {
         "ff_dot": ff_row << pre_shift,
         "rec_dot": rec_row << pre_shift,
         "ff_out": ff_out,
         "rec_out": rec_out,
-        "neuron_sum": u_peak + ff_out + rec_out + bias_peak,
+        "neuron_sum": u_peak + ff_out + rec_out + bias_peak + leak_peak,
     }
 
 

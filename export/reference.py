@@ -3,9 +3,11 @@
 ``run_reference`` is exact to the specification and vectorised over a batch of images:
 
     u_0 = u_prior_int;  z_0 = sample(u_0, step 0)
-    for t = 1..T:  u_t = sat(u_{t-1} + dense(ff, x_t) + dense(rec, z_{t-1}) + bias_int);  z_t = sample(u_t, t)
+    for t = 1..T:  u_t = sat(u_{t-1} + dense(ff, x_t) + dense(rec, z_{t-1}) + bias_int - leak(u_{t-1} - u_prior_int))
+                   z_t = sample(u_t, t)
 
-with dense(W, s) = floor(sum_j m_ij s_j * 2**e) exactly as Lava's bit-accurate Dense computes it.
+with dense(W, s) = floor(sum_j m_ij s_j * 2**e) exactly as Lava's bit-accurate Dense computes it and
+leak(d) = (d + 2**(n-1)) >> n for the model's leak_shift n (0 when n = 0: ipvae.export.spec.leak_term).
 Integer dot products run as float64 BLAS products, which are exact while every partial sum stays
 below 2**53 (checked). ``run_float_reference`` is the float-u variant (no quantization at all) that
 draws spikes with the same uniforms, for the high-precision-limit test.
@@ -149,9 +151,11 @@ def run_reference(
     u = np.broadcast_to(model.u_prior.astype(np.int64), (batch_size, n_latents)).copy()  # [B, K]
     drive = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K] held ff row sums (mantissa units)
     bias = model.bias.astype(np.int64)  # [K]
+    u_prior = model.u_prior.astype(np.int64)  # [K] where the leak pulls u
     rec_transposed = np.ascontiguousarray(model.rec.mantissa.T, dtype=np.int32)  # [K_pre, K_post]
     a_rec = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K]
     stop = _StopRegisters(batch_size, n_latents, n_steps, options)
+    neuron_args = (bias, u_prior, model.leak_shift)
     step_args = (cdf, spec.u_min_int, spec.u_max_int, spec.sampler_shift)
     for t in range(n_steps + 1):
         step_states = absorb(image_states, np.uint64(t))  # [B]
@@ -162,7 +166,7 @@ def run_reference(
                 drive += dense_accumulate(model.ff, events[t - 1])
             lateral_input(z_steps[t - 1], rec_transposed, model.rec.exponent, a_rec)  # [B, K]
             a_in = shift_by_exponent(drive, model.ff.exponent) + a_rec  # [B, K]
-        integrate_and_sample(u, a_in, bias, stop.active, step_states, *step_args, t > 0, z_steps[t])
+        integrate_and_sample(u, a_in, *neuron_args, stop.active, step_states, *step_args, t > 0, z_steps[t])
         u_steps[t] = u
         stop.update(t, z_steps[t])
     recon = (z_steps.astype(np.float32) @ model.decoder_phi.T).astype(np.float32) if with_recon else None
@@ -209,10 +213,10 @@ def run_float_reference(
 ) -> ReferenceResult:
     """Float-u dynamics (float64, unquantized weights and inputs) with the integer sampler's uniforms.
 
-    u_t = clamp(u_{t-1} + lr (Phi^T D (x_t - Phi z_{t-1}) - b)); z_t by the inverse-CDF rule of
-    ipvae.export.sampler with the exact rate exp(u_t). clamp=None follows the float model (params.float_clamp);
-    clamp="soft" is the soft upper clamp,
-    clamp="hard" the integer spec's saturation to [u_min, u_max].
+    u_t = clamp(u_{t-1} + lr (Phi^T D (x_t - Phi z_{t-1}) - b) - leak (u_{t-1} - u_prior)) (params.leak, 0: none);
+    z_t by the inverse-CDF rule of ipvae.export.sampler with the exact rate exp(u_t). clamp=None follows the
+    float model (params.float_clamp); clamp="soft" is the soft upper clamp, clamp="hard" the integer spec's
+    saturation to [u_min, u_max].
     """
     clamp = params.float_clamp if clamp is None else clamp
     if clamp not in CLAMP_MODES:
@@ -231,6 +235,8 @@ def run_float_reference(
             x_t = x if is_static else x[t - 1]  # [B, M]
             residual = x_t - z_steps[t - 1].astype(np.float64) @ params.phi.T  # [B, M]
             y = u + params.step_size * (residual @ weighted_phi - params.bias)  # [B, K]
+            if params.leak:
+                y = y - params.leak * (u - params.u_prior)  # [B, K] the restoring force toward the prior
             u = soft_clamp(y, params.u_min, params.u_max) if clamp == "soft" else np.clip(y, params.u_min, params.u_max)
         uniforms = uniform24_from_prefix(prefixes, t, neurons)  # [B, K]
         z_steps[t] = sample_counts_exact_rate(u, uniforms, params.max_spike_count)

@@ -31,6 +31,8 @@ MAX_INPUT_BITS = 16
 MIN_INPUT_BITS = 2
 MAX_SPIKE_COUNT_LIMIT = 255
 INT32_MAX = 2**31 - 1
+NO_LEAK_SHIFT = 0  # leak_shift 0: no leak (the paper's dynamics)
+MAX_LEAK_SHIFT = 30  # leak = 2**-n with n in 1..30 (2**-30 is below one u-LSB of any reachable offset)
 
 
 class SpecError(IpvaeError):
@@ -48,6 +50,25 @@ class SpecError(IpvaeError):
 def symmetric_max(bits: int) -> int:
     """Largest magnitude of a symmetric signed `bits`-bit integer: 2**(bits-1) - 1."""
     return (1 << (bits - 1)) - 1
+
+
+def leak_term(offset, shift: int):
+    """The integer leak (docs/fixed_point.md, section 6.1): round(offset / 2**shift), halves rounded up.
+
+    leak_term(d, n) = (d + 2**(n-1)) >> n (arithmetic shift: floor), and 0 for n = 0 (no leak). ``offset``
+    is u - u_prior_int in u-LSBs: a Python int or an int64 array (computed exactly, as the neuron sum is).
+    """
+    if shift == NO_LEAK_SHIFT:
+        return offset * 0  # zeros of the offset's type and shape
+    return (offset + (1 << (shift - 1))) >> shift
+
+
+def check_leak_shift(leak_shift: int) -> int:
+    """The leak shift as an int, or SpecError: an integer in NO_LEAK_SHIFT..MAX_LEAK_SHIFT."""
+    if isinstance(leak_shift, bool) or not isinstance(leak_shift, (int, np.integer)):
+        raise SpecError(f"leak_shift must be an integer, got {leak_shift!r}", field="leak_shift")
+    _check_range("leak_shift", int(leak_shift), NO_LEAK_SHIFT, MAX_LEAK_SHIFT)
+    return int(leak_shift)
 
 
 def bits_for_count(count: int) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ipvae.export.hdf5 import ExportedModel
 from ipvae.export.quantize import accumulator_bounds
-from ipvae.export.spec import LAVA_MIXED_WEIGHT_WIDTH, QuantizedMatrix
+from ipvae.export.spec import LAVA_MIXED_WEIGHT_WIDTH, NO_LEAK_SHIFT, QuantizedMatrix
 from ipvae.errors import shown
 
 BYTES_PER_MIB = 2**20
@@ -32,6 +32,12 @@ def _matrix_line(name: str, matrix: QuantizedMatrix, lava: bool) -> str:
     return line
 
 
+def _leak_text(leak_shift: int) -> str:
+    if leak_shift == NO_LEAK_SHIFT:
+        return "no leak"
+    return f"leak 2**-{leak_shift} = {2.0**-leak_shift:g} of (u - u_prior) per step (>> {leak_shift}, rounded)"
+
+
 def summary_lines(path: Path, exported: ExportedModel) -> list[str]:
     model, meta = exported.model, exported.metadata
     spec = model.spec
@@ -49,7 +55,7 @@ def summary_lines(path: Path, exported: ExportedModel) -> list[str]:
         f"  neuron      u: {spec.u_bits}-bit state, {spec.u_frac_bits} fractional bits, saturates to "
         f"[{spec.u_min_int}, {spec.u_max_int}] = [{spec.u_min:g}, {spec.u_max:g}]",
         f"              u_prior [{int(model.u_prior.min())}, {int(model.u_prior.max())}], "
-        f"bias [{int(model.bias.min())}, {int(model.bias.max())}] u-LSBs/step",
+        f"bias [{int(model.bias.min())}, {int(model.bias.max())}] u-LSBs/step; {_leak_text(model.leak_shift)}",
         f"              spikes: counts 0..{spec.max_spike_count} ({spec.spike_message_bits}-bit payload); sampler "
         f"{spec.sampler_frac_bits} fractional bits, table {model.cdf.shape[0]} x {model.cdf.shape[1]} uint32; "
         f"rng splitmix64-chain-v1, seed {spec.seed}; default T = {model.n_steps}",

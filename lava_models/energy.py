@@ -11,7 +11,12 @@ Counting conventions (per inference = one image's window of T + 1 Lava timesteps
   ``binary_synops`` is what a binary-spike implementation would need: counts x fan-out.
 - Groups: ``feedforward`` (input -> neurons), ``lateral`` (neurons -> neurons), ``readout``
   (neurons -> pixels, the decoder Phi; computed on the host in simulation, counted as a synapse group).
-- ``neuron_updates``: K per timestep (every neuron integrates and samples every timestep).
+- ``neuron_updates``: K per timestep (every neuron integrates and samples every timestep). A neuron update
+  is one priced unit (E_neuron), whatever it computes: the accounting does not count the arithmetic inside
+  it. The leak (docs/fixed_point.md 6.1: u - u_prior, add 2**(n-1) and shift, subtract from the sum: three
+  integer ops per neuron per integrating step, no multiply) is part of that update, so it adds no count and
+  no energy here, for any leak shift; the update's price (the larger published figure) already covers a
+  neuron that does more than a LIF update.
 
 Two accounts: ``count_operations`` is the re-send-every-step deployment (the input frame is sent and
 the decoder applied at every timestep); ``count_event_operations`` the event-driven one of

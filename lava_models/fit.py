@@ -70,6 +70,8 @@ LOIHI2 = ChipLimits(
     memory_per_core_bytes=Figure(192 * KIB, LOIHI2_BRIEF + " (192 KB per core, not re-checked)", True),
     # Operation times: Loihi 1 figures of the order Davies 2018 lists; Loihi 2 is claimed faster. Assumptions.
     synaptic_op_seconds=Figure(3.5e-9, DAVIES_2018_TIMES + ", synaptic spike op; assumed for Loihi 2", True),
+    # one figure per neuron update, whatever the update computes: the leak's three integer ops (subtract,
+    # add-and-shift, subtract; docs/fixed_point.md 6.1) are inside it and do not change the plan
     neuron_update_seconds=Figure(10e-9, "assumed order of a microcoded neuron update (not published in this form)", True),
     barrier_seconds=Figure(1e-6, "assumed per-timestep barrier synchronisation across the chip (not published in this form)", True),
 )
@@ -81,7 +83,9 @@ class StorageFormat:
     """Bits of stored state per unit (assumptions of the plan, named in the report)."""
 
     index_bits: int = 16  # sparse synapse: weight + a 16-bit target index (assumption)
-    neuron_state_words: int = 4  # u, bias, u_prior, held drive (24-bit values stored in 32-bit words)
+    # u, bias, u_prior, held drive (24-bit values stored in 32-bit words). The leak needs no word of its own:
+    # it pulls u toward the stored u_prior, and its shift n is one constant of the whole population.
+    neuron_state_words: int = 4
     neuron_word_bits: int = 32
     readout_state_bits: int = 32  # one accumulator per pixel
 

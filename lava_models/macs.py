@@ -3,8 +3,9 @@
 Any ``torch.nn.Module`` (the paper's conv P-VAE in ``ipvae.lava.pvae_architecture``, or a trained baseline
 module) gives its dense MAC count for one input: ``count_macs(module, (1, 1, 28, 28))``. Counted layers:
 ``nn.Linear`` (in x out MACs per leading position) and ``nn.Conv1d/2d/3d`` (output elements x in/groups x
-kernel volume). Element-wise work (activations, norms, pooling, squeeze-excitation gating, additions) is not
-counted: it is small beside the weight layers and conventional-hardware MAC counts leave it out too.
+kernel volume). Element-wise work (activations, norms, pooling, squeeze-excitation gating, additions, and the
+iP-VAE's leak toward the prior potential) is not counted: it is small beside the weight layers and
+conventional-hardware MAC counts leave it out too.
 """
 
 from __future__ import annotations

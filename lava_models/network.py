@@ -138,6 +138,7 @@ def build_fixed_network(model: IntegerModel, n_steps: int | None = None, *, imag
         sampler_frac_bits=int(spec.sampler_frac_bits),
         num_message_bits=int(spec.spike_message_bits),
         ff_exponent=int(model.ff.exponent),
+        leak_shift=int(model.leak_shift),
     )
     input_scale, input_bits = model.input_scale, spec.input_bits
 
@@ -150,7 +151,8 @@ def build_fixed_network(model: IntegerModel, n_steps: int | None = None, *, imag
 
 def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_offset: int = 0,
                         batch: int = DEFAULT_BATCH, options: EventOptions = EventOptions()) -> LavaNetwork:
-    """The float graph: synapses A = lr Phi^T D and -L = -lr Phi^T D Phi, bias -lr b (docs/fixed_point.md, section 1).
+    """The float graph: synapses A = lr Phi^T D and -L = -lr Phi^T D Phi, bias -lr b, the leak of the float model
+    (docs/fixed_point.md, section 1).
 
     options.input_threshold is in the float input's units here (pixels)."""
     n_steps = _check_steps(n_steps)
@@ -159,6 +161,8 @@ def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_o
     arrays = (params.phi, params.precision, params.bias, params.u_prior)
     if not all(np.all(np.isfinite(array)) for array in arrays) or not np.isfinite(params.step_size):
         raise NetworkBuildError("the float parameters contain NaN or Inf")
+    if not 0.0 <= params.leak < 1.0:
+        raise NetworkBuildError(f"the leak must be in [0, 1), got {params.leak}")
     frac_bits, sampler_bits = DEFAULT_FLOAT_SAMPLER_BITS
     synapse = dict(weights=params.feedforward())  # [K, M]
     synapse_rec = dict(weights=-params.lateral())  # [K, K]
@@ -168,6 +172,7 @@ def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_o
         u_min=float(params.u_min),
         u_max=float(params.u_max),
         hard_upper_clamp=bool(params.hard_upper_clamp),
+        leak=float(params.leak),
         n_steps=n_steps,
         max_spike_count=int(params.max_spike_count),
         seed=int(seed),

@@ -11,6 +11,8 @@ K), lateral (z -> K) and readout (z -> M), and one neuron layer (the Poisson cou
   input (graded counts, 8-bit pixels) as multiply-accumulates (``effective_macs``); ``dense`` counts
   every (input, weight) pair, zeros included. Each image is its own call here (batch 1);
 - footprint: bytes of the stored weights and tables (NeuroBench: parameters and buffers at their dtype);
+- neuron updates are not synaptic operations in NeuroBench's definition, so the leak (part of the neuron
+  update, docs/fixed_point.md 6.1) changes none of these figures;
 - connection sparsity: zero weights / all weights of the connection layers.
 """
 

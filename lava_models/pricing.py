@@ -208,7 +208,8 @@ def price(workload: Workload, precision: Precision, levels: tuple[MemoryLevel, .
 
 def dense_iterative_workload(n_inputs: int, n_latents: int, n_steps: int) -> Workload:
     """The float iP-VAE loop as the paper writes it: recon_t = Phi z_t (t = 0..T) and the drive
-    Phi^T D (x - recon_t) (t = 1..T): (2T + 1) M K MACs, Phi read whole for every product."""
+    Phi^T D (x - recon_t) (t = 1..T): (2T + 1) M K MACs, Phi read whole for every product. The element-wise
+    update (bias, clamp, the leak of ModelConfig.leak: K ops per step each) is not charged (ipvae.lava.macs)."""
     products = 2 * n_steps + 1
     return Workload(
         name="dense_iterative",

@@ -7,6 +7,8 @@ the trained model's regime (about 15 % non-zero counts, u rarely at a bound) and
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -25,12 +27,13 @@ MODEL_CONFIGS = {
 }
 
 
-def float_params(kind: str):
-    return random_float_params(MODEL_CONFIGS[kind])
+def float_params(kind: str, leak: float = 0.0):
+    """The float parameters of a model kind; ``leak``: the fraction of u - u_prior removed per step (0: none)."""
+    return dataclasses.replace(random_float_params(MODEL_CONFIGS[kind]), leak=leak)
 
 
-def integer_model(kind: str, *, seed: int, n_steps: int, weight_bits: int = 8):
-    params = float_params(kind)
+def integer_model(kind: str, *, seed: int, n_steps: int, weight_bits: int = 8, leak: float = 0.0):
+    params = float_params(kind, leak)
     return quantize(params, spec_for(params, seed=seed, weight_bits=weight_bits), INPUT_SCALE, n_steps)
 
 

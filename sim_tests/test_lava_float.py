@@ -62,6 +62,20 @@ def test_float_graph_with_the_hard_upper_clamp_equals_float_reference():
     assert np.any(reference.u == params.u_max) and not np.array_equal(reference.u, soft.u)
 
 
+@pytest.mark.parametrize("hard_upper_clamp", [False, True])
+def test_float_graph_with_a_leak_equals_float_reference(hard_upper_clamp):
+    """The float graph follows ModelConfig.leak: u - leak (u - u_prior) in float, as the float reference."""
+    params = dataclasses.replace(float_params("saturating", leak=2.0**-3), hard_upper_clamp=hard_upper_clamp)
+    x = images(10, seed=42)
+    with LavaSimulation(build_float_network(params, 24, seed=3), progress=False) as simulation:
+        trajectory = simulation.run(x)
+    reference = run_float_reference(params, x, 24, seed=3)
+    assert np.array_equal(trajectory.z, reference.z)
+    assert np.max(np.abs(trajectory.u - reference.u)) < U_TOLERANCE
+    without_leak = run_float_reference(dataclasses.replace(params, leak=0.0), x, 24, seed=3)
+    assert np.max(np.abs(reference.u - without_leak.u)) > 0.1  # the leak changed the dynamics it was compared on
+
+
 def test_float_graph_with_rotating_input_equals_float_reference():
     params = float_params("sparse")
     frames = rotating_inputs(images(4, seed=41), 12, 7.5)  # [N, T, M]

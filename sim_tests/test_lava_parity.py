@@ -8,6 +8,8 @@ neuron must be identical, with and without the event-driven options (ipvae.expor
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,24 @@ def test_static_images_bit_exact(kind, seed, batch):
         spec = model.spec
         assert (trajectory.u == spec.u_min_int).any() and (trajectory.u == spec.u_max_int).any()
         assert (trajectory.z == spec.max_spike_count).any()
+
+
+@pytest.mark.parametrize(
+    "kind, leak_shift, batch, n_steps",
+    [("sparse", 3, 4, 32), ("saturating", 8, 3, N_STEPS)],  # a strong leak; the shipped model's 2**-8
+)
+def test_leak_bit_exact(kind, leak_shift, batch, n_steps):
+    """With a leak (docs/fixed_point.md 6.1), every z_t and u_t still equals the integer reference."""
+    model = integer_model(kind, seed=31, n_steps=n_steps, leak=2.0**-leak_shift)
+    assert model.leak_shift == leak_shift
+    x = images(10, seed=13)  # with batch 3 or 4 the last window is padded
+    with LavaSimulation(build_fixed_network(model, batch=batch), progress=False) as simulation:
+        trajectory = simulation.run(x)
+    reference = reference_of(model, x, n_steps)
+    assert_identical(trajectory, reference)
+    assert (trajectory.z > 0).mean() > 0.05  # the comparison saw spikes
+    without_leak = reference_of(dataclasses.replace(model, leak_shift=0), x, n_steps)
+    assert not np.array_equal(reference.u, without_leak.u)  # the leak changed the dynamics it was compared on
 
 
 def test_different_seeds_draw_different_spikes():

@@ -3,6 +3,7 @@ simulation of the spec's Lava timing, the float model in the high-precision limi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -73,7 +74,7 @@ def test_dense_apply_matches_a_running_lava_dense():
 
 
 def window_simulation(model, frames_per_image: np.ndarray, n_steps: int, first_image: int):
-    """The spec's Lava timing, one timestep at a time, images back to back, pure-Python sampling.
+    """The spec's Lava timing, one timestep at a time, images back to back, pure-Python sampling and leak.
 
     frames_per_image: [N, T, M] payloads. Returns z, u as [N, T+1, K] for the window steps t = 0..T.
     """
@@ -91,7 +92,8 @@ def window_simulation(model, frames_per_image: np.ndarray, n_steps: int, first_i
             if tau == 1:
                 u = model.u_prior.astype(np.int64).copy()  # a_in (previous image's traffic) discarded
             else:
-                u = np.clip(u + a_in + model.bias, spec.u_min_int, spec.u_max_int)
+                leak = [spec_leak(int(u[k]) - int(model.u_prior[k]), model.leak_shift) for k in range(n_latents)]
+                u = np.clip(u + a_in + model.bias - np.array(leak, np.int64), spec.u_min_int, spec.u_max_int)
             step = tau - 1
             z = np.zeros(n_latents, np.int64)
             for k in range(n_latents):
@@ -105,6 +107,11 @@ def window_simulation(model, frames_per_image: np.ndarray, n_steps: int, first_i
     return z_record, u_record
 
 
+def spec_leak(offset: int, shift: int) -> int:
+    """docs/fixed_point.md 6.1 in Python ints: round(offset / 2**shift), halves up; no leak for shift 0."""
+    return (offset + (1 << (shift - 1))) >> shift if shift else 0
+
+
 @pytest.fixture(scope="module")
 def small_model():
     params = random_float_params(SyntheticConfig(n_inputs=10, n_latents=7, seed=3))
@@ -112,9 +119,11 @@ def small_model():
     return params, quantize(params, spec, input_scale=1.0 / 127, n_steps=4)
 
 
+@pytest.mark.parametrize("leak_shift", [0, 1, 3])  # no leak, and leaks strong enough to act within T = 4 steps
 @pytest.mark.parametrize("static", [True, False])
-def test_reference_equals_timestep_simulation_of_the_spec(small_model, static):
+def test_reference_equals_timestep_simulation_of_the_spec(small_model, static, leak_shift):
     _, model = small_model
+    model = dataclasses.replace(model, leak_shift=leak_shift)
     n_images, n_steps, first_image = 3, model.n_steps, 5
     rng = np.random.default_rng(1)
     if static:

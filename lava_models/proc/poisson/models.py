@@ -21,6 +21,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from ipvae.export.events import EventOptions, converged, is_check_step
 from ipvae.export.rng import RNG_BITS, key_prefix, uniform24_from_prefix
+from ipvae.export.spec import NO_LEAK_SHIFT, leak_term
 from ipvae.lava.proc.poisson.process import PoissonNeuron
 
 STATE_PRECISION = 24  # u is a 24-bit state on the chip (docs/fixed_point.md, section 2)
@@ -109,7 +110,8 @@ class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
 class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
     """Float dynamics of the iP-VAE (the PyTorch model's update, float64).
 
-    u := max(u_min, u_max - softplus(u_max - (u + a_in + bias))); z = #{n < cap : U >= floor(P(N <= n) 2**24)}
+    u := max(u_min, u_max - softplus(u_max - (u + a_in + bias - leak (u - u_prior))));
+    z = #{n < cap : U >= floor(P(N <= n) 2**24)}
     with N ~ Poisson(exp(u)): inverse-CDF sampling of min(Poisson(exp(u)), cap) at the exact rate.
     """
 
@@ -128,6 +130,7 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
         self.u_min = float(proc_params["u_min"])
         self.u_max = float(proc_params["u_max"])
         self.hard_upper_clamp = bool(proc_params.get("hard_upper_clamp", False))
+        self.leak = float(proc_params.get("leak", 0.0))
         self._log_factorials = np.array([math.lgamma(n + 1.0) for n in range(self.cap)])  # [cap]
         self._counts = np.arange(self.cap, dtype=np.float64)  # [cap]
 
@@ -146,7 +149,10 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
         return np.floor(cdf * RNG_SCALE)
 
     def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
-        return self.clamp(u + drive + a_in + self.bias)
+        total = u + drive + a_in + self.bias  # [B, K]
+        if self.leak:
+            total = total - self.leak * (u - self.u_prior)  # [B, K] the restoring force toward the prior
+        return self.clamp(total)
 
     def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:
         return (draws.astype(np.float64)[..., None] >= self.thresholds(u)).sum(axis=-1).astype(np.float64)
@@ -158,7 +164,8 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
 class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
     """Integer dynamics of docs/fixed_point.md (bit-exact to ipvae.export.reference.run_reference).
 
-    u := clip(u + a_in + bias, u_min, u_max) (exact int64 sum, then saturation);
+    u := clip(u + a_in + bias - leak, u_min, u_max) (exact int64 sum, then saturation), with
+    leak = (u - u_prior + 2**(n-1)) >> n for leak_shift n >= 1 and 0 for n = 0 (ipvae.export.spec.leak_term);
     z = #{n < cap : U >= cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1), n]}.
     """
 
@@ -177,6 +184,7 @@ class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
         self.u_min = int(proc_params["u_min"])
         self.u_max = int(proc_params["u_max"])
         self.ff_exponent = int(proc_params["ff_exponent"])
+        self.leak_shift = int(proc_params.get("leak_shift", NO_LEAK_SHIFT))
         self.sampler_shift = proc_params["u_frac_bits"] - proc_params["sampler_frac_bits"]
 
     def feedforward(self, drive: np.ndarray) -> np.ndarray:
@@ -185,8 +193,11 @@ class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
         return drive << self.ff_exponent if self.ff_exponent >= 0 else drive >> -self.ff_exponent
 
     def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
-        """clip(u + ff(drive) + a_in + bias, u_min, u_max): the sum exact in int64, then saturated."""
-        total = u.astype(np.int64) + self.feedforward(drive) + a_in.astype(np.int64) + self.bias.astype(np.int64)
+        """clip(u + ff(drive) + a_in + bias - leak, u_min, u_max): the sum exact in int64, then saturated."""
+        potential = u.astype(np.int64)  # [B, K] before this step's update
+        total = potential + self.feedforward(drive) + a_in.astype(np.int64) + self.bias.astype(np.int64)  # [B, K]
+        if self.leak_shift != NO_LEAK_SHIFT:
+            total -= leak_term(potential - self.u_prior.astype(np.int64), self.leak_shift)  # [B, K]
         return np.clip(total, self.u_min, self.u_max)
 
     def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:

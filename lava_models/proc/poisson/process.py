@@ -9,6 +9,8 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 from lava.magma.core.process.variable import Var
 
+from ipvae.export.spec import MAX_LEAK_SHIFT
+
 # Placeholder shape of the sampler table for the floating_pt model, which computes exact Poisson CDFs.
 NO_TABLE_SHAPE = (1, 1)
 
@@ -21,8 +23,10 @@ class PoissonNeuron(AbstractProcess):
     ``n (T+1) + 1 .. (n+1)(T+1)`` and holds images ``image_offset + n B + b``):
 
     - window timestep 1:  u := u_prior, drive := 0 (what arrives, the previous window's traffic, is discarded)
-    - window timestep tau = 2..T+1:  drive += drive_in;  u := clamp(u + ff(drive) + a_in + bias)
-      with ff(drive) = floor(drive * 2**ff_exponent) (fixed_pt) or drive (floating_pt)
+    - window timestep tau = 2..T+1:  drive += drive_in;  u := clamp(u + ff(drive) + a_in + bias - leak(u - u_prior))
+      with ff(drive) = floor(drive * 2**ff_exponent) (fixed_pt) or drive (floating_pt), and the restoring
+      force leak(d) = (d + 2**(n-1)) >> n for ``leak_shift`` n (fixed_pt) or ``leak`` * d (floating_pt); 0
+      without a leak
     - every timestep: z ~ min(Poisson(exp(u)), max_spike_count), drawn by inverse-CDF sampling from
       the counter-based uniform U = ipvae.export.rng.uniform24(seed, image_index, step, neuron) with
       step = tau - 1, and sent on ``s_out`` as a graded spike whose payload is the count z.
@@ -41,15 +45,17 @@ class PoissonNeuron(AbstractProcess):
       PyTorch model with the same flag) then a hard floor at ``u_min``; z from the exact Poisson CDF of
       ``exp(u)`` (``cdf`` unused).
     - ``fixed_pt``: u integer in u-LSBs (``u_frac_bits`` fractional bits), sum exact then saturated to
-      [u_min, u_max]; z by table lookup ``cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1)]``, bit-exact
-      to the integer reference ``ipvae.export.reference.run_reference``.
+      [u_min, u_max], the leak one rounded arithmetic shift of u - u_prior; z by table lookup
+      ``cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1)]``, bit-exact to the integer reference
+      ``ipvae.export.reference.run_reference``.
 
     Parameters
     ----------
     shape : tuple of int
         ``(B, K)``: images side by side, neurons per image.
     u_prior : numpy.ndarray
-        Initial potential of every window, [K] (float log rates, or int u-LSBs for fixed_pt).
+        Initial potential of every window and the potential the leak pulls towards, [K] (float log
+        rates, or int u-LSBs for fixed_pt).
     bias : numpy.ndarray
         Drive added every step, [K] (``-lr b``; int u-LSBs for fixed_pt).
     ff_exponent : int, optional
@@ -76,6 +82,10 @@ class PoissonNeuron(AbstractProcess):
         Payload bits of the output graded spike (bits of 0..max_spike_count). Default 4.
     hard_upper_clamp : bool, optional
         floating_pt: saturate u at u_max (as fixed_pt always does) instead of the soft clamp. Default False.
+    leak : float, optional
+        floating_pt: fraction of u - u_prior removed every step, in [0, 1) (``ModelConfig.leak``). Default 0.
+    leak_shift : int, optional
+        fixed_pt: n, the leak 2**-n applied as ``(u - u_prior + 2**(n-1)) >> n``; 0 (default): no leak.
 
     Ports: ``a_in`` (InPort [B, K], lateral input), ``drive_in`` (InPort [B, K], feed-forward row
     sums of input events), ``s_out`` (OutPort [B, K], graded spike counts), ``u_out`` (OutPort
@@ -100,6 +110,8 @@ class PoissonNeuron(AbstractProcess):
         sampler_frac_bits: int = 5,
         num_message_bits: int = 4,
         hard_upper_clamp: bool = False,
+        leak: float = 0.0,
+        leak_shift: int = 0,
         ff_exponent: int = 0,
         stop_window: int = 0,
         stop_tolerance: int = 0,
@@ -107,6 +119,7 @@ class PoissonNeuron(AbstractProcess):
         log_config: ty.Optional[LogConfig] = None,
     ) -> None:
         _check_neuron_arguments(shape, u_prior, bias, u_min, u_max, n_steps, max_spike_count, seed, image_offset, cdf)
+        _check_leak_arguments(leak, leak_shift)
         super().__init__(
             shape=shape,
             n_steps=int(n_steps),
@@ -119,6 +132,8 @@ class PoissonNeuron(AbstractProcess):
             sampler_frac_bits=int(sampler_frac_bits),
             num_message_bits=int(num_message_bits),
             hard_upper_clamp=bool(hard_upper_clamp),
+            leak=float(leak),
+            leak_shift=int(leak_shift),
             ff_exponent=int(ff_exponent),
             stop_window=int(stop_window),
             stop_tolerance=int(stop_tolerance),
@@ -168,3 +183,11 @@ def _check_neuron_arguments(shape, u_prior, bias, u_min, u_max, n_steps, max_spi
         raise ValueError(f"image_offset must be non-negative, got {image_offset}")
     if cdf is not None and (np.ndim(cdf) != 2 or np.shape(cdf)[1] != int(max_spike_count)):
         raise ValueError(f"cdf must be [n_idx, {max_spike_count}], got shape {np.shape(cdf)}")
+
+
+def _check_leak_arguments(leak, leak_shift):
+    """Reject a leak outside [0, 1) or a leak shift outside 0..MAX_LEAK_SHIFT (ValueError naming it)."""
+    if not (np.isfinite(leak) and 0.0 <= float(leak) < 1.0):
+        raise ValueError(f"leak must be in [0, 1), got {leak}")
+    if isinstance(leak_shift, bool) or int(leak_shift) != leak_shift or not 0 <= int(leak_shift) <= MAX_LEAK_SHIFT:
+        raise ValueError(f"leak_shift must be an integer in 0..{MAX_LEAK_SHIFT}, got {leak_shift}")
