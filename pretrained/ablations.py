@@ -99,6 +99,7 @@ INFERENCE_ROWS = {
     "step size x 1/4": lambda m: with_step_size_scale(m, 0.25),
     "log sigma floor -2.5": lambda m: with_log_sigma_floor(m, -2.5),
     "capped-count drive gate": with_capped_drive_gate,
+    "leak 2^-7 toward u_prior": lambda m: with_config(m, leak=2.0**-7),
 }
 
 
