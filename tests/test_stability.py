@@ -93,15 +93,7 @@ def shipped_long_runs():
     return {name: long_run_curves(model, x, LONG_RUN_STEPS) for name, x in stability_sets(100).items()}
 
 
-FASHION_WIND_UP = pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 7): on Fashion-MNIST R^2 and the error hold from t = 64 to 1000, but counts at "
-    "the cap and potentials near the clamp still spread (200 images: 5.1% -> 5.5% and 10.8% -> 11.6% of "
-    "entries; pretrained/README.md)",
-)
-
-
-@pytest.mark.parametrize("data", ["mnist", "mnist_rot90", pytest.param("fashion_mnist", marks=FASHION_WIND_UP)])
+@pytest.mark.parametrize("data", ["mnist", "mnist_rot90", "fashion_mnist"])
 def test_shipped_model_inference_is_a_stable_descent(shipped_long_runs, data):
     if data not in shipped_long_runs:
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
