@@ -202,7 +202,14 @@ def test_integer_reference_reaches_the_float_dynamics_in_the_high_precision_limi
     assert 0.5 < measured["mean_count"] < 10.0  # lively dynamics (3.5), neither all zeros nor all at the cap 15
 
 
-def test_float_reference_step_equals_the_torch_model_step():
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"leak": 2.0**-3, "hard_upper_clamp": True}, {"leak": 2.0**-8, "hard_upper_clamp": True}],
+    ids=["paper", "leak 2^-3", "leak 2^-8"],
+)
+def test_float_reference_step_equals_the_torch_model_step(overrides):
+    """One step of the float-u reference against the PyTorch model's own step (soft clamp; or the hard
+    clamp with ModelConfig.leak, the deployed configuration)."""
     torch = pytest.importorskip("torch")
     train_model = pytest.importorskip("ipvae.train.model")
     from ipvae.train.config import ModelConfig
@@ -211,10 +218,11 @@ def test_float_reference_step_equals_the_torch_model_step():
 
     from ipvae.export.integer_model import FloatParams
 
-    model = _lively_torch_model(train_model, ModelConfig, torch)
+    model = _lively_torch_model(train_model, ModelConfig, torch, **overrides)
     params = FloatParams.from_inference_params(model.inference_params())
+    assert params.leak == overrides.get("leak", 0.0)
     x = random_images(16, params.n_inputs, seed=8)
-    floating = run_float_reference(params, x, 3, seed=1, clamp="soft")
+    floating = run_float_reference(params, x, 3, seed=1)  # the clamp the model was configured with
     torch_params = model.inference_params()
     for t in range(1, 4):
         z_prev = torch.tensor(floating.z[t - 1], dtype=torch.float32)
@@ -260,9 +268,9 @@ def test_float_reference_spike_statistics_match_the_torch_model():
     assert np.all(float_reference_vs_torch_sigmas() < STAT_SIGMAS)
 
 
-def _lively_torch_model(train_model, model_config, torch):
+def _lively_torch_model(train_model, model_config, torch, **overrides):
     config = model_config(
         n_inputs=64, n_latents=32, init_phi_std=0.15, init_log_sigma=math.log(0.5), init_log_b=-2.0,
-        init_log_lr=math.log(0.5), init_u_prior_low=-2.0, init_u_prior_high=0.0,
+        init_log_lr=math.log(0.5), init_u_prior_low=-2.0, init_u_prior_high=0.0, **overrides,
     )
     return train_model.IterativeVAE(config, generator=torch.Generator().manual_seed(0)).eval()
