@@ -97,6 +97,8 @@ def test_cli_train_then_eval(tmp_path, capsys):
         (["eval", "RUN", "--t-test", "0"], "positive integer"),
         (["train", "--out", "x", "--bogus-flag"], "unrecognized arguments"),
         (["train", "--out", "x", "--device", "tpu"], "invalid choice"),
+        (["train", "--out", "x", "--leak", "1.5"], "leak must be in [0, 1)"),
+        (["train", "--out", "x", "--leak", "0.01", "--family", "gaussian"], "Poisson"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_nonzero(argv, fragment, tmp_path, saved_run):
@@ -116,6 +118,15 @@ def test_cuda_training_without_a_gpu_is_one_line_and_nonzero(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no CUDA GPU" in lines[0] and "--device cpu" in lines[0], result.stderr
     assert not (tmp_path / "run" / WEIGHTS_FILE).exists()
+
+
+def test_leak_flag_reaches_the_saved_model_config():
+    from ipvae.train.cli import build_config
+    from ipvae.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--out", "x", "--leak", "0.00390625"])
+    assert build_config(args).model.leak == 2.0**-8
+    assert build_config(build_parser().parse_args(["train", "--out", "x"])).model.leak == 0.0
 
 
 def test_training_device_is_validated_and_recorded():

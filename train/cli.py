@@ -73,6 +73,7 @@ _TRAIN_OVERRIDES = {
     "sparsity": ("model", "sparsity"),
     "n_latents": ("model", "n_latents"),
     "max_spike_count": ("model", "max_spike_count"),
+    "leak": ("model", "leak"),
 }
 
 
@@ -103,6 +104,9 @@ def register(subparsers) -> None:
     train_parser.add_argument("--sparsity", type=non_negative_float, help="lambda of sparse / predictive coding")
     train_parser.add_argument("--n-latents", type=positive_int)
     train_parser.add_argument("--max-spike-count", type=positive_int)
+    train_parser.add_argument("--leak", type=non_negative_float,
+                              help="fraction of u - u_prior removed per inference step (iP-VAE; 2**-n to export, "
+                                   "e.g. 0.00390625; default 0, the paper's dynamics)")
     train_parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                               help="progress bar (default: only on a terminal)")
     train_parser.set_defaults(func=run_train)
