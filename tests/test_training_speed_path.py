@@ -72,13 +72,14 @@ def test_legacy_numerics_match_the_old_code_path(family, temperature):
     torch.testing.assert_close(torch.tensor(legacy), torch.tensor(reference), rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("legacy,prior_kl", [(False, False), (True, False), (False, True)])
-def test_warm_start_and_lateral_penalty_match_the_direct_computation(legacy, prior_kl):
+@pytest.mark.parametrize("legacy,prior_kl,leak", [(False, False, 0.0), (True, False, 0.0), (False, True, 0.0),
+                                                   (False, False, 2.0**-8)])
+def test_warm_start_and_lateral_penalty_match_the_direct_computation(legacy, prior_kl, leak):
     """The shipped recipe's last stage: a warm start of exact draws (through W, or through pixel space
     with legacy numerics), then relaxed steps, plus the lateral L1 penalty (and, with ``prior_kl``, the
-    first scored KL against the prior): terms and gradients of the objective equal the direct
-    computation's on the same random numbers."""
-    model = IterativeVAE(ModelConfig(n_inputs=784, n_latents=64, u_max=4.0, hard_upper_clamp=True),
+    first scored KL against the prior; with ``leak``, the leak toward u_prior): terms and gradients of the
+    objective equal the direct computation's on the same random numbers."""
+    model = IterativeVAE(ModelConfig(n_inputs=784, n_latents=64, u_max=4.0, hard_upper_clamp=True, leak=leak),
                          generator=torch.Generator().manual_seed(0)).double()
     x = torch.rand(20, 784, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # [B, M]
     options = dict(beta=0.7, temperature=0.07, warm_start_steps=9, lateral_l1=60.0, warm_start_prior_kl=prior_kl)
@@ -89,11 +90,12 @@ def test_warm_start_and_lateral_penalty_match_the_direct_computation(legacy, pri
         tolerance = 1e-6 if name == "zeros" else 1e-10  # the fast path averages the zeros in float32
         torch.testing.assert_close(getattr(got, name), getattr(expected, name), rtol=tolerance, atol=tolerance,
                                    check_dtype=False, msg=lambda text, name=name: f"{name}: {text}")
-    # u_prior gets a gradient only through the prior KL: the warm start's state is detached
+    # u_prior gets a gradient only through the prior KL or the leak's pull toward it: the warm start's
+    # state is detached
     parameters = list(model.parameters())
     got_grads = torch.autograd.grad(got.objective, parameters, allow_unused=True)
     expected_grads = torch.autograd.grad(expected.objective, parameters, allow_unused=True)
-    assert sum(grad is not None for grad in got_grads) == len(parameters) - (0 if prior_kl else 1)
+    assert sum(grad is not None for grad in got_grads) == len(parameters) - (0 if prior_kl or leak else 1)
     for a, b in zip(got_grads, expected_grads):
         assert (a is None) == (b is None)
         if a is not None:
