@@ -120,7 +120,7 @@ def test_cuda_training_without_a_gpu_is_one_line_and_nonzero(tmp_path):
     assert not (tmp_path / "run" / WEIGHTS_FILE).exists()
 
 
-def test_leak_flag_reaches_the_saved_model_config():
+def test_leak_flag_reaches_the_model_config():
     from ipvae.train.cli import build_config
     from ipvae.cli import build_parser
 
