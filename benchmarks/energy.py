@@ -7,7 +7,7 @@ RUN_DIR defaults to pretrained/mnist_k512, quantized in memory with the default 
 (without it a random model of the same size stands in; the JSON says which). Spike counts come from
 the integer reference by default: it is bit-exact to the Lava fixed_pt graph (sim_tests), so the
 counts are the graph's; --backend lava counts the main run from a Lava run instead. Prices:
-ipvae.lava.pricing (published per-operation figures; every energy number is an estimate).
+ipvae.lava.accounting.pricing (published per-operation figures; every energy number is an estimate).
 
 Writes energy.json and
 - energy.png: the main run (--steps) by component beside the baselines; cumulative energy and R^2 per step;
@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ipvae.lava.neurobench_metrics import neurobench_metrics  # noqa: E402
+from ipvae.lava.accounting.neurobench_metrics import neurobench_metrics  # noqa: E402
 from ipvae.lava.pipeline import load_inputs, models_for_benchmark, run_backend, run_counts, summarize  # noqa: E402
-from ipvae.lava.pricing import (  # noqa: E402
+from ipvae.lava.accounting.pricing import (  # noqa: E402
     DENSE_BASELINES,
     ITERATIVE_BASELINES,
     LOIHI_TABLE,
@@ -37,7 +37,7 @@ from ipvae.lava.pricing import (  # noqa: E402
     NonZeros,
     conventional_baselines,
 )
-from ipvae.lava.pruning import prune_model  # noqa: E402
+from ipvae.lava.accounting.pruning import prune_model  # noqa: E402
 from ipvae.lava.tradeoff import evaluate_integer, float_r2  # noqa: E402
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")

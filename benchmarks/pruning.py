@@ -6,7 +6,7 @@ to the Lava fixed_pt graph, so every point is what the chip would run.
 
 RUN_DIR defaults to pretrained/mnist_k512, quantized in memory with the default export settings. Two
 schedules: lateral only, and lateral + feed-forward at the same fraction. Writes pruning.json and
-pruning.png; prints a table. Energies are estimates (ipvae.lava.pricing).
+pruning.png; prints a table. Energies are estimates (ipvae.lava.accounting.pricing).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ipvae.lava.pipeline import load_inputs, models_for_benchmark  # noqa: E402
-from ipvae.lava.pruning import prune_model  # noqa: E402
+from ipvae.lava.accounting.pruning import prune_model  # noqa: E402
 from ipvae.lava.tradeoff import evaluate_integer  # noqa: E402
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")

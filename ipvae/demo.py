@@ -124,5 +124,5 @@ def format_accounts(table: dict) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"{row[0]:<{widths[0]}}  " + "  ".join(f"{cell:>{w}}" for cell, w in zip(row[1:], widths[1:])) for row in rows]
     note = ("event-driven: the image sent once as input events into a held drive, the decoder applied once at the "
-            "last step (ipvae.lava.energy.count_event_operations); same spikes, same parity")
+            "last step (ipvae.lava.accounting.energy.count_event_operations); same spikes, same parity")
     return "\n".join(["== operation counts: re-send every step vs event-driven"] + lines + [note])

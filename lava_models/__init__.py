@@ -9,11 +9,11 @@ each ``proc/<name>/`` folder holds exactly one ``process.py`` and its ``models.p
 - ``proc/block``: :class:`PoissonDenseBlock`, feed-forward ``Dense`` + lateral ``Dense`` + PoissonNeuron.
 - ``network``: integer model (``ipvae.export.hdf5.read_model``) or float parameters -> process graph.
 - ``runner``: many images through one compiled graph, clean runtime shutdown.
-- ``energy``: spike counts, synaptic operations and the documented energy proxies.
-- ``pricing``: per-operation prices and the conventional baselines (arithmetic and weight reads);
-  ``macs``: layer-by-layer MACs of a PyTorch network; ``pvae_architecture``: the paper's conv P-VAE.
-- ``neurobench_metrics``: the run in NeuroBench's definitions; ``pruning``: magnitude pruning of an export;
-  ``tradeoff``: R^2-vs-energy points for the benchmarks; ``fit``: ``ipvae fit``, a Loihi 2 resource plan.
+- ``pipeline``: inputs, the two backends (Lava, integer reference), the summary table, parity;
+  ``parity``: the comparison of two trajectories; ``tradeoff``: R^2-vs-energy points for the benchmarks;
+  ``fit_command``: ``ipvae fit``.
+- ``accounting/``: what counts, prices and plans (energy, pricing, MACs, NeuroBench metrics, pruning, the
+  Loihi 2 plan, figures); it imports no Lava (tests/test_namespace.py checks it).
 
 Importing this package is cheap: nothing here imports Lava until a network is built.
 """

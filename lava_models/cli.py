@@ -63,7 +63,7 @@ def register(subparsers) -> None:
     parity.add_argument("--json", action="store_true", help="print one JSON object")
     parity.set_defaults(func=parity_command)
 
-    from ipvae.lava.fit import register as register_fit
+    from ipvae.lava.fit_command import register as register_fit
 
     register_fit(subparsers)
 
@@ -148,7 +148,7 @@ def parity_command(args) -> int:
 
 
 def write_figures(out: Path, model, x: np.ndarray, z: np.ndarray, curves: dict, table: dict) -> list[Path]:
-    from ipvae.lava import figures
+    from ipvae.lava.accounting import figures
 
     out.mkdir(parents=True, exist_ok=True)
     last_inputs = x if x.ndim == 2 else x[:, -1]  # [N, M]

@@ -13,10 +13,10 @@ from ipvae.export.events import STOP_TOLERANCE_SCALE, EventOptions, ReadoutSched
 from ipvae.export.integer_model import IntegerModel
 from ipvae.errors import IpvaeError
 from ipvae.images import LoadedInputs, is_file_source, load_file_inputs
-from ipvae.lava.energy import Fanouts, OperationCounts, count_event_operations, count_operations
-from ipvae.lava.metrics import r2_per_image, step_targets, trajectory_metrics
+from ipvae.lava.accounting.energy import Fanouts, OperationCounts, count_event_operations, count_operations
+from ipvae.lava.accounting.metrics import r2_per_image, step_targets, trajectory_metrics
 from ipvae.lava.parity import ParityReport, compare_trajectories
-from ipvae.lava.pricing import NonZeros, baseline_summary, table_as_dict
+from ipvae.lava.accounting.pricing import NonZeros, baseline_summary, table_as_dict
 from ipvae.lava.runner import InputError, validate_images
 
 BACKENDS = ("lava", "reference")
@@ -227,7 +227,7 @@ def summarize(model: IntegerModel, x: np.ndarray, run: BackendRun,
               schedule: ReadoutSchedule = ReadoutSchedule()) -> tuple[dict, dict]:
     """(the summary table as a dict, per-step curves) of a run on images x.
 
-    The counts are the event-driven account (ipvae.lava.energy.count_event_operations: input events
+    The counts are the event-driven account (ipvae.lava.accounting.energy.count_event_operations: input events
     sent, readout on the schedule, stopped images idle); ``resend_*`` keys give the re-send-every-step
     account of the same spikes (count_operations) beside them.
     """

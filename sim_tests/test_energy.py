@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ipvae.lava.energy import LOIHI_TABLE, Fanouts, count_event_operations, count_operations
+from ipvae.lava.accounting.energy import LOIHI_TABLE, Fanouts, count_event_operations, count_operations
 
 
 def brute_force(z, payload, fanouts):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ipvae.cli import main
-from ipvae.lava.fit import LOIHI2, Figure, StorageFormat, cores_needed, fit_report, plan_groups, steps_per_second, synapse_bytes
+from ipvae.lava.accounting.fit import LOIHI2, Figure, StorageFormat, cores_needed, fit_report, plan_groups, steps_per_second, synapse_bytes
 from sim_tests.conftest import integer_model
 
 
@@ -79,7 +79,7 @@ def test_fit_cli_json_and_bad_target(mnist_sized_export, capsys):
 
 
 def test_pruning_removes_exactly_the_smallest_synapses():
-    from ipvae.lava.pruning import prune_model, prune_smallest
+    from ipvae.lava.accounting.pruning import prune_model, prune_smallest
 
     model = integer_model("saturating", seed=1, n_steps=4)
     before = model.rec.mantissa

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ipvae.lava.energy import Fanouts, count_operations
-from ipvae.lava.neurobench_metrics import neurobench_metrics, resent_every_step
+from ipvae.lava.accounting.energy import Fanouts, count_operations
+from ipvae.lava.accounting.neurobench_metrics import neurobench_metrics, resent_every_step
 from sim_tests.conftest import integer_model
 
 N_STEPS, N_IMAGES = 4, 3

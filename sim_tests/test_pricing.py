@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ipvae.lava.macs import count_macs
-from ipvae.lava.pricing import (
+from ipvae.lava.accounting.macs import count_macs
+from ipvae.lava.accounting.pricing import (
     CONVENTIONAL_TABLE,
     FP32,
     HOROWITZ_MEMORY,
@@ -24,7 +24,7 @@ from ipvae.lava.pricing import (
     memory_level_for,
     price,
 )
-from ipvae.lava.pvae_architecture import ConvPvae, ConvPvaeConfig, conv_pvae_input_shape
+from ipvae.lava.accounting.pvae_architecture import ConvPvae, ConvPvaeConfig, conv_pvae_input_shape
 
 PAPER_CONV_PVAE_PARAMS_MILLIONS = 6.79  # ipvae.md anchor table (two decimals)
 PAPER_CONV_GVAE_PARAMS_MILLIONS = 6.93  # same table: the Gaussian twin (2K encoder outputs)
@@ -134,7 +134,7 @@ def test_on_chip_sensitivity_never_costs_more_than_the_horowitz_hierarchy():
 
 
 def test_pricing_the_amortized_vae_leaves_torchs_global_generator_alone():
-    from ipvae.lava.pricing import paper_amortized_pvae_macs
+    from ipvae.lava.accounting.pricing import paper_amortized_pvae_macs
 
     paper_amortized_pvae_macs.cache_clear()
     torch.manual_seed(123)
@@ -145,7 +145,7 @@ def test_pricing_the_amortized_vae_leaves_torchs_global_generator_alone():
 
 
 def test_sparse_lateral_workload_closed_form_and_its_place_in_the_summary():
-    from ipvae.lava.pricing import NonZeros, SPARSE_INDEX_BYTES, sparse_lateral_workload
+    from ipvae.lava.accounting.pricing import NonZeros, SPARSE_INDEX_BYTES, sparse_lateral_workload
 
     m, k, t = 784, 512, 16
     nonzeros = NonZeros(feedforward=60_000, lateral=4_000, decoder=400_000)

@@ -107,7 +107,7 @@ def test_gap_to_the_10x_target_closed_form():
 
 def test_energy_benchmark_stopping_points_price_the_dense_loop_with_the_same_rule(tmp_path):
     from ipvae.lava.pipeline import models_for_benchmark
-    from ipvae.lava.pricing import NonZeros, conventional_baselines
+    from ipvae.lava.accounting.pricing import NonZeros, conventional_baselines
 
     _run_benchmark("energy.py", "pretrained/mnist_k512", "--images", "3", "--steps", "2", "--pareto-steps", "64",
                    "--pareto-pruning", "0", "--pareto-stopping", "2:100", "4:0.25", "--out", str(tmp_path))

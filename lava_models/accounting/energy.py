@@ -24,7 +24,7 @@ ipvae.export.events (input events sent once or as sigma-delta changes, readout o
 
 The energy estimate multiplies these counts by a per-operation table (``LOIHI_TABLE``, published
 Loihi figures) and is only an estimate. The conventional baselines (dense iterative loops and the
-amortized VAE, arithmetic-only and with weight reads) are priced in ``ipvae.lava.pricing``.
+amortized VAE, arithmetic-only and with weight reads) are priced in ``ipvae.lava.accounting.pricing``.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Prices live in ipvae.lava.pricing; re-exported here for the counting code and older imports.
-from ipvae.lava.pricing import (  # noqa: E402,F401
+# Prices live in ipvae.lava.accounting.pricing; re-exported here for the counting code and older imports.
+from ipvae.lava.accounting.pricing import (  # noqa: E402,F401
     AMORTIZED_VAE_PARAMS,
     CONVENTIONAL_TABLE,
     LOIHI_TABLE,

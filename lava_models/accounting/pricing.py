@@ -18,7 +18,7 @@ import functools
 import math
 from dataclasses import dataclass
 
-from ipvae.lava.macs import BYTES_FP32, BYTES_INT8, MacReport
+from ipvae.lava.accounting.macs import BYTES_FP32, BYTES_INT8, MacReport
 
 PICO = 1e-12
 NANO = 1e-9
@@ -29,7 +29,7 @@ ACCESS_BITS = 64  # Horowitz's memory figures are per 64-bit access
 DAVIES_2018 = "Davies et al., 'Loihi: a neuromorphic manycore processor with on-chip learning', IEEE Micro 38(1), 2018, Table 2"
 HOROWITZ_2014 = "Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm, 0.9 V"
 
-# Amortized P-VAE of the paper (convolutional, MNIST): 6.79M parameters; ipvae.lava.pvae_architecture rebuilds it.
+# Amortized P-VAE of the paper (convolutional, MNIST): 6.79M parameters; ipvae.lava.accounting.pvae_architecture rebuilds it.
 AMORTIZED_VAE_PARAMS = 6_790_000
 
 
@@ -209,7 +209,7 @@ def price(workload: Workload, precision: Precision, levels: tuple[MemoryLevel, .
 def dense_iterative_workload(n_inputs: int, n_latents: int, n_steps: int) -> Workload:
     """The float iP-VAE loop as the paper writes it: recon_t = Phi z_t (t = 0..T) and the drive
     Phi^T D (x - recon_t) (t = 1..T): (2T + 1) M K MACs, Phi read whole for every product. The element-wise
-    update (bias, clamp, the leak of ModelConfig.leak: K ops per step each) is not charged (ipvae.lava.macs)."""
+    update (bias, clamp, the leak of ModelConfig.leak: K ops per step each) is not charged (ipvae.lava.accounting.macs)."""
     products = 2 * n_steps + 1
     return Workload(
         name="dense_iterative",
@@ -274,8 +274,8 @@ def paper_amortized_pvae_macs() -> MacReport:
     """
     import torch
 
-    from ipvae.lava.macs import count_macs
-    from ipvae.lava.pvae_architecture import ConvPvae, conv_pvae_input_shape
+    from ipvae.lava.accounting.macs import count_macs
+    from ipvae.lava.accounting.pvae_architecture import ConvPvae, conv_pvae_input_shape
 
     with torch.random.fork_rng(devices=[]):
         return count_macs(ConvPvae(), conv_pvae_input_shape())

@@ -1,8 +1,9 @@
-"""`ipvae fit model.h5 --target loihi2`: a resource plan of an export against Loihi 2's per-core limits.
+"""A resource plan of an export against Loihi 2's per-core limits.
 
 A PLAN, NOT A MEASUREMENT: nothing here ran on Loihi 2. It counts what the export needs (synapses,
 neuron state, sampler-table memory), assigns the neuron groups to neuro-cores so each core stays within
-its memory and neuron limits, and turns per-operation times into timesteps per second.
+its memory and neuron limits, and turns per-operation times into timesteps per second. The command
+`ipvae fit model.h5 --target loihi2` (ipvae.lava.fit_command) reads the export and prints this plan.
 
 Mapping assumptions (each stated in the report):
 - synapses live in the core of their postsynaptic neuron (Loihi's synaptic memory is per destination core);
@@ -16,8 +17,6 @@ Mapping assumptions (each stated in the report):
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 from dataclasses import asdict, dataclass
 
@@ -198,17 +197,6 @@ def fit_report(model, limits: ChipLimits = LOIHI2, storage: StorageFormat = Stor
     }
 
 
-def measured_events_per_step(model, n_images: int) -> dict[str, float]:
-    """Average input and neuron events per timestep of the integer reference on MNIST test images."""
-    from ipvae.export.quantize import quantize_input
-    from ipvae.lava.pipeline import load_inputs, run_backend
-
-    x = load_inputs("mnist", n_images, model.n_inputs, n_steps=model.n_steps)
-    run = run_backend(model, x, model.n_steps, "reference", progress=False, record_u=False)
-    payload = quantize_input(x, model.input_scale, model.spec.input_bits)  # [N, M]
-    return {"input": float(np.count_nonzero(payload) / n_images), "neurons": float(np.count_nonzero(run.z) / (n_images * run.z.shape[0]))}
-
-
 def format_report(report: dict) -> str:
     lines = [report["label"], f"target: {report['target']}   fits one chip: {report['fits_one_chip']}"]
     for name, value in report["chip_totals"].items():
@@ -224,31 +212,3 @@ def format_report(report: dict) -> str:
     for name, figure in report["figures"].items():
         lines.append(f"  {name}: {figure['value']:g}  [{'ASSUMPTION' if figure['assumption'] else 'published'}] {figure['source']}")
     return "\n".join(lines)
-
-
-def register(subparsers) -> None:
-    fit = subparsers.add_parser(
-        "fit",
-        help="plan how an export maps onto a neuromorphic chip (cores, memory, timesteps/s); a plan, not a measurement",
-        description="Count the synapses, neuron state and sampler-table memory an export needs, partition its groups "
-        "onto neuro-cores within the target's published per-core limits, and estimate timesteps per second.",
-    )
-    fit.add_argument("model", help="export file written by 'ipvae export' (model.h5)")
-    fit.add_argument("--target", default="loihi2", help=f"chip to plan for ({', '.join(TARGETS)})")
-    fit.add_argument("--images", type=int, default=0, help="also estimate timesteps/s from the measured activity of N test images")
-    fit.add_argument("--json", action="store_true", help="print one JSON object")
-    fit.set_defaults(func=fit_command)
-
-
-def fit_command(args: argparse.Namespace) -> int:
-    from ipvae.lava.pipeline import read_export
-
-    if args.target not in TARGETS:
-        raise IpvaeError(f"unknown target {args.target!r}; choose one of {', '.join(TARGETS)}")
-    if args.images < 0:
-        raise IpvaeError(f"--images must be non-negative, got {args.images}")
-    model = read_export(args.model)
-    measured = measured_events_per_step(model, args.images) if args.images else None
-    report = fit_report(model, TARGETS[args.target], measured_events=measured)
-    print(json.dumps(report) if args.json else format_report(report))
-    return 0

@@ -1,6 +1,6 @@
 """Multiply-accumulates and weights of a PyTorch network, layer by layer, counted with forward hooks.
 
-Any ``torch.nn.Module`` (the paper's conv P-VAE in ``ipvae.lava.pvae_architecture``, or a trained baseline
+Any ``torch.nn.Module`` (the paper's conv P-VAE in ``ipvae.lava.accounting.pvae_architecture``, or a trained baseline
 module) gives its dense MAC count for one input: ``count_macs(module, (1, 1, 28, 28))``. Counted layers:
 ``nn.Linear`` (in x out MACs per leading position) and ``nn.Conv1d/2d/3d`` (output elements x in/groups x
 kernel volume). Element-wise work (activations, norms, pooling, squeeze-excitation gating, additions, and the
