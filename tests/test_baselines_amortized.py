@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from ipvae.train.baselines.amortized import AmortizedVAE
+from ipvae.train.baselines.amortized import AmortizedOptions, AmortizedVAE
 from ipvae.train.baselines.common import count_macs
 from ipvae.train.config import ModelConfig
 from ipvae.train.distributions import PoissonLatent
@@ -21,8 +21,8 @@ STANDARD_ERRORS = 5.0  # a 5-sigma band: a correct ELBO fails it with probabilit
 
 
 def tiny_amortized(family: str, encoder: str = "linear", seed: int = 0) -> AmortizedVAE:
-    config = ModelConfig(kind="amortized", family=family, encoder=encoder, n_inputs=N_INPUTS,
-                         n_latents=N_LATENTS, hidden_size=8, conv_channels=2, init_phi_std=0.3)
+    config = ModelConfig(kind="amortized", family=family, n_inputs=N_INPUTS, n_latents=N_LATENTS, init_phi_std=0.3,
+                         options=AmortizedOptions(encoder=encoder, hidden_size=8, conv_channels=2))
     return build_model(config, generator=torch.Generator().manual_seed(seed))
 
 
@@ -110,7 +110,7 @@ def test_mac_counter_counts_each_layer_of_a_batch_once_per_sample():
 
 def test_paper_sized_conv_encoder_parameters():
     """K = 512 on MNIST: the hand count of the conv encoder (3x3 convs 32, 64, 128 channels) + decoder."""
-    config = ModelConfig(kind="amortized", family="poisson", encoder="conv")
+    config = ModelConfig(kind="amortized", family="poisson", options=AmortizedOptions(encoder="conv"))
     model = build_model(config)
     convs = (1 * 9 + 1) * 32 + (32 * 9 + 1) * 64 + (64 * 9 + 1) * 128
     head = (128 * 7 * 7 + 1) * 512

@@ -12,8 +12,8 @@ N_INPUTS, N_LATENTS, HIDDEN, BATCH = 12, 5, 7, 4
 
 
 def tiny_model(seed: int = 0) -> IterativeAmortizedVAE:
-    config = ModelConfig(kind="iterative_amortized", n_inputs=N_INPUTS, n_latents=N_LATENTS, hidden_size=HIDDEN,
-                         init_phi_std=0.3)
+    config = ModelConfig(kind="iterative_amortized", n_inputs=N_INPUTS, n_latents=N_LATENTS, init_phi_std=0.3,
+                         options=dict(hidden_size=HIDDEN))
     return build_model(config, generator=torch.Generator().manual_seed(seed)).double()
 
 

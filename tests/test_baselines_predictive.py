@@ -50,9 +50,9 @@ def test_the_energy_check_detects_an_unstable_step():
 
 
 def tiny_model(incremental: bool) -> "Model":
-    config = ModelConfig(kind="predictive_coding", n_inputs=N_INPUTS, n_latents=N_LATENTS, prior_precision=0.1,
-                         sparsity=0.2, nonnegative=False, incremental=incremental, incremental_rate=0.05,
-                         inference_rate=0.5)
+    config = ModelConfig(kind="predictive_coding", n_inputs=N_INPUTS, n_latents=N_LATENTS,
+                         options=dict(prior_precision=0.1, sparsity=0.2, nonnegative=False, incremental=incremental,
+                                      incremental_rate=0.05, inference_rate=0.5))
     return build_model(config, generator=torch.Generator().manual_seed(0)).double()
 
 

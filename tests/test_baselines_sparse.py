@@ -67,8 +67,8 @@ def test_ista_energy_never_increases():
 
 @pytest.mark.parametrize("algorithm", ["lca", "ista", "fista"])
 def test_model_interface_float32_agrees_with_lasso(algorithm):
-    config = ModelConfig(kind="sparse_coding", sparse_algorithm=algorithm, n_inputs=N_INPUTS, n_latents=N_LATENTS,
-                         sparsity=SPARSITY, inference_rate=RATES[algorithm])
+    config = ModelConfig(kind="sparse_coding", n_inputs=N_INPUTS, n_latents=N_LATENTS,
+                         options=dict(sparse_algorithm=algorithm, sparsity=SPARSITY, inference_rate=RATES[algorithm]))
     model = build_model(config, generator=torch.Generator().manual_seed(0))
     assert isinstance(model, Model)
     torch.testing.assert_close(model.phi.norm(dim=0), torch.ones(N_LATENTS))

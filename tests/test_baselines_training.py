@@ -39,12 +39,16 @@ def test_cli_trains_and_evaluates_every_baseline(name, tmp_path, capsys):
     assert all(torch.isfinite(torch.tensor(report[key])) for key in ("mse_per_pixel", "r2", "r2_rate"))
 
 
-def test_incremental_pc_trains_from_a_config_file(tmp_path, capsys):
-    config = {"model": {"kind": "predictive_coding", "incremental": True, "incremental_rate": 0.01},
-              "train": {"optimizer": "sgd", "learning_rate": 0.01}}
+@pytest.mark.parametrize("model_section", [
+    {"kind": "predictive_coding", "options": {"incremental": True, "incremental_rate": 0.01}},
+    {"kind": "predictive_coding", "incremental": True, "incremental_rate": 0.01},  # the flat fields of older configs
+], ids=["options", "flat"])
+def test_incremental_pc_trains_from_a_config_file(tmp_path, capsys, model_section):
+    config = {"model": model_section, "train": {"optimizer": "sgd", "learning_rate": 0.01}}
     (tmp_path / "ipc.json").write_text(json.dumps(config))
     assert main(["train", *TINY, "--config", str(tmp_path / "ipc.json"), "--out", str(tmp_path / "run")]) == 0
-    assert load_run(tmp_path / "run").config.model.incremental
+    options = load_run(tmp_path / "run").config.model.options
+    assert options.incremental and options.incremental_rate == 0.01
 
 
 BARS_SIDE = 6
@@ -69,8 +73,8 @@ def chance_best_match(truth: torch.Tensor, n_atoms: int, seeds) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_values, t_train", [
-    (dict(kind="sparse_coding", sparse_algorithm="fista", sparsity=0.5), 30),
-    (dict(kind="predictive_coding", sparsity=0.5, inference_rate=1.0), 100),
+    (dict(kind="sparse_coding", options=dict(sparse_algorithm="fista", sparsity=0.5)), 30),
+    (dict(kind="predictive_coding", options=dict(sparsity=0.5, inference_rate=1.0)), 100),
 ], ids=["fista", "predictive_coding"])
 def test_dictionary_recovery_on_planted_bars(planted_bars, tmp_path, model_values, t_train):
     n_atoms = 24

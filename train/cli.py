@@ -10,7 +10,8 @@ from pathlib import Path
 from ipvae.errors import IpvaeError
 from ipvae.fileio import prepare_output_dir, write_json
 from ipvae.images import is_file_source, load_file_inputs, square_side
-from ipvae.train.config import DEVICES, ENCODERS, FAMILIES, KINDS, SPARSE_ALGORITHMS
+from ipvae.train.config import DEVICES, FAMILIES
+from ipvae.train.registry import KINDS
 
 EVAL_FILE = "eval.json"
 CURVES_FILE = "curves.json"
@@ -99,8 +100,8 @@ def register(subparsers) -> None:
                               help="train on the CPU (default) or the GPU (a single process; torchrun picks per rank)")
     train_parser.add_argument("--kind", choices=KINDS, help="model: the iterative VAE (default) or a baseline")
     train_parser.add_argument("--family", choices=FAMILIES, help="posterior family (iterative and amortized VAEs)")
-    train_parser.add_argument("--encoder", choices=ENCODERS, help="encoder of the amortized VAE")
-    train_parser.add_argument("--sparse-algorithm", choices=SPARSE_ALGORITHMS, help="sparse coding inference")
+    train_parser.add_argument("--encoder", help="encoder of the amortized VAE (linear, mlp or conv)")
+    train_parser.add_argument("--sparse-algorithm", help="sparse coding inference (lca, ista or fista)")
     train_parser.add_argument("--sparsity", type=non_negative_float, help="lambda of sparse / predictive coding")
     train_parser.add_argument("--n-latents", type=positive_int)
     train_parser.add_argument("--max-spike-count", type=positive_int)
@@ -154,7 +155,7 @@ def build_config(args) -> "RunConfig":
         train_config = replace(TrainConfig(), **sections["train"])
         height, width = image_shape(train_config.data)
         sections["model"].setdefault("n_inputs", height * width)
-        model_config = replace(ModelConfig(), **sections["model"])
+        model_config = ModelConfig.from_dict({name: value for name, value in sections["model"].items() if value is not None})
     except (TypeError, ValueError) as error:
         raise IpvaeError(f"invalid configuration: {error}") from None
     return RunConfig(model=model_config, train=train_config)

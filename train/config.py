@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipvae.errors import CheckpointError
+from ipvae.train.registry import KINDS, options_type
 
 FAMILIES = ("poisson", "gaussian", "gaussian_relu")
-# Model kinds: the keys of ipvae.train.registry.MODEL_BUILDERS (kept here so configs validate without torch models).
-KINDS = ("iterative", "amortized", "sparse_coding", "predictive_coding", "iterative_amortized")
-ENCODERS = ("linear", "mlp", "conv")
-SPARSE_ALGORITHMS = ("lca", "ista", "fista")
 OPTIMIZERS = ("adamax", "adamw", "sgd")
 DEVICES = ("cpu", "cuda")
 
@@ -63,16 +60,28 @@ def _fraction(value) -> bool:
     return 0.0 <= value <= 1.0
 
 
-_POSITIVE, _NON_NEGATIVE, _FRACTION = ("positive", _positive), ("non-negative", _non_negative), ("in [0, 1]", _fraction)
+POSITIVE, NON_NEGATIVE, FRACTION = ("positive", _positive), ("non-negative", _non_negative), ("in [0, 1]", _fraction)
+
+
+def check_options(options, ranges: dict[str, tuple[str, typing.Callable[[Any], bool]]],
+                  choices: dict[str, tuple[str, ...]] | None = None) -> None:
+    """A model kind's options dataclass: the annotated types, ``ranges`` (field -> (rule in words,
+    predicate)) and ``choices`` (field -> the allowed values); ValueError/TypeError in one line."""
+    _check_field_types(options)
+    _check_ranges(options, ranges)
+    for name, allowed in (choices or {}).items():
+        if getattr(options, name) not in allowed:
+            raise ValueError(f"{type(options).__name__}.{name} must be one of {allowed}, got {getattr(options, name)!r:.60}")
+
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The iterative VAE's architecture and initialisation.
+    """The model's architecture and initialisation; ``options`` holds what only its kind uses.
 
-    kind: which model (one of KINDS): "iterative" (iP-VAE and its Gaussian relatives, the default),
-        "amortized" (encoder network, one pass), "sparse_coding" (LCA / ISTA / FISTA),
-        "predictive_coding" (Rao & Ballard; incremental PC), "iterative_amortized" (Marino et al.).
+    kind: which model (one of ipvae.train.registry.KINDS): "iterative" (iP-VAE and its Gaussian
+        relatives, the default), "amortized" (encoder network, one pass), "sparse_coding" (LCA / ISTA /
+        FISTA), "predictive_coding" (Rao & Ballard; incremental PC), "iterative_amortized" (Marino et al.).
     family: "poisson" (iP-VAE), "gaussian" (iG-VAE) or "gaussian_relu" (iG_relu-VAE); for
         "amortized" the posterior family of the encoder; ignored by the other kinds.
     n_inputs: M, pixels per image.  n_latents: K, neurons.
@@ -92,18 +101,9 @@ class ModelConfig:
     init_log_lr: initial log step size; None derives it from init_lateral_gain, the initial
         self-inhibition lr * W_kk = lr * M * init_phi_std^2 / sigma_0^2, so that the iteration starts
         stable (well below 1) whatever the input size: -4.06 for MNIST's M = 784.
-
-    Baseline fields (ignored by the kinds that do not use them):
-    encoder: "linear", "mlp" or "conv" (amortized).  hidden_size: width of the MLP encoder's hidden
-        layers and of the iterative-amortized refiner.  conv_channels: channels of the conv encoder's
-        first layer (doubled at each of its two stride-2 layers).
-    sparse_algorithm: "lca", "ista" or "fista".  sparsity: lambda, the L1 weight of sparse coding (and
-        the L1 prior weight of predictive coding).  nonnegative: codes >= 0 (else signed).
-    inference_rate: step size of sparse coding / predictive coding inference (LCA: dt/tau) as a
-        fraction of the stable step 1/L, L = ||Phi||_2^2 (+ the prior's curvature for PC).
-    prior_precision: Gaussian prior precision of predictive coding's latents.
-    incremental: predictive coding only; update the dictionary at every inference step (iPC).
-    incremental_rate: iPC's per-step dictionary learning rate.
+    options: the settings of the kind's own module (its ``OPTIONS`` dataclass, e.g. the amortized VAE's
+        encoder or sparse coding's lambda); None for a kind without options, and a kind with options
+        fills in its defaults. A dict of its fields is accepted and turned into that dataclass.
     """
 
     kind: str = "iterative"
@@ -123,36 +123,18 @@ class ModelConfig:
     init_lateral_gain: float = 0.25
     init_u_prior_low: float = -6.0
     init_u_prior_high: float = -4.0
-    encoder: str = "linear"
-    hidden_size: int = 512
-    conv_channels: int = 32
-    sparse_algorithm: str = "lca"
-    sparsity: float = 0.1
-    nonnegative: bool = True
-    inference_rate: float = 1.0
-    prior_precision: float = 0.0
-    incremental: bool = False
-    incremental_rate: float = 1e-3
+    options: object = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; expected one of {KINDS}")
+        object.__setattr__(self, "options", _kind_options(self.kind, self.options))
         _check_field_types(self)
-        _check_ranges(self, {"log_sigma_bound": _POSITIVE, "init_phi_std": _POSITIVE, "init_lateral_gain": _POSITIVE})
+        _check_ranges(self, {"log_sigma_bound": POSITIVE, "init_phi_std": POSITIVE, "init_lateral_gain": POSITIVE})
         if self.init_u_prior_low > self.init_u_prior_high:
             raise ValueError("init_u_prior_low must not exceed init_u_prior_high")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.encoder!r}; expected one of {ENCODERS}")
-        if self.sparse_algorithm not in SPARSE_ALGORITHMS:
-            raise ValueError(f"unknown sparse_algorithm {self.sparse_algorithm!r}; expected one of {SPARSE_ALGORITHMS}")
-        if self.hidden_size <= 0 or self.conv_channels <= 0:
-            raise ValueError("hidden_size and conv_channels must be positive")
-        if self.sparsity < 0 or self.prior_precision < 0 or self.incremental_rate < 0:
-            raise ValueError("sparsity, prior_precision and incremental_rate must be non-negative")
-        if not 0 < self.inference_rate <= 2:
-            raise ValueError("inference_rate must be in (0, 2] (a fraction of the stable step 1/L)")
         if self.n_inputs <= 0 or self.n_latents <= 0 or self.max_spike_count <= 0:
             raise ValueError("n_inputs, n_latents and max_spike_count must be positive")
         if not self.u_min < self.u_max:
@@ -161,6 +143,54 @@ class ModelConfig:
             raise ValueError("leak must be in [0, 1): the fraction of u - u_prior removed per step")
         if self.leak and (self.kind != "iterative" or self.family != "poisson"):
             raise ValueError("leak applies to the iterative Poisson model (kind 'iterative', family 'poisson') only")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        """The config of a JSON object: missing fields take their defaults, ``options`` may be a partial
+        dict, and the options written as flat fields (``LEGACY_OPTION_FIELDS``) are moved into it."""
+        if not isinstance(values, dict):
+            raise TypeError("ModelConfig must be a JSON object")
+        return _build(cls, migrate_flat_options(values))
+
+
+# Until the per-kind options, ModelConfig held every kind's settings as flat fields, and config.json files
+# (the shipped models' and every run directory written then) list all of them. They load unchanged: the
+# ones the kind's OPTIONS has move into ``options``, the rest were ignored by that kind and are dropped.
+LEGACY_OPTION_FIELDS = ("encoder", "hidden_size", "conv_channels", "sparse_algorithm", "sparsity", "nonnegative",
+                        "inference_rate", "prior_precision", "incremental", "incremental_rate")
+
+
+def migrate_flat_options(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with its flat option fields moved into ``options`` (see LEGACY_OPTION_FIELDS)."""
+    flat = {name: values[name] for name in LEGACY_OPTION_FIELDS if name in values}
+    if not flat:
+        return values
+    migrated = {name: value for name, value in values.items() if name not in flat}
+    kind = values.get("kind", ModelConfig.kind)
+    options = options_type(kind) if kind in KINDS else None
+    if options is None:
+        return migrated
+    own = {name: value for name, value in flat.items() if name in {item.name for item in dataclasses.fields(options)}}
+    nested = migrated.get("options")
+    nested = dataclasses.asdict(nested) if dataclasses.is_dataclass(nested) else dict(nested or {})
+    migrated["options"] = {**nested, **own}
+    return migrated
+
+
+def _kind_options(kind: str, options):
+    """``options`` as the kind's OPTIONS dataclass (its defaults for None); None for a kind without options."""
+    wanted = options_type(kind)
+    if wanted is None:
+        if options is not None:
+            raise ValueError(f"model kind {kind!r} takes no options, got {options!r:.60}")
+        return None
+    if options is None:
+        return wanted()
+    if isinstance(options, dict):
+        return _build(wanted, options)
+    if not isinstance(options, wanted):
+        raise TypeError(f"ModelConfig.options of kind {kind!r} must be a {wanted.__name__}, got {options!r:.60}")
+    return options
 
 
 @dataclass(frozen=True)
@@ -226,13 +256,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_field_types(self)
         _check_ranges(self, {
-            "train_limit": _POSITIVE, "epochs": _POSITIVE, "batch_size": _POSITIVE, "t_train": _POSITIVE,
-            "learning_rate": _POSITIVE, "learning_rate_min": _NON_NEGATIVE, "warmup_fraction": _FRACTION,
-            "weight_decay": _NON_NEGATIVE, "grad_clip": _POSITIVE, "beta": _NON_NEGATIVE,
-            "beta_start": _NON_NEGATIVE, "beta_hold_fraction": _FRACTION, "beta_ramp_fraction": _FRACTION,
-            "temperature_start": _POSITIVE, "temperature_end": _POSITIVE, "temperature_anneal_fraction": _FRACTION,
-            "seed": _NON_NEGATIVE, "checkpoint_every_steps": _POSITIVE, "num_threads": _POSITIVE,
-            "warm_start_max": _NON_NEGATIVE, "lateral_l1": _NON_NEGATIVE,
+            "train_limit": POSITIVE, "epochs": POSITIVE, "batch_size": POSITIVE, "t_train": POSITIVE,
+            "learning_rate": POSITIVE, "learning_rate_min": NON_NEGATIVE, "warmup_fraction": FRACTION,
+            "weight_decay": NON_NEGATIVE, "grad_clip": POSITIVE, "beta": NON_NEGATIVE,
+            "beta_start": NON_NEGATIVE, "beta_hold_fraction": FRACTION, "beta_ramp_fraction": FRACTION,
+            "temperature_start": POSITIVE, "temperature_end": POSITIVE, "temperature_anneal_fraction": FRACTION,
+            "seed": NON_NEGATIVE, "checkpoint_every_steps": POSITIVE, "num_threads": POSITIVE,
+            "warm_start_max": NON_NEGATIVE, "lateral_l1": NON_NEGATIVE,
         })
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r:.60}")
@@ -251,7 +281,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         try:
-            return cls(model=_build(ModelConfig, data["model"]), train=_build(TrainConfig, data["train"]))
+            return cls(model=ModelConfig.from_dict(data["model"]), train=_build(TrainConfig, data["train"]))
         except KeyError as error:
             raise CheckpointError(f"config.json lacks the section {error}") from None
         except (TypeError, ValueError) as error:

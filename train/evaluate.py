@@ -20,7 +20,7 @@ Definitions (x [B, M] images, z_t [B, K] spike counts, u_t potentials, t = 1..T)
                    (1/sigma^2): the data term of the free energy that the dynamics descend
     at_cap         fraction of z_t entries at the spike-count cap (Poisson latents; 0 otherwise)
     near_u_max     fraction of potentials within 1 of the upper clamp u_max (Poisson latents)
-Every model of ``ipvae.train.registry.MODEL_BUILDERS`` is measured the same way (the ``Model`` protocol).
+Every model of ``ipvae.train.registry.MODEL_MODULES`` is measured the same way (the ``Model`` protocol).
 Per-step curves hold the same reconstruction and sparsity metrics at every step t.
 """
 

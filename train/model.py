@@ -335,3 +335,7 @@ class IterativeVAE(nn.Module):
 def off_diagonal_magnitude(gram: Tensor) -> Tensor:
     """sum_{i != j} |W_ij| / K of a [K, K] matrix, a scalar."""
     return (gram.abs().sum() - gram.diagonal().abs().sum()) / gram.shape[0]
+
+
+MODEL, OPTIONS = IterativeVAE, None  # every field of ModelConfig but ``options`` is the iterative VAE's
+PRESETS = {"ip_vae": dict(family="poisson"), "ig_vae": dict(family="gaussian"), "ig_relu_vae": dict(family="gaussian_relu")}

@@ -1,4 +1,14 @@
-"""The one table from a config's ``kind`` to its model, and the interface every model satisfies.
+"""The one table from a config's ``kind`` to the module that defines that model, and the interface every
+model satisfies.
+
+Each model module defines three names: ``MODEL`` (the ``nn.Module`` class, built as
+``MODEL(config, generator=...)``), ``OPTIONS`` (the frozen dataclass of its own settings, carried in
+``ModelConfig.options``, or None where the shared fields are all it needs) and ``PRESETS`` (named
+configurations for side-by-side comparisons, ``ipvae.train.baselines.presets``). Adding a baseline is
+that module plus one line in :data:`MODEL_MODULES`.
+
+This module imports no torch: the command line lists the kinds without loading the models, and a kind's
+module is imported the first time a config of that kind is built.
 
 ``ipvae train`` / ``ipvae eval``, the trainer, the checkpoint loader and the evaluation only use the
 ``Model`` protocol, so every baseline runs through the same commands and the same metrics.
@@ -6,18 +16,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Protocol, runtime_checkable
+import importlib
+from collections.abc import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # annotations only: importing the registry must not import torch
+    import torch
+    from torch import Tensor
 
-from ipvae.train.baselines.amortized import AmortizedVAE
-from ipvae.train.baselines.iterative_amortized import IterativeAmortizedVAE
-from ipvae.train.baselines.predictive_coding import PredictiveCoding
-from ipvae.train.baselines.sparse_coding import SparseCoder
-from ipvae.train.config import ModelConfig
-from ipvae.train.model import IterativeVAE, LossTerms, StepOutput, Trajectory
+    from ipvae.train.config import ModelConfig
+    from ipvae.train.model import LossTerms, StepOutput, Trajectory
+
+# kind -> the module defining MODEL, OPTIONS and PRESETS (the order is the order of the preset table)
+MODEL_MODULES: dict[str, str] = {
+    "iterative": "ipvae.train.model",  # iP-VAE, iG-VAE, iG_relu-VAE
+    "amortized": "ipvae.train.baselines.amortized",  # P-VAE / G-VAE with linear, MLP or conv encoders
+    "sparse_coding": "ipvae.train.baselines.sparse_coding",  # LCA, ISTA, FISTA
+    "predictive_coding": "ipvae.train.baselines.predictive_coding",  # Rao & Ballard; incremental PC
+    "iterative_amortized": "ipvae.train.baselines.iterative_amortized",  # Marino et al. 2018
+}
+KINDS = tuple(MODEL_MODULES)
 
 
 @runtime_checkable
@@ -61,15 +80,18 @@ class Model(Protocol):
     def project_parameters(self) -> None: ...
 
 
-MODEL_BUILDERS: dict[str, Callable[..., Model]] = {
-    "iterative": IterativeVAE,
-    "amortized": AmortizedVAE,
-    "sparse_coding": SparseCoder,
-    "predictive_coding": PredictiveCoding,
-    "iterative_amortized": IterativeAmortizedVAE,
-}
+def model_module(kind: str) -> ModuleType:
+    """The module that defines ``kind`` (ValueError for a kind not in the table)."""
+    if kind not in MODEL_MODULES:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+    return importlib.import_module(MODEL_MODULES[kind])
+
+
+def options_type(kind: str) -> type | None:
+    """The frozen dataclass of ``kind``'s own settings, or None where it has none."""
+    return model_module(kind).OPTIONS
 
 
 def build_model(config: ModelConfig, generator: torch.Generator | None = None) -> Model:
     """The model a config describes, initialised from ``generator``."""
-    return MODEL_BUILDERS[config.kind](config, generator=generator)
+    return model_module(config.kind).MODEL(config, generator=generator)

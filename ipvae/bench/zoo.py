@@ -23,8 +23,9 @@ MODELS_DIR = "models"
 
 @dataclass(frozen=True)
 class Sweep:
-    """The natural-patch sweep's knob: the TrainConfig/ModelConfig field ``name`` (section "train" or
-    "model") set to ``scale`` times each of the budget's natural_betas."""
+    """The natural-patch sweep's knob: the field ``name`` of the TrainConfig (section "train") or of the
+    model's options (section "options", e.g. sparse coding's lambda) set to ``scale`` times each of the
+    budget's natural_betas."""
 
     section: str
     name: str
@@ -32,7 +33,7 @@ class Sweep:
 
 
 BETA_SWEEP = Sweep("train", "beta")
-LAMBDA_SWEEP = Sweep("model", "sparsity", scale=0.1)  # lambda = 0.1 (the presets' value) at the sweep's beta = 1
+LAMBDA_SWEEP = Sweep("options", "sparsity", scale=0.1)  # lambda = 0.1 (the presets' value) at the sweep's beta = 1
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,12 @@ def run_config(entry: ModelEntry, budget: Budget, seed: int, data: str, beta: fl
         raise IpvaeError(f"model {entry.name!r}: unknown preset {entry.preset!r}")
     model_values = dict(MODEL_PRESETS[entry.preset], n_inputs=height * width, n_latents=budget.n_latents,
                         **entry.model_overrides)
-    if beta is not None:
-        (train_values if entry.sweep.section == "train" else model_values)[entry.sweep.name] = entry.sweep.scale * beta
+    if beta is not None and entry.sweep.section == "train":
+        train_values[entry.sweep.name] = entry.sweep.scale * beta
+    elif beta is not None:
+        model_values["options"] = {**model_values.get("options", {}), entry.sweep.name: entry.sweep.scale * beta}
     try:
-        return RunConfig(model=ModelConfig(**model_values), train=TrainConfig(**train_values))
+        return RunConfig(model=ModelConfig.from_dict(model_values), train=TrainConfig(**train_values))
     except (TypeError, ValueError) as error:
         raise IpvaeError(f"model {entry.name!r}: invalid configuration ({error})") from None
 

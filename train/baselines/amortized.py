@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -38,7 +39,7 @@ from ipvae.train.baselines.common import (
     stack_trajectory,
     zero_fraction,
 )
-from ipvae.train.config import ModelConfig
+from ipvae.train.config import POSITIVE, ModelConfig, check_options
 from ipvae.train.distributions import PoissonLatent, gaussian_kl, poisson_kl
 from ipvae.train.inference.common import soft_clamp
 from ipvae.train.inference.gaussian import LOG_SCALE_MAX, LOG_SCALE_MIN
@@ -82,13 +83,30 @@ def conv_encoder(n_inputs: int, channels: int, n_outputs: int) -> nn.Module:
     )
 
 
+ENCODERS = ("linear", "mlp", "conv")
+
+
+@dataclass(frozen=True)
+class AmortizedOptions:
+    """encoder: "linear", "mlp" or "conv".  hidden_size: width of the MLP encoder's hidden layers.
+    conv_channels: channels of the conv encoder's first layer (doubled at each of its two stride-2 layers)."""
+
+    encoder: str = "linear"
+    hidden_size: int = 512
+    conv_channels: int = 32
+
+    def __post_init__(self) -> None:
+        check_options(self, {"hidden_size": POSITIVE, "conv_channels": POSITIVE}, {"encoder": ENCODERS})
+
+
 def build_encoder(config: ModelConfig, n_outputs: int) -> nn.Module:
+    options = config.options
     builders = {
         "linear": lambda: nn.Linear(config.n_inputs, n_outputs),
-        "mlp": lambda: mlp_encoder(config.n_inputs, config.hidden_size, n_outputs),
-        "conv": lambda: conv_encoder(config.n_inputs, config.conv_channels, n_outputs),
+        "mlp": lambda: mlp_encoder(config.n_inputs, options.hidden_size, n_outputs),
+        "conv": lambda: conv_encoder(config.n_inputs, options.conv_channels, n_outputs),
     }
-    return builders[config.encoder]()
+    return builders[options.encoder]()
 
 
 class AmortizedVAE(nn.Module):
@@ -204,3 +222,11 @@ class AmortizedVAE(nn.Module):
     def pixel_precision(self) -> Tensor:
         """D = 1 / sigma^2 of the pixel likelihood, [M]."""
         return torch.exp(-2.0 * self.pixel_log_sigma())
+
+
+MODEL, OPTIONS = AmortizedVAE, AmortizedOptions
+PRESETS = {
+    f"amortized_{family}_{encoder}": dict(family=family, options=dict(encoder=encoder))
+    for family in ("poisson", "gaussian", "gaussian_relu")
+    for encoder in ENCODERS
+}

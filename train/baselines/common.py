@@ -14,6 +14,12 @@ from ipvae.train.model import StepOutput, Trajectory
 LOG_TWO_PI = math.log(2.0 * math.pi)
 COUNTED_LAYERS = (nn.Linear, nn.Conv2d)
 RELAXED_COUNT_ZERO_BELOW = 0.5  # a relaxed count below 1/2 rounds to zero spikes
+MAX_INFERENCE_RATE = 2.0  # sparse / predictive coding: a gradient step eta = rate / L is stable for rate < 2
+
+
+def inference_rate_is_stable(rate: float) -> bool:
+    """The inference step of sparse / predictive coding as a fraction of 1/L is in (0, MAX_INFERENCE_RATE]."""
+    return 0.0 < rate <= MAX_INFERENCE_RATE
 
 
 def bounded_log_sigma(raw: Tensor, bound: float) -> Tensor:

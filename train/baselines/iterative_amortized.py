@@ -19,6 +19,7 @@ Per step: 2 M K MACs for the gradient (Phi z and Phi^T e) plus the refiner's MAC
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -33,7 +34,7 @@ from ipvae.train.baselines.common import (
     stack_trajectory,
     zero_fraction,
 )
-from ipvae.train.config import ModelConfig
+from ipvae.train.config import POSITIVE, ModelConfig, check_options
 from ipvae.train.distributions import gaussian_kl
 from ipvae.train.inference.common import soft_clamp
 from ipvae.train.inference.gaussian import LOG_SCALE_MAX, LOG_SCALE_MIN
@@ -85,6 +86,16 @@ def elbo_gradient(
     return torch.cat([mean_gradient, log_scale_gradient], dim=-1)
 
 
+@dataclass(frozen=True)
+class IterativeAmortizedOptions:
+    """hidden_size: width of the refiner's hidden layers."""
+
+    hidden_size: int = 512
+
+    def __post_init__(self) -> None:
+        check_options(self, {"hidden_size": POSITIVE})
+
+
 class IterativeAmortizedVAE(nn.Module):
     """Gaussian latents refined by a learned network from the ELBO gradient; linear decoder."""
 
@@ -92,7 +103,7 @@ class IterativeAmortizedVAE(nn.Module):
         super().__init__()
         self.config = config
         n_inputs, n_latents = config.n_inputs, config.n_latents
-        self.refiner = Refiner(n_latents, config.hidden_size)
+        self.refiner = Refiner(n_latents, config.options.hidden_size)
         init_layers_(self.refiner, generator)
         self.phi = nn.Parameter(torch.randn(n_inputs, n_latents, generator=generator) * config.init_phi_std)  # [M, K]
         self.log_sigma = nn.Parameter(torch.full((n_inputs,), config.init_log_sigma))  # [M]
@@ -183,3 +194,7 @@ class IterativeAmortizedVAE(nn.Module):
     def pixel_precision(self) -> Tensor:
         """D = 1 / sigma^2 of the pixel likelihood, [M]."""
         return torch.exp(-2.0 * self.pixel_log_sigma())
+
+
+MODEL, OPTIONS = IterativeAmortizedVAE, IterativeAmortizedOptions
+PRESETS = {"iterative_amortized": {}}

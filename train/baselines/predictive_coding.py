@@ -29,15 +29,37 @@ import torch
 from torch import Tensor
 
 from ipvae.train.baselines.common import (
+    MAX_INFERENCE_RATE,
     UnitNormDictionaryCoder,
     dictionary_macs,
+    inference_rate_is_stable,
     normalize_columns_,
     spectral_norm_squared,
     zero_fraction,
 )
+from ipvae.train.config import NON_NEGATIVE, check_options
 from ipvae.train.model import LossTerms, StepOutput
 
 SPARSE_PRIOR_CURVATURE = 2.0  # max of d^2/dz^2 log(1 + z^2)
+
+
+@dataclass(frozen=True)
+class PredictiveCodingOptions:
+    """sparsity: the weight of the log(1 + z^2) prior.  nonnegative: z >= 0 (else signed).
+    inference_rate: eta as a fraction of the stable step 1/L.  prior_precision: the Gaussian prior's
+    precision.  incremental: update the dictionary at every inference step (iPC), with the per-step
+    learning rate incremental_rate."""
+
+    sparsity: float = 0.1
+    nonnegative: bool = True
+    inference_rate: float = 1.0
+    prior_precision: float = 0.0
+    incremental: bool = False
+    incremental_rate: float = 1e-3
+
+    def __post_init__(self) -> None:
+        check_options(self, {"sparsity": NON_NEGATIVE, "prior_precision": NON_NEGATIVE,
+                             "incremental_rate": NON_NEGATIVE, "inference_rate": (f"in (0, {MAX_INFERENCE_RATE:g}]", inference_rate_is_stable)})
 
 
 @dataclass(frozen=True)
@@ -92,11 +114,11 @@ class PredictiveCoding(UnitNormDictionaryCoder):
     """One-layer predictive coding network with a learned unit-norm dictionary (PC or iPC learning)."""
 
     def coding_params(self, phi: Tensor | None = None) -> CodingParams:
-        config = self.config
+        options = self.config.options
         phi = self.phi if phi is None else phi
-        lipschitz = lipschitz_constant(phi, config.prior_precision, config.sparsity)
-        return CodingParams(phi=phi, prior_precision=config.prior_precision, sparsity=config.sparsity,
-                            step_size=config.inference_rate / lipschitz, nonnegative=config.nonnegative)
+        lipschitz = lipschitz_constant(phi, options.prior_precision, options.sparsity)
+        return CodingParams(phi=phi, prior_precision=options.prior_precision, sparsity=options.sparsity,
+                            step_size=options.inference_rate / lipschitz, nonnegative=options.nonnegative)
 
     def iterate(
         self, x: Tensor, n_steps: int, *, temperature: float = 0.0, generator: torch.Generator | None = None
@@ -125,7 +147,7 @@ class PredictiveCoding(UnitNormDictionaryCoder):
         generator: torch.Generator | None = None,
     ) -> LossTerms:
         """PC: the energy at the final z (held fixed). iPC: sum over steps at the incremental weights."""
-        if self.config.incremental:
+        if self.config.options.incremental:
             return self._incremental_loss(x, n_steps)
         with torch.no_grad():
             for output in self.iterate(x, n_steps):
@@ -139,7 +161,7 @@ class PredictiveCoding(UnitNormDictionaryCoder):
         total = x.new_zeros(())
         for _ in range(n_steps):
             with torch.no_grad():
-                updated_phi = params.phi - self.config.incremental_rate * dictionary_gradient(state, params)
+                updated_phi = params.phi - self.config.options.incremental_rate * dictionary_gradient(state, params)
                 state = step(state, x, params)  # z_{t+1} from (z_t, Phi_t), simultaneous with Phi_{t+1}
                 params = replace(params, phi=updated_phi)
                 state = state._replace(error=x - state.z @ updated_phi.T)
@@ -156,3 +178,7 @@ class PredictiveCoding(UnitNormDictionaryCoder):
     def pixel_precision(self) -> Tensor:
         """The energy's squared error has unit weight: D = 1, [M]."""
         return self.phi.new_ones(self.config.n_inputs)
+
+
+MODEL, OPTIONS = PredictiveCoding, PredictiveCodingOptions
+PRESETS = {"predictive_coding": {}, "incremental_pc": dict(options=dict(incremental=True))}

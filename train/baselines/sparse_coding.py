@@ -32,13 +32,15 @@ import torch
 from torch import Tensor
 
 from ipvae.train.baselines.common import (
+    MAX_INFERENCE_RATE,
     UnitNormDictionaryCoder,
     dictionary_macs,
+    inference_rate_is_stable,
     normalize_columns_,
     spectral_norm_squared,
     zero_fraction,
 )
-from ipvae.train.config import ModelConfig
+from ipvae.train.config import NON_NEGATIVE, ModelConfig, check_options
 from ipvae.train.model import LossTerms, StepOutput
 
 
@@ -104,6 +106,22 @@ def fista_step(state: SparseState, x: Tensor, params: SparseParams) -> SparseSta
 SPARSE_STEPS = {"lca": lca_step, "ista": ista_step, "fista": fista_step}
 
 
+@dataclass(frozen=True)
+class SparseCodingOptions:
+    """sparse_algorithm: "lca", "ista" or "fista".  sparsity: lambda, the L1 weight.  nonnegative: codes >= 0
+    (else signed).  inference_rate: the step (LCA: dt/tau) as a fraction of the stable step 1/L, L = ||Phi||_2^2."""
+
+    sparse_algorithm: str = "lca"
+    sparsity: float = 0.1
+    nonnegative: bool = True
+    inference_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_options(self, {"sparsity": NON_NEGATIVE,
+                             "inference_rate": (f"in (0, {MAX_INFERENCE_RATE:g}]", inference_rate_is_stable)},
+                      {"sparse_algorithm": tuple(SPARSE_STEPS)})
+
+
 def energy(code: Tensor, x: Tensor, params: SparseParams) -> Tensor:
     """1/2 ||x - Phi a||^2 + lambda ||a||_1 per sample, [B]."""
     return 0.5 * (x - code @ params.phi.T).square().sum(-1) + params.sparsity * code.abs().sum(-1)
@@ -114,12 +132,12 @@ class SparseCoder(UnitNormDictionaryCoder):
 
     def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
         super().__init__(config, generator)
-        self.step_function = SPARSE_STEPS[config.sparse_algorithm]
+        self.step_function = SPARSE_STEPS[config.options.sparse_algorithm]
 
     def sparse_params(self) -> SparseParams:
-        config = self.config
-        return SparseParams(phi=self.phi, sparsity=config.sparsity, rate=config.inference_rate,
-                            nonnegative=config.nonnegative, lipschitz=spectral_norm_squared(self.phi))
+        options = self.config.options
+        return SparseParams(phi=self.phi, sparsity=options.sparsity, rate=options.inference_rate,
+                            nonnegative=options.nonnegative, lipschitz=spectral_norm_squared(self.phi))
 
     def iterate(
         self, x: Tensor, n_steps: int, *, temperature: float = 0.0, generator: torch.Generator | None = None
@@ -144,7 +162,7 @@ class SparseCoder(UnitNormDictionaryCoder):
                 pass
         code = step.z.detach()  # [B, K]
         squared_error = 0.5 * (x - code @ self.phi.T).square().sum(-1).mean()
-        penalty = self.config.sparsity * code.abs().sum(-1).mean()
+        penalty = self.config.options.sparsity * code.abs().sum(-1).mean()
         return LossTerms(
             total=squared_error + penalty, nll=squared_error, kl=penalty,
             mse_per_pixel=(x - step.recon).square().mean(), zeros=zero_fraction(code, relaxed_counts=False),
@@ -159,3 +177,7 @@ class SparseCoder(UnitNormDictionaryCoder):
     def pixel_precision(self) -> Tensor:
         """The energy's squared error has unit weight: D = 1, [M]."""
         return self.phi.new_ones(self.config.n_inputs)
+
+
+MODEL, OPTIONS = SparseCoder, SparseCodingOptions
+PRESETS = {algorithm: dict(options=dict(sparse_algorithm=algorithm)) for algorithm in SPARSE_STEPS}
