@@ -9,7 +9,7 @@ same machine load, on the same batches and the same warm-start lengths:
              when the speed target was set (Phi z and Phi^T D (x - Phi z) through pixel space every step,
              relaxed count over all [n, B, K] arrivals, autograd; warm start through pixel space, the
              lateral penalty on a second W);
-  legacy     ``IterativeVAE.loss(legacy_numerics=True)``: the trainer until the active-neuron noise (the
+  legacy     ``ipvae.train.reference_loss.legacy_loss``: the trainer until the active-neuron noise (the
              [K, K] lateral form, every arrival's noise drawn, warm start through pixel space, the
              penalty on a second W) -- what ``TrainConfig.legacy_numerics`` still runs;
   fast       ``IterativeVAE.loss``: the lateral form, the later arrivals' noise drawn only for neurons
@@ -47,7 +47,7 @@ from ipvae.train.checkpoint import load_run
 from ipvae.train.config import ModelConfig, RunConfig
 from ipvae.data import load_mnist
 from ipvae.train.model import IterativeVAE
-from ipvae.train.reference_loss import reference_loss
+from ipvae.train.reference_loss import legacy_loss, reference_loss
 
 MATMULS_PER_STEP = 2
 FLOPS_PER_MAC = 2
@@ -118,7 +118,7 @@ def make_trainer(model: IterativeVAE, loss: Callable, args, x_train: torch.Tenso
 
 LOSSES: dict[str, Callable] = {
     "reference": lambda model, *args, **kwargs: reference_loss(model, *args, **kwargs),
-    "legacy": lambda model, *args, **kwargs: model.loss(*args, legacy_numerics=True, **kwargs),
+    "legacy": lambda model, *args, **kwargs: legacy_loss(model, *args, **kwargs),
     "fast": lambda model, *args, **kwargs: model.loss(*args, **kwargs),
 }
 

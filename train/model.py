@@ -178,7 +178,7 @@ class IterativeVAE(nn.Module):
         dynamics = self.dynamics
         state = dynamics.initial_state(params, batch_size)
         if warm_start_steps:
-            state = self._warm_start(state, x, params, warm_start_steps, generator)
+            state = self.warm_start(state, x, params, warm_start_steps, generator)
         latent = dynamics.sample(state, params, temperature, generator)
         for t in range(n_steps):
             x_t = frames[t] if frames is not None else x  # [B, M]
@@ -189,7 +189,7 @@ class IterativeVAE(nn.Module):
             yield StepOutput(dynamics.potential(state), latent.z, latent.recon, kl, state)
 
     @torch.no_grad()
-    def _warm_start(self, state: tuple, x: Tensor, params: InferenceParams, n_steps: int, generator) -> tuple:
+    def warm_start(self, state: tuple, x: Tensor, params: InferenceParams, n_steps: int, generator) -> tuple:
         """n_steps of inference with exact draws and no gradient; the state is returned detached."""
         dynamics = self.dynamics
         for _ in range(n_steps):
@@ -268,49 +268,70 @@ class IterativeVAE(nn.Module):
         shard: BatchShard | None = None,
         warm_start_steps: int = 0,
         lateral_l1: float = 0.0,
-        legacy_numerics: bool = False,
         warm_start_prior_kl: bool = False,
     ) -> LossTerms:
         """Mean over the T unrolled steps of  NLL(x | Phi z_t) + beta * KL(q_t || q_{t-1}).
 
         The same quantities as ``iterate`` + ``gaussian_nll`` (``ipvae.train.reference_loss`` keeps that
-        path), computed through the [K, K] lateral weights (``precision_weighted_terms``): one
-        [B, K] x [K, K] product per step drives the dynamics and scores the error, and the plain
-        reconstructions for the MSE metric are one product over all steps, outside the graph.
+        path), computed through the [K, K] lateral weights (``scored_unroll``).
         ``shard``: x is a slice of a global batch (data-parallel training), see ``BatchShard``.
-        ``warm_start_steps`` = W: the scored steps are W+1..W+T (see ``iterate``); single process only,
-        because the warm start's exact draws are not sliced from a global draw.
+        ``warm_start_steps`` = W: the scored steps are W+1..W+T (see ``iterate``), the warm start taken
+        through the lateral weights too; single process only, because its exact draws are not sliced
+        from a global draw.
         ``lateral_l1``: ``penalty`` = lateral_l1 * sum_{i != j} |W_ij| / K on the W the loop uses.
-        ``legacy_numerics`` (``TrainConfig.legacy_numerics``): compute as the trainer did before, so a
-        recipe trained that way rebuilds bit for bit: all [n, B, K] arrival noise drawn, the warm start
-        through pixel space, the penalty on a second W. The same distribution and objective.
         ``warm_start_prior_kl``: the first scored step's KL is KL(q_{W+1} || q_0), q_0 the prior, instead
         of KL(q_{W+1} || q_W) (``TrainConfig.warm_start_prior_kl``); the same loss when W = 0.
         """
+        check_unsharded_warm_start(warm_start_steps, shard)
+        params = self.inference_params()
+        terms = precision_weighted_terms(x, params)
+        prior_state = self.dynamics.initial_state(params, x.shape[0])
+        state = prior_state
+        if warm_start_steps:
+            state = self._lateral_warm_start(state, terms, params, warm_start_steps, generator)
+        scored = self.scored_unroll(
+            x, n_steps, params, terms, state, prior_state if warm_start_prior_kl else None, beta=beta,
+            temperature=temperature, generator=generator, shard=shard, fast_noise=True,
+        )
+        if not lateral_l1:
+            return scored
+        return scored._replace(penalty=lateral_l1 * off_diagonal_magnitude(terms.lateral))
+
+    def scored_unroll(
+        self,
+        x: Tensor,
+        n_steps: int,
+        params: InferenceParams,
+        terms: PrecisionWeightedTerms,
+        state: tuple,
+        first_kl_against: tuple | None,
+        *,
+        beta: float,
+        temperature: float,
+        generator: torch.Generator | None,
+        shard: BatchShard | None,
+        fast_noise: bool,
+    ) -> LossTerms:
+        """The scored steps of the loss from ``state``, through the lateral weights ``terms.lateral``.
+
+        One [B, K] x [K, K] product per step drives the dynamics and scores the error, and the plain
+        reconstructions for the MSE metric are one product over all steps, outside the graph.
+        ``first_kl_against``: the state the first step's KL is taken against (None: ``state``).
+        ``fast_noise``: how the relaxed sampler draws its noise (``PoissonLatent.rsample``). No penalty.
+        """
         if n_steps <= 0:
             raise ValueError("n_steps must be positive")
-        params = self.inference_params()
         dynamics = self.dynamics
-        terms = precision_weighted_terms(x, params)
-        state = dynamics.initial_state(params, x.shape[0])
-        prior_state = state
-        if warm_start_steps:
-            if shard is not None:
-                raise ValueError("warm_start_steps is not supported with a sharded batch")
-            if legacy_numerics:
-                state = self._warm_start(state, x, params, warm_start_steps, generator)
-            else:
-                state = self._lateral_warm_start(state, terms, params, warm_start_steps, generator)
-        latent = dynamics.draw(state, params, temperature, generator, shard, fast_noise=not legacy_numerics)
+        latent = dynamics.draw(state, params, temperature, generator, shard, fast_noise=fast_noise)
         lateral_input = latent.z @ terms.lateral  # [B, K] W z
         twice_feedforward = 2.0 * terms.feedforward  # [B, K]
         quadratic_sum = x.new_zeros(())
         kl_sum = x.new_zeros(())
         codes = []
         for step in range(n_steps):
-            previous = prior_state if (step == 0 and warm_start_prior_kl) else state
+            previous = first_kl_against if (step == 0 and first_kl_against is not None) else state
             state = dynamics.update(state, latent, terms.feedforward - lateral_input, params)
-            latent = dynamics.draw(state, params, temperature, generator, shard, fast_noise=not legacy_numerics)
+            latent = dynamics.draw(state, params, temperature, generator, shard, fast_noise=fast_noise)
             lateral_input = latent.z @ terms.lateral  # [B, K]
             # (x - Phi z)^T D (x - Phi z) = x^T D x - 2 z . Phi^T D x + z . W z
             weighted_error = terms.data_energy + (latent.z * (lateral_input - twice_feedforward)).sum(-1)  # [B]
@@ -324,12 +345,12 @@ class IterativeVAE(nn.Module):
             code_steps = torch.stack(codes)  # [T, B, K]
             mse_per_pixel = (code_steps @ params.phi.T).sub_(x).square_().mean()  # [T, B, M] -> []
             zeros = (code_steps < 0.5).float().mean()
-        penalty = None
-        if lateral_l1:
-            magnitude = self.lateral_magnitude() if legacy_numerics else off_diagonal_magnitude(terms.lateral)
-            penalty = lateral_l1 * magnitude
-        return LossTerms(total=nll + beta * kl, nll=nll, kl=kl, mse_per_pixel=mse_per_pixel, zeros=zeros,
-                         penalty=penalty)
+        return LossTerms(total=nll + beta * kl, nll=nll, kl=kl, mse_per_pixel=mse_per_pixel, zeros=zeros)
+
+
+def check_unsharded_warm_start(warm_start_steps: int, shard: BatchShard | None) -> None:
+    if warm_start_steps and shard is not None:
+        raise ValueError("warm_start_steps is not supported with a sharded batch")
 
 
 def off_diagonal_magnitude(gram: Tensor) -> Tensor:

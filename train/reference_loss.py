@@ -1,14 +1,20 @@
-"""The training loss computed the direct way, kept as the reference for the fast ``IterativeVAE.loss``.
+"""The training loss computed the direct way, kept as the reference for the fast ``IterativeVAE.loss``, and
+the legacy numerics that runs trained before the fast path rebuild with.
 
-This is the code path the trainer used before the loss went through the [K, K] lateral weights:
-every step decodes Phi z [B, M] and takes the drive and the Gaussian error through pixel space, and
-the relaxed Poisson count sums the sigmoids of all [n, B, K] arrivals (the fused custom Function the
+``reference_loss`` is the code path the trainer used before the loss went through the [K, K] lateral
+weights: every step decodes Phi z [B, M] and takes the drive and the Gaussian error through pixel space,
+and the relaxed Poisson count sums the sigmoids of all [n, B, K] arrivals (the fused custom Function the
 sampler had). It shares with the fast path only the state update of each family (``update``) and the
 way noise is drawn, so a test comparing the two checks exactly what the fast path changed: how the
 same numbers are computed. By default the noise is drawn as that trainer drew it, every arrival of
 every neuron (the old code path as a whole, which ``benchmarks/train_speed.py`` times); ``fast_noise``
 draws it as ``IterativeVAE.loss`` does, so the two can be compared number for number. Used by
 ``tests/test_training_speed_path.py`` and ``benchmarks/train_speed.py``.
+
+``legacy_loss`` is what the trainer runs for ``TrainConfig.legacy_numerics`` (the shipped recipe's first
+four stages): the fast path's scored steps, but with every arrival's noise drawn, the warm start through
+pixel space and the lateral penalty on a second W = Phi^T D Phi, the numbers those runs were trained
+with, so that they rebuild bit for bit.
 """
 
 from __future__ import annotations
@@ -17,8 +23,15 @@ import torch
 from torch import Tensor
 
 from ipvae.train.distributions import BatchShard, PoissonLatent, draw_active_arrival_noise, draw_exponential, draw_rows
-from ipvae.train.inference import InferenceParams, LatentSample, decode, poisson, reconstruction_drive
-from ipvae.train.model import IterativeVAE, LossTerms
+from ipvae.train.inference import (
+    InferenceParams,
+    LatentSample,
+    decode,
+    poisson,
+    precision_weighted_terms,
+    reconstruction_drive,
+)
+from ipvae.train.model import IterativeVAE, LossTerms, check_unsharded_warm_start
 
 
 def reference_relaxed_count(
@@ -120,3 +133,35 @@ def reference_loss(
         zeros=zeros_sum / n_steps,
         penalty=lateral_l1 * model.lateral_magnitude() if lateral_l1 else None,
     )
+
+
+def legacy_loss(
+    model: IterativeVAE,
+    x: Tensor,
+    n_steps: int,
+    *,
+    beta: float,
+    temperature: float,
+    generator: torch.Generator | None = None,
+    shard: BatchShard | None = None,
+    warm_start_steps: int = 0,
+    lateral_l1: float = 0.0,
+    warm_start_prior_kl: bool = False,
+) -> LossTerms:
+    """``model.loss`` as the trainer computed it for ``TrainConfig.legacy_numerics``: the same distribution
+    and objective, with all [n, B, K] arrival noise drawn, the warm start through pixel space
+    (``IterativeVAE.iterate``'s) and the penalty on a second W = Phi^T D Phi."""
+    check_unsharded_warm_start(warm_start_steps, shard)
+    params = model.inference_params()
+    terms = precision_weighted_terms(x, params)
+    prior_state = model.dynamics.initial_state(params, x.shape[0])
+    state = prior_state
+    if warm_start_steps:
+        state = model.warm_start(state, x, params, warm_start_steps, generator)
+    scored = model.scored_unroll(
+        x, n_steps, params, terms, state, prior_state if warm_start_prior_kl else None, beta=beta,
+        temperature=temperature, generator=generator, shard=shard, fast_noise=False,
+    )
+    if not lateral_l1:
+        return scored
+    return scored._replace(penalty=lateral_l1 * model.lateral_magnitude())

@@ -16,7 +16,8 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,13 +32,13 @@ from ipvae.data import get_dataset
 from ipvae.train.distributed import DataParallel, data_parallel_from_environment
 from ipvae.train.distributions import BatchShard
 from ipvae.train.model import LossTerms
+from ipvae.train.reference_loss import legacy_loss
 from ipvae.train.registry import Model, build_model
 
 METRICS_FILE = "metrics.jsonl"
 METRIC_NAMES = ("loss", "nll", "kl", "mse_per_pixel", "zeros")
 EPOCH_SEED_STRIDE = 1_000_003
 WARM_START_SEED_OFFSET = 7_919  # separates the warm-start draws' seeds from the epoch orders'
-METRIC_NAMES = ("loss", "nll", "kl", "mse_per_pixel", "zeros")
 
 
 @dataclass(frozen=True)
@@ -106,15 +107,17 @@ def _epoch_order(n_samples: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class _TrainingLoss(nn.Module):
-    """The model's loss as a forward pass, the call DistributedDataParallel hooks its gradient averaging on."""
+    """The model's loss as a forward pass, the call DistributedDataParallel hooks its gradient averaging on.
+    ``legacy_numerics``: the iterative VAE's loss as runs trained before the fast path computed it."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, legacy_numerics: bool = False):
         super().__init__()
         self.model = model
+        self.loss_function = partial(legacy_loss, model) if legacy_numerics else model.loss
 
     def forward(
         self, x: Tensor, n_steps: int, beta: float, temperature: float, generator: torch.Generator,
-        shard: BatchShard | None, warm_start_steps: int = 0, lateral_l1: float = 0.0, legacy_numerics: bool = False,
+        shard: BatchShard | None, warm_start_steps: int = 0, lateral_l1: float = 0.0,
         warm_start_prior_kl: bool = False,
     ) -> LossTerms:
         # only the iterative VAE takes these options (check_training_options refuses the rest)
@@ -123,11 +126,9 @@ class _TrainingLoss(nn.Module):
             options["warm_start_steps"] = warm_start_steps
         if lateral_l1:
             options["lateral_l1"] = lateral_l1
-        if legacy_numerics:
-            options["legacy_numerics"] = legacy_numerics
         if warm_start_prior_kl:
             options["warm_start_prior_kl"] = warm_start_prior_kl
-        return self.model.loss(x, n_steps, beta=beta, temperature=temperature, generator=generator, **options)
+        return self.loss_function(x, n_steps, beta=beta, temperature=temperature, generator=generator, **options)
 
 
 def check_training_options(config: RunConfig, group: DataParallel) -> None:
@@ -175,6 +176,36 @@ def train(
         return _train(config, Path(run_dir), group, resume, show_progress, max_steps)
 
 
+@dataclass
+class _Progress:
+    """Where a run stands: optimisation steps done, the running epoch's metric sums (kept in the train
+    state, so a resumed epoch reports the same averages as an uninterrupted one) and the finished epochs'
+    lines of metrics.jsonl."""
+
+    step: int = 0
+    epoch_sums: dict = field(default_factory=lambda: dict.fromkeys(METRIC_NAMES, 0.0))
+    epoch_lines: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Session:
+    """Everything one training invocation works with, built by ``_start_session``."""
+
+    config: RunConfig
+    run_dir: Path
+    group: DataParallel
+    local_batch_size: int  # this rank's rows of each global batch
+    shard: BatchShard | None  # which rows they are (None when training alone)
+    x_train: Tensor  # [N, M] on the training device
+    batches_per_epoch: int
+    schedules: Schedules
+    model: Model
+    training_loss: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    sampling: torch.Generator
+
+
 def _train(
     config: RunConfig,
     run_dir: Path,
@@ -183,13 +214,64 @@ def _train(
     show_progress: bool | None,
     max_steps: int | None,
 ) -> TrainResult:
-    tc = config.train
     check_training_options(config, group)
+    session, progress = _start_session(config, run_dir, group, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    total_steps = session.schedules.total_steps
+    stop_step = total_steps if max_steps is None else min(total_steps, max_steps)
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    show_progress = show_progress and group.is_main
+    started = time.perf_counter()
+    session.model.train()
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="batch", dynamic_ncols=True)
+    try:
+        while progress.step < stop_step:
+            _run_epoch_until(session, progress, stop_step, bar, started, print_lines=group.is_main and not show_progress)
+            _checkpoint(session, progress)
+    finally:
+        bar.close()
+    return TrainResult(
+        run_dir=run_dir,
+        steps=progress.step,
+        epochs=config.train.epochs,
+        seconds=time.perf_counter() - started,
+        last_epoch_metrics=progress.epoch_lines[-1] if progress.epoch_lines else {},
+        rank=group.rank,
+    )
+
+
+def _start_session(config: RunConfig, run_dir: Path, group: DataParallel, resume: bool) -> tuple[_Session, _Progress]:
+    """The data on the device, the schedules, and the model with its optimiser, all from the config's seed,
+    then the weights of init_from or, resuming, the saved train state; the model is wrapped for
+    data-parallel training last, once its weights are final."""
+    tc = config.train
     device = training_device(tc, group)
-    local_batch_size = group.local_batch_size(tc.batch_size)
-    shard = group.shard(tc.batch_size)
+    local_batch_size, shard = group.local_batch_size(tc.batch_size), group.shard(tc.batch_size)
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
+    x_train = _training_data(config, device)  # [N, M]
+    batches_per_epoch = x_train.shape[0] // tc.batch_size
+    if batches_per_epoch == 0:
+        raise IpvaeError(f"batch size {tc.batch_size} exceeds the {x_train.shape[0]} training samples")
+    schedules = Schedules(tc, batches_per_epoch * tc.epochs)
+    sampling = torch.Generator(device=device).manual_seed(tc.seed)  # draws where the tensors live
+    model = build_model(config.model, generator=torch.Generator().manual_seed(tc.seed))
+    model.to(device)
+    optimizer = make_optimizer(model, tc)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
+    if tc.init_from is not None and not resume:
+        _initialise_from(model, config)
+    progress = _restore(run_dir, model, optimizer, scheduler, sampling) if resume else _Progress()
+    training_loss = group.wrap(_TrainingLoss(model, legacy_numerics=tc.legacy_numerics))
+    session = _Session(config, run_dir, group, local_batch_size, shard, x_train, batches_per_epoch, schedules, model, training_loss, optimizer,
+                       scheduler, sampling)
+    return session, progress
+
+
+def _training_data(config: RunConfig, device: torch.device) -> Tensor:
+    """The training images as [N, M] floats on ``device``; a wrong size or a NaN is refused in one line."""
+    tc = config.train
     x_train, _ = get_dataset(tc.data, "train", data_dir=tc.data_dir, seed=tc.seed, limit=tc.train_limit)
     x_train = x_train.reshape(x_train.shape[0], -1).float()  # [N, M]
     if x_train.shape[1] != config.model.n_inputs:
@@ -198,137 +280,127 @@ def _train(
         )
     if not torch.isfinite(x_train).all():
         raise IpvaeError(f"the training data {tc.data!r} contains NaN or Inf values")
-    x_train = x_train.to(device)
-    n_samples = x_train.shape[0]
-    batches_per_epoch = n_samples // tc.batch_size
-    if batches_per_epoch == 0:
-        raise IpvaeError(f"batch size {tc.batch_size} exceeds the {n_samples} training samples")
-    total_steps = batches_per_epoch * tc.epochs
-    stop_step = total_steps if max_steps is None else min(total_steps, max_steps)
-    schedules = Schedules(tc, total_steps)
+    return x_train.to(device)
 
-    sampling = torch.Generator(device=device).manual_seed(tc.seed)  # draws where the tensors live
-    model = build_model(config.model, generator=torch.Generator().manual_seed(tc.seed))
-    model.to(device)
-    optimizer = make_optimizer(model, tc)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
-    step = 0
-    if tc.init_from is not None and not resume:
-        initial = load_run(tc.init_from)
-        architecture = ("kind", "family", "n_inputs", "n_latents")
-        if any(getattr(initial.config.model, name) != getattr(config.model, name) for name in architecture):
-            raise IpvaeError(f"init_from {tc.init_from}: its {'/'.join(architecture)} differ from this run's")
-        model.load_state_dict(initial.model.state_dict())
-    # Kept in the train state so that a resumed epoch reports the same averages as an uninterrupted one.
-    epoch_sums = dict.fromkeys(METRIC_NAMES, 0.0)
-    epoch_lines: list[dict] = []
-    if resume:
-        state = load_train_state(run_dir)
-        try:
-            model.load_state_dict(state.model)
-            optimizer.load_state_dict(state.optimizer)
-            scheduler.load_state_dict(state.scheduler)
-            sampling.set_state(state.sampling_generator)
-            epoch_sums = {name: float(state.progress.get("epoch_sums", {}).get(name, 0.0)) for name in METRIC_NAMES}
-            epoch_lines = list(state.progress.get("epoch_lines", []))
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise CheckpointError(
-                f"the train state in {run_dir} does not fit this run ({type(error).__name__}: {str(error)[:200]})"
-            ) from None
-        step = state.step
-    training_loss = group.wrap(_TrainingLoss(model))
-    run_dir.mkdir(parents=True, exist_ok=True)
 
-    def checkpoint() -> None:
-        # Rank 0 writes. The train state (one atomic file) is what a resume reads; the weights file follows it.
-        if not group.is_main:
-            return
-        save_train_state(
-            run_dir,
-            TrainState(
-                step=step,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                sampling_generator=sampling.get_state(),
-                progress={"epoch_sums": epoch_sums, "epoch_lines": epoch_lines},
-            ),
-        )
-        save_run(run_dir, config, model, step=step)
-        with atomic_path(run_dir / METRICS_FILE) as temporary:
-            temporary.write_text("".join(json.dumps(line) + "\n" for line in epoch_lines))
+def _initialise_from(model: Model, config: RunConfig) -> None:
+    """TrainConfig.init_from: start from another run's weights (same architecture), with a fresh optimiser."""
+    init_from = config.train.init_from
+    initial = load_run(init_from)
+    architecture = ("kind", "family", "n_inputs", "n_latents")
+    if any(getattr(initial.config.model, name) != getattr(config.model, name) for name in architecture):
+        raise IpvaeError(f"init_from {init_from}: its {'/'.join(architecture)} differ from this run's")
+    model.load_state_dict(initial.model.state_dict())
 
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
-    show_progress = show_progress and group.is_main
-    started = time.perf_counter()
-    epoch_metrics: dict = epoch_lines[-1] if epoch_lines else {}
-    model.train()
-    progress = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="batch", dynamic_ncols=True)
+
+def _restore(run_dir: Path, model: Model, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LambdaLR, sampling: torch.Generator) -> _Progress:
+    """Continue the run in ``run_dir``: weights, optimiser, schedule, sampling generator, progress."""
+    state = load_train_state(run_dir)
     try:
-        while step < stop_step:
-            epoch, first_batch = divmod(step, batches_per_epoch)
-            order = _epoch_order(n_samples, tc.seed, epoch)
-            if first_batch == 0:
-                epoch_sums = dict.fromkeys(METRIC_NAMES, 0.0)
-            last_batch = min(batches_per_epoch, first_batch + stop_step - step)
-            for batch_index in range(first_batch, last_batch):
-                first_row = batch_index * tc.batch_size + group.rank * local_batch_size
-                x = x_train[order[first_row : first_row + local_batch_size]]  # [B / world, M] this rank's rows
-                try:
-                    terms = training_loss(
-                        x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step),
-                        generator=sampling, shard=shard, warm_start_steps=warm_start_steps(tc, step),
-                        lateral_l1=tc.lateral_l1, legacy_numerics=tc.legacy_numerics,
-                        warm_start_prior_kl=tc.warm_start_prior_kl,
-                    )
-                except ValueError as error:  # torch.distributions refuses a NaN rate: the state diverged
-                    raise _diverged(step, epoch, run_dir, cause=error) from None
-                optimizer.zero_grad(set_to_none=True)
-                terms.objective.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                local_values = torch.stack(
-                    [terms.total.detach(), terms.nll.detach(), terms.kl.detach(), terms.mse_per_pixel, terms.zeros]
-                )  # [5] means over this rank's rows
-                values = dict(zip(METRIC_NAMES, group.mean(local_values).tolist()))  # global-batch means
-                if not (math.isfinite(values["loss"]) and torch.isfinite(grad_norm)):
-                    raise _diverged(step, epoch, run_dir)
-                optimizer.step()
-                model.project_parameters()
-                if not _parameters_finite(model):
-                    raise _diverged(step, epoch, run_dir)
-                scheduler.step()
-                step += 1
-                epoch_sums = {name: epoch_sums[name] + values[name] for name in METRIC_NAMES}
-                progress.update(1)
-                progress.set_postfix(
-                    loss=f"{values['loss']:.1f}", mse=f"{values['mse_per_pixel']:.4f}", zeros=f"{values['zeros']:.2f}"
-                )
-                if step % tc.checkpoint_every_steps == 0 and last_batch - 1 != batch_index:
-                    checkpoint()
-            if last_batch == batches_per_epoch:  # a finished epoch gets its line; a slice's partial one waits
-                epoch_metrics = {
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "seconds": round(time.perf_counter() - started, 2),
-                    "beta": schedules.beta(step - 1),
-                    "temperature": schedules.temperature(step - 1),
-                    **{name: total / batches_per_epoch for name, total in epoch_sums.items()},
-                }
-                epoch_lines.append(epoch_metrics)
-                if group.is_main and not show_progress:
-                    print(json.dumps(epoch_metrics), flush=True)
-            checkpoint()
-    finally:
-        progress.close()
-    return TrainResult(
-        run_dir=run_dir,
-        steps=step,
-        epochs=tc.epochs,
-        seconds=time.perf_counter() - started,
-        last_epoch_metrics=epoch_metrics,
-        rank=group.rank,
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        sampling.set_state(state.sampling_generator)
+        epoch_sums = {name: float(state.progress.get("epoch_sums", {}).get(name, 0.0)) for name in METRIC_NAMES}
+        epoch_lines = list(state.progress.get("epoch_lines", []))
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(
+            f"the train state in {run_dir} does not fit this run ({type(error).__name__}: {str(error)[:200]})"
+        ) from None
+    return _Progress(step=state.step, epoch_sums=epoch_sums, epoch_lines=epoch_lines)
+
+
+def _run_epoch_until(session: _Session, progress: _Progress, stop_step: int, bar: tqdm, started: float,
+                     print_lines: bool) -> None:
+    """The batches of the current epoch up to ``stop_step`` (checkpoints every checkpoint_every_steps on the
+    way); a finished epoch appends its line of metrics."""
+    tc, group, batches_per_epoch = session.config.train, session.group, session.batches_per_epoch
+    epoch, first_batch = divmod(progress.step, batches_per_epoch)
+    order = _epoch_order(session.x_train.shape[0], tc.seed, epoch)
+    if first_batch == 0:
+        progress.epoch_sums = dict.fromkeys(METRIC_NAMES, 0.0)
+    last_batch = min(batches_per_epoch, first_batch + stop_step - progress.step)
+    local_batch_size = session.local_batch_size
+    for batch_index in range(first_batch, last_batch):
+        first_row = batch_index * tc.batch_size + group.rank * local_batch_size
+        x = session.x_train[order[first_row : first_row + local_batch_size]]  # [B / world, M] this rank's rows
+        values = _train_batch(session, x, progress.step, epoch)
+        progress.step += 1
+        progress.epoch_sums = {name: progress.epoch_sums[name] + values[name] for name in METRIC_NAMES}
+        bar.update(1)
+        bar.set_postfix(loss=f"{values['loss']:.1f}", mse=f"{values['mse_per_pixel']:.4f}", zeros=f"{values['zeros']:.2f}")
+        if progress.step % tc.checkpoint_every_steps == 0 and last_batch - 1 != batch_index:
+            _checkpoint(session, progress)
+    if last_batch == batches_per_epoch:  # a finished epoch gets its line; a slice's partial one waits
+        line = _epoch_line(session, progress, epoch, time.perf_counter() - started)
+        progress.epoch_lines.append(line)
+        if print_lines:
+            print(json.dumps(line), flush=True)
+
+
+def _train_batch(session: _Session, x: Tensor, step: int, epoch: int) -> dict[str, float]:
+    """One optimisation step on this rank's rows x [B / world, M]; the global-batch means of METRIC_NAMES.
+    A NaN/Inf loss, gradient or weight stops the run (TrainingDiverged), the last checkpoint kept."""
+    tc, schedules, model = session.config.train, session.schedules, session.model
+    try:
+        terms = session.training_loss(
+            x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step),
+            generator=session.sampling, shard=session.shard,
+            warm_start_steps=warm_start_steps(tc, step), lateral_l1=tc.lateral_l1,
+            warm_start_prior_kl=tc.warm_start_prior_kl,
+        )
+    except ValueError as error:  # torch.distributions refuses a NaN rate: the state diverged
+        raise _diverged(step, epoch, session.run_dir, cause=error) from None
+    session.optimizer.zero_grad(set_to_none=True)
+    terms.objective.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+    local_values = torch.stack(
+        [terms.total.detach(), terms.nll.detach(), terms.kl.detach(), terms.mse_per_pixel, terms.zeros]
+    )  # [5] means over this rank's rows
+    values = dict(zip(METRIC_NAMES, session.group.mean(local_values).tolist()))  # global-batch means
+    if not (math.isfinite(values["loss"]) and torch.isfinite(grad_norm)):
+        raise _diverged(step, epoch, session.run_dir)
+    session.optimizer.step()
+    model.project_parameters()
+    if not _parameters_finite(model):
+        raise _diverged(step, epoch, session.run_dir)
+    session.scheduler.step()
+    return values
+
+
+def _epoch_line(session: _Session, progress: _Progress, epoch: int, seconds: float) -> dict:
+    """The finished epoch's line of metrics.jsonl: schedules at its last step, metric means over its batches."""
+    schedules, step = session.schedules, progress.step
+    return {
+        "epoch": epoch + 1,
+        "step": step,
+        "seconds": round(seconds, 2),
+        "beta": schedules.beta(step - 1),
+        "temperature": schedules.temperature(step - 1),
+        **{name: total / session.batches_per_epoch for name, total in progress.epoch_sums.items()},
+    }
+
+
+def _checkpoint(session: _Session, progress: _Progress) -> None:
+    """Rank 0 writes. The train state (one atomic file) is what a resume reads; the weights file follows it."""
+    if not session.group.is_main:
+        return
+    run_dir = session.run_dir
+    save_train_state(
+        run_dir,
+        TrainState(
+            step=progress.step,
+            model=session.model.state_dict(),
+            optimizer=session.optimizer.state_dict(),
+            scheduler=session.scheduler.state_dict(),
+            sampling_generator=session.sampling.get_state(),
+            progress={"epoch_sums": progress.epoch_sums, "epoch_lines": progress.epoch_lines},
+        ),
     )
+    save_run(run_dir, session.config, session.model, step=progress.step)
+    with atomic_path(run_dir / METRICS_FILE) as temporary:
+        temporary.write_text("".join(json.dumps(line) + "\n" for line in progress.epoch_lines))
 
 
 def _parameters_finite(model: Model) -> bool:
