@@ -109,6 +109,49 @@ def is_check_step(step: int, options: EventOptions) -> bool:
     return options.stops and step >= 2 * options.stop_window and step % options.stop_window == 0
 
 
+class StopRegisters:
+    """The stopping rule online, per image: the windowed counts and the stopped flags of B images.
+
+    The one definition both the integer reference and the Lava ProcessModels run (``stop_steps`` replays
+    the same rule offline on recorded counts). Each step: ``hold`` freezes the stopped images (u held,
+    z = 0), then ``update`` adds the counts; at t = 2w, 3w, ... converged images stop after step t.
+    ``reset`` starts a new window of images.
+    """
+
+    def __init__(self, batch_size: int, n_latents: int, n_steps: int, options: EventOptions) -> None:
+        self.options = options
+        self.n_steps = n_steps
+        self.active = np.ones(batch_size, dtype=bool)  # [B]
+        self.last_step = np.full(batch_size, n_steps, dtype=np.int64)  # [B]
+        self.window = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K] counts of this window
+        self.previous = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K] counts of the previous one
+
+    def reset(self) -> None:
+        self.active[:] = True
+        self.last_step[:] = self.n_steps
+        self.window[:] = 0
+        self.previous[:] = 0
+
+    def hold(self, u_before: np.ndarray, u_after: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(u, z) with the stopped images' rows frozen: u as before the step, z = 0."""
+        if self.active.all():
+            return u_after, z
+        frozen = ~self.active[:, None]  # [B, 1]
+        return np.where(frozen, u_before, u_after), np.where(frozen, 0, z)
+
+    def update(self, step: int, z: np.ndarray) -> None:
+        if not self.options.stops:
+            return
+        self.window += z.astype(np.int64, copy=False)  # [B, K] (the float graph's counts are floats)
+        if step % self.options.stop_window:
+            return
+        if is_check_step(step, self.options):
+            newly = converged(self.window, self.previous, self.options.stop_tolerance) & self.active
+            self.last_step[newly] = step
+            self.active &= ~newly
+        self.previous, self.window = self.window, np.zeros_like(self.window)
+
+
 def stop_steps(z: np.ndarray, options: EventOptions) -> np.ndarray:
     """Replay the stopping rule on recorded counts z [T+1, B, K]: the last step of each image, int [B].
 

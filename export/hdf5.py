@@ -20,13 +20,13 @@ import numpy as np
 
 from ipvae.export.integer_model import IntegerModel
 from ipvae.export.quantize import accumulator_bounds
-from ipvae.export.sampler import build_cdf_table
+from ipvae.export.neurons.base import NeuronModel
+from ipvae.export.neurons.registry import neuron_model, neuron_names
 from ipvae.export.spec import (
     FORMAT_NAME,
     FORMAT_VERSION,
     INT32_MAX,
     MAX_LEAK_SHIFT,
-    NEURON_TYPE,
     NO_LEAK_SHIFT,
     RNG_BITS,
     RNG_NAME,
@@ -124,7 +124,7 @@ def layout(model: IntegerModel, metadata: ExportMetadata) -> dict[str, np.ndarra
         f"{DENSE}/weight_rec_exp": _scalar(model.rec.exponent, INT64),
         f"{DENSE}/num_message_bits": _scalar(spec.input_bits, INT64),
         f"{DENSE}/num_message_bits_rec": _scalar(spec.spike_message_bits, INT64),
-        f"{NEURON}/type": _string(NEURON_TYPE),
+        f"{NEURON}/type": _string(model.neuron),
         f"{NEURON}/u_frac_bits": _scalar(spec.u_frac_bits, INT64),
         f"{NEURON}/u_bits": _scalar(spec.u_bits, INT64),
         f"{NEURON}/u_min": _scalar(spec.u_min_int, INT64),
@@ -303,8 +303,9 @@ def _read_all(reader: _Reader) -> ExportedModel:
     reader.string(f"{INPUT}/type", "input")
     reader.string(f"{DENSE}/type", "dense")
     neuron_type = reader.string(f"{NEURON}/type")
-    if neuron_type != NEURON_TYPE:
-        raise _fail(f"{NEURON}/type", f"unknown neuron type {shown(neuron_type)} (expected {shown(NEURON_TYPE)})")
+    if neuron_type not in neuron_names():  # the name picks the neuron model's functions, as netx picks a block by type
+        raise _fail(f"{NEURON}/type", f"unknown neuron type {shown(neuron_type)} (known: {', '.join(neuron_names())})")
+    neuron = neuron_model(neuron_type)
     reader.string(f"{NEURON}/rng", RNG_NAME)
     reader.integer(f"{NEURON}/rng_bits", RNG_BITS, RNG_BITS)
     n_inputs = int(reader.array(f"{INPUT}/shape", INT64, (1,))[0])
@@ -328,7 +329,7 @@ def _read_all(reader: _Reader) -> ExportedModel:
     cdf = reader.array(f"{NEURON}/cdf", UINT32, (spec.n_sampler_bins, spec.max_spike_count))
     if cdf.size and (cdf.max() > 1 << RNG_BITS or np.any(np.diff(cdf.astype(np.int64), axis=1) < 0)):
         raise _fail(f"{NEURON}/cdf", f"must be non-decreasing along counts and at most 2**{RNG_BITS}")
-    _check_sampler_table(cdf, spec)
+    _check_sampler_table(cdf, spec, neuron)
     n_steps = reader.integer(f"{NEURON}/n_steps", 1, INT32_MAX)
     phi = reader.array(f"{DECODER}/phi", FLOAT32, (n_inputs, n_latents))
     decoder = _mantissa(reader, f"{DECODER}/weight", (n_inputs, n_latents), spec.decoder_bits, f"{DECODER}/weight_exp")
@@ -347,7 +348,7 @@ def _read_all(reader: _Reader) -> ExportedModel:
     )
     model = IntegerModel(
         spec=spec, input_scale=input_scale, ff=ff, rec=rec, bias=bias, u_prior=u_prior, cdf=cdf,
-        decoder_phi=phi, decoder=decoder, n_steps=n_steps, leak_shift=leak_shift,
+        decoder_phi=phi, decoder=decoder, n_steps=n_steps, leak_shift=leak_shift, neuron=neuron.name,
     )
     _check_bounds(model)
     implied_input_max = input_scale * spec.input_max
@@ -359,12 +360,13 @@ def _read_all(reader: _Reader) -> ExportedModel:
     return ExportedModel(model=model, metadata=metadata, format_version=version)
 
 
-def _check_sampler_table(cdf: np.ndarray, spec: FixedPointSpec) -> None:
-    """The stored table is the one the spec implies: floor(P(N <= n | lambda_idx) * 2**24), up to one LSB."""
-    expected = build_cdf_table(spec).astype(np.int64)  # [n_idx, cap]
+def _check_sampler_table(cdf: np.ndarray, spec: FixedPointSpec, neuron: NeuronModel) -> None:
+    """The stored table is the one the spec implies for the neuron (Poisson: floor(P(N <= n | lambda_idx) * 2**24)),
+    up to one LSB."""
+    expected = neuron.build_table(spec).astype(np.int64)  # [n_idx, cap]
     worst = int(np.abs(cdf.astype(np.int64) - expected).max(initial=0))
     if worst > SAMPLER_TABLE_TOLERANCE:
-        raise _fail(f"{NEURON}/cdf", f"differs from the Poisson table the spec implies by up to {worst} LSBs "
+        raise _fail(f"{NEURON}/cdf", f"differs from the {neuron.name} table the spec implies by up to {worst} LSBs "
                     f"(at most {SAMPLER_TABLE_TOLERANCE} allowed)")
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ipvae.export.neurons.poisson import NAME as POISSON
 from ipvae.export.spec import NO_LEAK_SHIFT, FixedPointSpec, QuantizedMatrix, check_leak_shift
 
 
@@ -15,7 +16,8 @@ class FloatParams:
 
     phi [M, K], precision [M] (1/sigma^2), bias [K] (b > 0), step_size (lr > 0), u_prior [K];
     u_min, u_max, max_spike_count, hard_upper_clamp (the float model's upper clamp; the integer spec
-    always saturates), leak (the fraction of u - u_prior removed per step, ModelConfig.leak; 0: none).
+    always saturates), leak (the fraction of u - u_prior removed per step, ModelConfig.leak; 0: none),
+    neuron (the name of the neuron model, ipvae.export.neurons.registry; the iP-VAE's is POISSON).
     Derived: A = lr Phi^T D [K, M], L = lr Phi^T D Phi [K, K], c = lr b [K].
     """
 
@@ -29,6 +31,7 @@ class FloatParams:
     max_spike_count: int
     hard_upper_clamp: bool = False
     leak: float = 0.0
+    neuron: str = POISSON
 
     @classmethod
     def from_inference_params(cls, params) -> "FloatParams":
@@ -89,6 +92,8 @@ class IntegerModel:
     cdf: uint32 [n_idx, cap], the sampler table.  input_scale: s_x, real input per payload unit.
     decoder_phi: float32 [M, K] (recon = Phi z).  decoder: quantized Phi (energy accounting only).
     n_steps: the default number of inference steps T.
+    neuron: the name of the neuron model whose functions run the dynamics (ipvae.export.neurons.registry),
+    stored in the export as ``layer/1/neuron/type``.
     """
 
     spec: FixedPointSpec
@@ -102,6 +107,7 @@ class IntegerModel:
     decoder: QuantizedMatrix
     n_steps: int
     leak_shift: int = NO_LEAK_SHIFT
+    neuron: str = POISSON
 
     def __post_init__(self) -> None:
         check_leak_shift(self.leak_shift)

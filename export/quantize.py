@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ipvae.export.integer_model import FloatParams, IntegerModel
-from ipvae.export.sampler import build_cdf_table
+from ipvae.export.neurons.registry import neuron_model
 from ipvae.export.spec import (
     INT32_MAX,
     LAVA_MIXED_WEIGHT_WIDTH,
@@ -158,11 +158,12 @@ def quantize(
         rec=rec,
         bias=bias.astype(np.int32),
         u_prior=u_prior.astype(np.int32),
-        cdf=build_cdf_table(spec),
+        cdf=neuron_model(params.neuron).build_table(spec),
         decoder_phi=params.phi.astype(np.float32),
         decoder=quantize_matrix(params.phi, spec.decoder_bits),
         n_steps=int(n_steps),
         leak_shift=leak_shift,
+        neuron=params.neuron,
     )
     check_accumulator_bounds(model)
     return model

@@ -8,7 +8,9 @@
 
 with dense(W, s) = floor(sum_j m_ij s_j * 2**e) exactly as Lava's bit-accurate Dense computes it and
 leak(d) = (d + 2**(n-1)) >> n for the model's leak_shift n (0 when n = 0: ipvae.export.spec.leak_term).
-Integer dot products run as float64 BLAS products, which are exact while every partial sum stays
+The neuron's step and sampler are the functions of the model's neuron (ipvae.export.neurons: ``model.neuron``
+names it; the Poisson neuron's compiled kernel runs in their place, pinned to them by a test), the stopping
+rule is ipvae.export.events.StopRegisters. Integer dot products run as float64 BLAS products, which are exact while every partial sum stays
 below 2**53 (checked). ``run_float_reference`` is the float-u variant (no quantization at all) that
 draws spikes with the same uniforms, for the high-precision-limit test.
 """
@@ -19,12 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ipvae.export.events import EventOptions, converged, is_check_step, sigma_delta_events, static_events
+from ipvae.export.events import EventOptions, StopRegisters, sigma_delta_events, static_events
 from ipvae.export.integer_model import FloatParams, IntegerModel
-from ipvae.export.kernels import integrate_and_sample, lateral_input
+from ipvae.export.kernels import lateral_input
+from ipvae.export.neurons.base import FloatNeuronParams, IntegerNeuronParams
+from ipvae.export.neurons.registry import neuron_model
 from ipvae.export.rng import absorb, key_prefix, uniform24_from_prefix
-from ipvae.export.sampler import sample_counts_exact_rate
-from ipvae.export.spec import QuantizedMatrix
+from ipvae.export.spec import QuantizedMatrix, shift_by_exponent
 
 FLOAT64_EXACT_LIMIT = 2**53
 FLOAT32_EXACT_LIMIT = 2**24
@@ -71,13 +74,6 @@ class ExactProduct:
 def _exact_matmul(payload: np.ndarray, mantissa: np.ndarray) -> np.ndarray:
     """One exact product for an arbitrary payload (ExactProduct sized for its largest entry)."""
     return ExactProduct(mantissa, int(np.abs(payload).max(initial=0)))(payload)
-
-
-def shift_by_exponent(accumulated: np.ndarray, exponent: int) -> np.ndarray:
-    """floor(accumulated * 2**exponent): Lava Dense's shift after the row sum."""
-    if exponent >= 0:
-        return accumulated << exponent
-    return accumulated >> -exponent
 
 
 def dense_accumulate(matrix: QuantizedMatrix, payload: np.ndarray) -> np.ndarray:
@@ -143,63 +139,34 @@ def run_reference(
         raise ValueError("n_steps must be positive")
     events = input_events(model, x_int, n_steps, options.input_threshold)  # [T, B, M]
     batch_size, n_latents = events.shape[1], model.n_latents
-    image_states = _image_prefixes(spec.seed, image_offset, batch_size)[:, 0]  # [B] absorb(absorb(0, seed), image)
-    cdf = np.ascontiguousarray(model.cdf, dtype=np.int64)  # [n_idx, cap], rows non-decreasing (validated)
+    neuron = neuron_model(model.neuron)
+    params = IntegerNeuronParams.from_model(model)
+    image_prefixes = _image_prefixes(spec.seed, image_offset, batch_size)  # [B, 1] absorb(absorb(0, seed), image)
+    neurons = np.arange(n_latents, dtype=np.uint64)[None, :]  # [1, K]
 
     z_steps = np.empty((n_steps + 1, batch_size, n_latents), dtype=np.int16)  # [T+1, B, K]
     u_steps = np.empty((n_steps + 1, batch_size, n_latents), dtype=np.int32)  # [T+1, B, K]
-    u = np.broadcast_to(model.u_prior.astype(np.int64), (batch_size, n_latents)).copy()  # [B, K]
+    u = neuron.window_start(params.u_prior, (batch_size, n_latents))  # [B, K] int64
     drive = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K] held ff row sums (mantissa units)
-    bias = model.bias.astype(np.int64)  # [K]
-    u_prior = model.u_prior.astype(np.int64)  # [K] where the leak pulls u
     rec_transposed = np.ascontiguousarray(model.rec.mantissa.T, dtype=np.int32)  # [K_pre, K_post]
     a_rec = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K]
-    stop = _StopRegisters(batch_size, n_latents, n_steps, options)
-    neuron_args = (bias, u_prior, model.leak_shift)
-    step_args = (cdf, spec.u_min_int, spec.u_max_int, spec.sampler_shift)
+    stop = StopRegisters(batch_size, n_latents, n_steps, options)
     for t in range(n_steps + 1):
-        step_states = absorb(image_states, np.uint64(t))  # [B]
-        if t == 0:
-            a_in = drive  # unused at step 0
-        else:
+        if t > 0:
             if events[t - 1].any():
                 drive += dense_accumulate(model.ff, events[t - 1])
-            lateral_input(z_steps[t - 1], rec_transposed, model.rec.exponent, a_rec)  # [B, K]
-            a_in = shift_by_exponent(drive, model.ff.exponent) + a_rec  # [B, K]
-        integrate_and_sample(u, a_in, *neuron_args, stop.active, step_states, *step_args, t > 0, z_steps[t])
+            lateral_input(z_steps[t - 1], rec_transposed, model.rec.exponent, a_rec)  # [B, K] = dense_apply(rec, z)
+        if neuron.fused_int_step is not None:
+            step_states = absorb(image_prefixes[:, 0], np.uint64(t))  # [B]
+            neuron.fused_int_step(u, drive, a_rec, params, stop.active, step_states, t > 0, z_steps[t])
+        else:
+            stepped = neuron.int_step(u, drive, a_rec, params) if t > 0 else u  # [B, K]
+            z = neuron.int_sample(stepped, uniform24_from_prefix(image_prefixes, t, neurons), params)  # [B, K]
+            u, z_steps[t] = stop.hold(u, stepped, z)
         u_steps[t] = u
         stop.update(t, z_steps[t])
     recon = (z_steps.astype(np.float32) @ model.decoder_phi.T).astype(np.float32) if with_recon else None
     return ReferenceResult(z=z_steps, u=u_steps, recon=recon, last_step=stop.last_step, input_events=events)
-
-
-class _StopRegisters:
-    """The per-image stopping rule of ipvae.export.events, online: windowed counts and the stopped flags."""
-
-    def __init__(self, batch_size: int, n_latents: int, n_steps: int, options: EventOptions) -> None:
-        self.options = options
-        self.active = np.ones(batch_size, dtype=bool)  # [B]
-        self.last_step = np.full(batch_size, n_steps, dtype=np.int64)  # [B]
-        if options.stops:
-            self.window = np.zeros((batch_size, n_latents), dtype=np.int64)  # [B, K]
-            self.previous = np.zeros((batch_size, n_latents), dtype=np.int64)
-
-    def update(self, step: int, z: np.ndarray) -> None:
-        if not self.options.stops:
-            return
-        self.window += z
-        if step % self.options.stop_window:
-            return
-        if is_check_step(step, self.options):
-            newly = converged(self.window, self.previous, self.options.stop_tolerance) & self.active
-            self.last_step[newly] = step
-            self.active &= ~newly
-        self.previous, self.window = self.window, np.zeros_like(self.window)
-
-
-def soft_clamp(y: np.ndarray, low: float, high: float) -> np.ndarray:
-    """The float model's clamp: max(low, high - softplus(high - y))."""
-    return np.maximum(low, high - np.logaddexp(0.0, high - y))
 
 
 def run_float_reference(
@@ -214,7 +181,8 @@ def run_float_reference(
     """Float-u dynamics (float64, unquantized weights and inputs) with the integer sampler's uniforms.
 
     u_t = clamp(u_{t-1} + lr (Phi^T D (x_t - Phi z_{t-1}) - b) - leak (u_{t-1} - u_prior)) (params.leak, 0: none);
-    z_t by the inverse-CDF rule of ipvae.export.sampler with the exact rate exp(u_t). clamp=None follows the
+    z_t by the inverse-CDF rule of ipvae.export.sampler with the exact rate exp(u_t) (the float step and sampler
+    of the neuron params.neuron names, ipvae.export.neurons). clamp=None follows the
     float model (params.float_clamp); clamp="soft" is the soft upper clamp, clamp="hard" the integer spec's
     saturation to [u_min, u_max].
     """
@@ -223,23 +191,25 @@ def run_float_reference(
         raise ValueError(f"clamp must be one of {CLAMP_MODES}")
     x, is_static = _frames(np.asarray(x, dtype=np.float64), n_steps, "x")
     batch_size, n_latents = x.shape[-2], params.n_latents
+    neuron = neuron_model(params.neuron)
+    neuron_params = FloatNeuronParams(u_prior=params.u_prior, u_min=params.u_min, u_max=params.u_max,
+                                      max_spike_count=params.max_spike_count, leak=params.leak,
+                                      hard_upper_clamp=clamp == "hard")
     prefixes = _image_prefixes(seed, image_offset, batch_size)  # [B, 1]
     neurons = np.arange(n_latents, dtype=np.uint64)[None, :]  # [1, K]
     weighted_phi = params.phi * params.precision[:, None]  # [M, K] = D Phi
 
     z_steps = np.empty((n_steps + 1, batch_size, n_latents), dtype=np.int16)  # [T+1, B, K]
     u_steps = np.empty((n_steps + 1, batch_size, n_latents), dtype=np.float64)  # [T+1, B, K]
-    u = np.broadcast_to(params.u_prior, (batch_size, n_latents)).astype(np.float64)  # [B, K]
+    u = neuron.window_start(params.u_prior.astype(np.float64), (batch_size, n_latents))  # [B, K]
     for t in range(n_steps + 1):
         if t > 0:
             x_t = x if is_static else x[t - 1]  # [B, M]
             residual = x_t - z_steps[t - 1].astype(np.float64) @ params.phi.T  # [B, M]
-            y = u + params.step_size * (residual @ weighted_phi - params.bias)  # [B, K]
-            if params.leak:
-                y = y - params.leak * (u - params.u_prior)  # [B, K] the restoring force toward the prior
-            u = soft_clamp(y, params.u_min, params.u_max) if clamp == "soft" else np.clip(y, params.u_min, params.u_max)
+            drive = params.step_size * (residual @ weighted_phi - params.bias)  # [B, K]
+            u = neuron.float_step(u, (drive,), neuron_params)
         uniforms = uniform24_from_prefix(prefixes, t, neurons)  # [B, K]
-        z_steps[t] = sample_counts_exact_rate(u, uniforms, params.max_spike_count)
+        z_steps[t] = neuron.float_sample(u, uniforms, neuron_params)
         u_steps[t] = u
     recon = (z_steps.astype(np.float64) @ params.phi.T).astype(np.float32)  # [T+1, B, M]
     return ReferenceResult(z=z_steps, u=u_steps, recon=recon)

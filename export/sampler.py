@@ -35,19 +35,31 @@ def build_cdf_table(spec: FixedPointSpec) -> np.ndarray:
     return np.maximum.accumulate(table, axis=1).astype(np.uint32)  # guard monotonicity against ulp noise
 
 
+def table_rows(u_int: np.ndarray, u_min_int: int, sampler_shift: int, n_rows: int) -> np.ndarray:
+    """Table row of each potential: clip((u - u_min_int) >> (F - G), 0, n_rows - 1), int64 of u's shape."""
+    offset = u_int.astype(np.int64) - u_min_int
+    return np.clip(offset >> sampler_shift, 0, n_rows - 1)
+
+
+def lookup_counts(u_int: np.ndarray, uniforms: np.ndarray, cdf: np.ndarray, u_min_int: int,
+                  sampler_shift: int) -> np.ndarray:
+    """Spike counts z = #{n : U >= cdf[row(u), n]} for potentials u_int and draws U of the same shape.
+
+    The one definition of the table lookup (the integer reference's compiled kernel is pinned to it).
+    Returns int16 of the shape of u_int, values 0..cap.
+    """
+    rows = cdf[table_rows(u_int, u_min_int, sampler_shift, cdf.shape[0])]  # [..., cap]
+    return (uniforms[..., None] >= rows).sum(axis=-1, dtype=np.int16)
+
+
 def sampler_index(u_int: np.ndarray, spec: FixedPointSpec) -> np.ndarray:
-    """Table row of each potential: clip((u - u_min_int) >> (F - G), 0, n_idx - 1)."""
-    offset = u_int.astype(np.int64) - spec.u_min_int
-    return np.clip(offset >> spec.sampler_shift, 0, spec.n_sampler_bins - 1)
+    """table_rows with the spec's bounds: clip((u - u_min_int) >> (F - G), 0, n_idx - 1)."""
+    return table_rows(u_int, spec.u_min_int, spec.sampler_shift, spec.n_sampler_bins)
 
 
 def sample_counts(u_int: np.ndarray, uniforms: np.ndarray, cdf: np.ndarray, spec: FixedPointSpec) -> np.ndarray:
-    """Spike counts z = #{n : U >= cdf[idx(u), n]} for potentials u_int and draws U of the same shape.
-
-    Returns int16 of the shape of u_int, values 0..cap.
-    """
-    rows = cdf[sampler_index(u_int, spec)]  # [..., cap]
-    return (uniforms[..., None] >= rows).sum(axis=-1, dtype=np.int16)
+    """lookup_counts with the spec's bounds: z = #{n : U >= cdf[idx(u), n]}, int16 of the shape of u_int."""
+    return lookup_counts(u_int, uniforms, cdf, spec.u_min_int, spec.sampler_shift)
 
 
 def poisson_cdf_rows(log_rate: np.ndarray, cap: int) -> np.ndarray:

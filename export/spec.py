@@ -15,7 +15,6 @@ from ipvae.errors import IpvaeError
 
 FORMAT_NAME = "ipvae-integer-poisson"
 FORMAT_VERSION = 1
-NEURON_TYPE = "POISSON"
 RNG_NAME = "splitmix64-chain-v1"
 RNG_BITS = 24  # uniform24 draws integers in [0, 2**RNG_BITS)
 
@@ -61,6 +60,15 @@ def leak_term(offset, shift: int):
     if shift == NO_LEAK_SHIFT:
         return offset * 0  # zeros of the offset's type and shape
     return (offset + (1 << (shift - 1))) >> shift
+
+
+def shift_by_exponent(accumulated, exponent: int):
+    """floor(accumulated * 2**exponent) of integers (int64 arrays or Python ints): a left shift for
+    exponent >= 0, an arithmetic right shift (floor) below. How Lava's Dense scales its accumulator, and
+    how the neuron scales its held feed-forward drive."""
+    if exponent >= 0:
+        return accumulated << exponent
+    return accumulated >> -exponent
 
 
 def check_leak_shift(leak_shift: int) -> int:

@@ -139,6 +139,7 @@ def build_fixed_network(model: IntegerModel, n_steps: int | None = None, *, imag
         num_message_bits=int(spec.spike_message_bits),
         ff_exponent=int(model.ff.exponent),
         leak_shift=int(model.leak_shift),
+        neuron=model.neuron,
     )
     input_scale, input_bits = model.input_scale, spec.input_bits
 
@@ -173,6 +174,7 @@ def build_float_network(params: FloatParams, n_steps: int, *, seed: int, image_o
         u_max=float(params.u_max),
         hard_upper_clamp=bool(params.hard_upper_clamp),
         leak=float(params.leak),
+        neuron=params.neuron,
         n_steps=n_steps,
         max_spike_count=int(params.max_spike_count),
         seed=int(seed),

@@ -4,12 +4,15 @@ Both share the window protocol (docs/fixed_point.md, sections 6.2 and 11): globa
 ``time_step`` (1-based, continuing across ``run`` calls of one runtime) belongs to window
 ``n = (time_step - 1) // (T + 1)`` at window step ``(time_step - 1) % (T + 1)``; row b of the
 population holds image ``image_offset + n B + b``. Window step 0 resets u to u_prior and the drive
-register to 0 and discards what arrives; the stopping rule (ipvae.export.events) freezes converged rows.
+register to 0 and discards what arrives; the stopping rule (ipvae.export.events.StopRegisters) freezes
+converged rows.
+
+The arithmetic is not written here: each step calls the functions of the neuron model the process names
+(``neuron``, default POISSON; ipvae.export.neurons), the same functions the integer and float references
+call. These models only move data between Lava's ports and those functions.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
@@ -19,21 +22,24 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from ipvae.export.events import EventOptions, converged, is_check_step
+from ipvae.export.events import EventOptions, StopRegisters
+from ipvae.export.neurons.base import FloatNeuronParams, IntegerNeuronParams
+from ipvae.export.neurons.poisson import NAME as POISSON
+from ipvae.export.neurons.registry import neuron_model
 from ipvae.export.rng import RNG_BITS, key_prefix, uniform24_from_prefix
-from ipvae.export.spec import NO_LEAK_SHIFT, leak_term
+from ipvae.export.spec import NO_LEAK_SHIFT
 from ipvae.lava.proc.poisson.process import PoissonNeuron
 
 STATE_PRECISION = 24  # u is a 24-bit state on the chip (docs/fixed_point.md, section 2)
 ACCUMULATOR_PRECISION = 32  # Dense outputs arrive on int32 channels
 TABLE_PRECISION = RNG_BITS + 1  # cdf entries are 0..2**24 inclusive
-RNG_SCALE = float(1 << RNG_BITS)
 
 
 class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
     """Window bookkeeping, the counter-based uniforms and the stopping rule shared by both models.
 
-    Subclasses implement ``integrate(u, drive, a_in)`` (u after a step) and ``sample(u, draws)`` (counts).
+    Subclasses implement ``integrate(u, drive, a_in)`` (u after a step) and ``sample(u, draws)`` (counts)
+    by calling their neuron model's functions.
     """
 
     def __init__(self, proc_params: dict) -> None:
@@ -42,15 +48,13 @@ class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
         self.cap: int = proc_params["max_spike_count"]
         self.seed: int = proc_params["seed"]
         self.image_offset: int = proc_params["image_offset"]
+        self.neuron = neuron_model(proc_params.get("neuron", POISSON))
         self.batch, n_latents = proc_params["shape"]
-        self.stop_options = EventOptions(stop_window=proc_params["stop_window"],
-                                         stop_tolerance=proc_params["stop_tolerance"])
+        stop_options = EventOptions(stop_window=proc_params["stop_window"], stop_tolerance=proc_params["stop_tolerance"])
+        self.stop = StopRegisters(self.batch, n_latents, self.n_steps, stop_options)
         self._neurons = np.arange(n_latents, dtype=np.uint64)[None, :]  # [1, K]
         self._prefix_window = -1
         self._prefix = None
-        self._active = np.ones(self.batch, dtype=bool)  # [B] rows not stopped
-        self._window_counts = np.zeros((self.batch, n_latents), dtype=np.int64)  # [B, K]
-        self._previous_counts = np.zeros((self.batch, n_latents), dtype=np.int64)
 
     def window_position(self) -> tuple[int, int]:
         """(step t in 0..T, window index n) of the current timestep."""
@@ -71,44 +75,26 @@ class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
         drive_in = self.drive_in.recv()  # [B, K] feed-forward row sums of input events
         step, window = self.window_position()
         if step == 0:  # what arrived is the previous window's traffic: discarded
-            u = np.broadcast_to(self.u_prior, self.u.shape).copy()
+            u = self.neuron.window_start(self.u_prior, self.u.shape)
             self.drive = np.zeros_like(self.drive)
-            self._active[:] = True
-            self._window_counts[:] = 0
-            self._previous_counts[:] = 0
+            self.stop.reset()
         else:
             self.drive = self.drive + drive_in
             u = self.integrate(self.u, self.drive, a_in)
         z = self.sample(u, self.uniforms(window, step))  # [B, K]
-        if not self._active.all():
-            frozen = ~self._active[:, None]  # [B, 1]
-            u = np.where(frozen, self.u, u)
-            z = np.where(frozen, 0, z)
-        if step > 0:
-            self.update_stop(step, z)
+        u, z = self.stop.hold(self.u, u, z)
+        self.stop.update(step, z)
         self.u = u.astype(self.u.dtype)
         self.s_out.send(z)
         self.u_out.send(self.u)
-
-    def update_stop(self, step: int, z: np.ndarray) -> None:
-        """ipvae.export.events' rule: windowed counts; at t = 2w, 3w, ... converged rows stop after this step."""
-        options = self.stop_options
-        if not options.stops:
-            return
-        self._window_counts += z.astype(np.int64)
-        if step % options.stop_window:
-            return
-        if is_check_step(step, options):
-            self._active &= ~converged(self._window_counts, self._previous_counts, options.stop_tolerance)
-        self._previous_counts = self._window_counts
-        self._window_counts = np.zeros_like(self._window_counts)
 
 
 @implements(proc=PoissonNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
 class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
-    """Float dynamics of the iP-VAE (the PyTorch model's update, float64).
+    """Float dynamics of the iP-VAE (the PyTorch model's update, float64): the neuron model's float_step and
+    float_sample. For POISSON:
 
     u := max(u_min, u_max - softplus(u_max - (u + a_in + bias - leak (u - u_prior))));
     z = #{n < cap : U >= floor(P(N <= n) 2**24)}
@@ -131,38 +117,24 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
         self.u_max = float(proc_params["u_max"])
         self.hard_upper_clamp = bool(proc_params.get("hard_upper_clamp", False))
         self.leak = float(proc_params.get("leak", 0.0))
-        self._log_factorials = np.array([math.lgamma(n + 1.0) for n in range(self.cap)])  # [cap]
-        self._counts = np.arange(self.cap, dtype=np.float64)  # [cap]
 
-    def clamp(self, y: np.ndarray) -> np.ndarray:
-        """clip(y, u_min, u_max) with hard_upper_clamp, else max(u_min, u_max - softplus(u_max - y))
-        (softplus(v) = logaddexp(0, v), overflow-free)."""
-        if self.hard_upper_clamp:
-            return np.clip(y, self.u_min, self.u_max)
-        return np.maximum(self.u_min, self.u_max - np.logaddexp(0.0, self.u_max - y))
-
-    def thresholds(self, u: np.ndarray) -> np.ndarray:
-        """floor(P(N <= n | exp(u)) * 2**24) for n = 0..cap-1, float64 [..., cap]."""
-        rate = np.exp(u)[..., None]  # [..., 1]
-        log_pmf = self._counts * u[..., None] - rate - self._log_factorials  # [..., cap]
-        cdf = np.minimum(np.cumsum(np.exp(log_pmf), axis=-1), 1.0)  # [..., cap]
-        return np.floor(cdf * RNG_SCALE)
+    def params(self) -> FloatNeuronParams:
+        return FloatNeuronParams(u_prior=self.u_prior, u_min=self.u_min, u_max=self.u_max, max_spike_count=self.cap,
+                                 leak=self.leak, hard_upper_clamp=self.hard_upper_clamp)
 
     def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
-        total = u + drive + a_in + self.bias  # [B, K]
-        if self.leak:
-            total = total - self.leak * (u - self.u_prior)  # [B, K] the restoring force toward the prior
-        return self.clamp(total)
+        return self.neuron.float_step(u, (drive, a_in, self.bias), self.params())  # [B, K]
 
     def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:
-        return (draws.astype(np.float64)[..., None] >= self.thresholds(u)).sum(axis=-1).astype(np.float64)
+        return self.neuron.float_sample(u, draws, self.params()).astype(np.float64)  # [B, K]
 
 
 @implements(proc=PoissonNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
 class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
-    """Integer dynamics of docs/fixed_point.md (bit-exact to ipvae.export.reference.run_reference).
+    """Integer dynamics of docs/fixed_point.md (bit-exact to ipvae.export.reference.run_reference): the neuron
+    model's int_step and int_sample. For POISSON:
 
     u := clip(u + a_in + bias - leak, u_min, u_max) (exact int64 sum, then saturation), with
     leak = (u - u_prior + 2**(n-1)) >> n for leak_shift n >= 1 and 0 for n = 0 (ipvae.export.spec.leak_term);
@@ -187,25 +159,16 @@ class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
         self.leak_shift = int(proc_params.get("leak_shift", NO_LEAK_SHIFT))
         self.sampler_shift = proc_params["u_frac_bits"] - proc_params["sampler_frac_bits"]
 
-    def feedforward(self, drive: np.ndarray) -> np.ndarray:
-        """floor(drive * 2**e_ff): the held row sums scaled as Lava's Dense scales its accumulator."""
-        drive = drive.astype(np.int64)
-        return drive << self.ff_exponent if self.ff_exponent >= 0 else drive >> -self.ff_exponent
+    def params(self) -> IntegerNeuronParams:
+        return IntegerNeuronParams(
+            bias=self.bias.astype(np.int64), u_prior=self.u_prior.astype(np.int64), u_min=self.u_min, u_max=self.u_max,
+            leak_shift=self.leak_shift, ff_exponent=self.ff_exponent, cdf=self.cdf, sampler_shift=self.sampler_shift,
+        )
 
     def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
-        """clip(u + ff(drive) + a_in + bias - leak, u_min, u_max): the sum exact in int64, then saturated."""
-        potential = u.astype(np.int64)  # [B, K] before this step's update
-        total = potential + self.feedforward(drive) + a_in.astype(np.int64) + self.bias.astype(np.int64)  # [B, K]
-        if self.leak_shift != NO_LEAK_SHIFT:
-            total -= leak_term(potential - self.u_prior.astype(np.int64), self.leak_shift)  # [B, K]
-        return np.clip(total, self.u_min, self.u_max)
+        """The neuron's integer step (the sum exact in int64, then saturated) from the held drive and a_in."""
+        return self.neuron.int_step(u, drive, a_in, self.params())  # [B, K]
 
     def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:
-        """Table lookup: spike counts int32 [B, K]; only neurons with U >= cdf[idx, 0] compare the whole row."""
-        last_row = self.cdf.shape[0] - 1
-        rows = np.clip((u.astype(np.int64) - self.u_min) >> self.sampler_shift, 0, last_row)  # [B, K]
-        draws = draws.astype(np.int64)
-        z = np.zeros(u.shape, dtype=np.int32)
-        fires = np.nonzero(draws >= self.cdf[rows, 0])
-        z[fires] = (draws[fires][:, None] >= self.cdf[rows[fires]]).sum(axis=1)
-        return z
+        """The neuron's table lookup: spike counts int32 [B, K]."""
+        return self.neuron.int_sample(u, draws, self.params()).astype(np.int32)

@@ -9,6 +9,8 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 from lava.magma.core.process.variable import Var
 
+from ipvae.export.neurons.poisson import NAME as POISSON
+from ipvae.export.neurons.registry import neuron_names
 from ipvae.export.spec import MAX_LEAK_SHIFT
 
 # Placeholder shape of the sampler table for the floating_pt model, which computes exact Poisson CDFs.
@@ -86,6 +88,9 @@ class PoissonNeuron(AbstractProcess):
         floating_pt: fraction of u - u_prior removed every step, in [0, 1) (``ModelConfig.leak``). Default 0.
     leak_shift : int, optional
         fixed_pt: n, the leak 2**-n applied as ``(u - u_prior + 2**(n-1)) >> n``; 0 (default): no leak.
+    neuron : str, optional
+        The neuron model whose step functions both ProcessModels call (ipvae.export.neurons.registry; an
+        export's ``layer/1/neuron/type``). Default ``"POISSON"``, the dynamics described above.
 
     Ports: ``a_in`` (InPort [B, K], lateral input), ``drive_in`` (InPort [B, K], feed-forward row
     sums of input events), ``s_out`` (OutPort [B, K], graded spike counts), ``u_out`` (OutPort
@@ -115,11 +120,14 @@ class PoissonNeuron(AbstractProcess):
         ff_exponent: int = 0,
         stop_window: int = 0,
         stop_tolerance: int = 0,
+        neuron: str = POISSON,
         name: ty.Optional[str] = None,
         log_config: ty.Optional[LogConfig] = None,
     ) -> None:
         _check_neuron_arguments(shape, u_prior, bias, u_min, u_max, n_steps, max_spike_count, seed, image_offset, cdf)
         _check_leak_arguments(leak, leak_shift)
+        if neuron not in neuron_names():
+            raise ValueError(f"unknown neuron {neuron!r} (registered: {', '.join(neuron_names())})")
         super().__init__(
             shape=shape,
             n_steps=int(n_steps),
@@ -137,6 +145,7 @@ class PoissonNeuron(AbstractProcess):
             ff_exponent=int(ff_exponent),
             stop_window=int(stop_window),
             stop_tolerance=int(stop_tolerance),
+            neuron=str(neuron),
             name=name,
             log_config=log_config,
         )
