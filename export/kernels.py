@@ -9,11 +9,11 @@ The arithmetic is docs/fixed_point.md sections 5 and 6 for one step of B images:
     z    = #{n : U >= cdf[idx, n]}                                      (rows are non-decreasing: stop at the first miss)
 
 ``step_state[b]`` = absorb(absorb(absorb(0, seed), image_b), step) comes from ipvae.export.rng (numpy).
-The numpy functions of ipvae.export.rng / ipvae.export.sampler are the readable definitions; the oracle of these
-kernels is tests/test_export_reference.py's timestep simulation of the spec (pure-Python sampling
-with ipvae.export.rng.uniform24 and Lava's own Dense arithmetic), and the Lava parity tests.
-The early exit of the sampler loop relies on non-decreasing table rows, which ipvae.export.sampler builds
-and ipvae.export.hdf5.read_model validates.
+These kernels are an optimisation, not a definition: the arithmetic is defined once by the plain functions
+of ipvae.export.neurons.poisson (int_step, int_sample), ipvae.export.rng and ipvae.export.reference.dense_apply,
+and tests/test_export_kernels.py pins the kernels to them bit for bit on random states (the Poisson neuron's
+``fused_int_step`` calls integrate_and_sample). The early exit of the sampler loop relies on non-decreasing
+table rows, which ipvae.export.sampler builds and ipvae.export.hdf5.read_model validates.
 """
 
 from __future__ import annotations
