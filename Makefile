@@ -66,25 +66,25 @@ bench: setup
 	$(PY) benchmarks/pruning.py
 	$(PY) benchmarks/energy.py
 
-# The paper's six experiments at the documented budget (ipvae/bench/budget.py), then docs/results.md from
+# The paper's six experiments at the documented budget (ipvae/paper/budget.py), then docs/results.md from
 # their JSON. Resumable: models and finished parts in runs/bench are reused, an interrupted run continues.
 # Two halves of the model table train side by side, one core and one thread each (OMP_NUM_THREADS=1: two
 # processes of 2 OpenMP threads on 2 cores spin against each other and run tens of times slower); the last
-# `bench all` finds every part done and assembles the six experiments over all models.
+# `paper all` finds every part done and assembles the six experiments over all models.
 RESULTS_HALF_A := ipvae igrelu pc lca gvae_conv
 RESULTS_HALF_B := igvae pvae_conv iai
 results: setup
 	@export OMP_NUM_THREADS=1; \
-	$(VENV)/bin/ipvae bench all --out runs/bench --models $(RESULTS_HALF_A) & half_a=$$!; \
-	$(VENV)/bin/ipvae bench all --out runs/bench --models $(RESULTS_HALF_B); half_b=$$?; \
+	$(VENV)/bin/ipvae paper all --out runs/bench --models $(RESULTS_HALF_A) & half_a=$$!; \
+	$(VENV)/bin/ipvae paper all --out runs/bench --models $(RESULTS_HALF_B); half_b=$$?; \
 	wait $$half_a && [ $$half_b -eq 0 ]
-	OMP_NUM_THREADS=1 $(VENV)/bin/ipvae bench all --out runs/bench
-	$(VENV)/bin/ipvae bench report --out runs/bench --report docs/results.md
+	OMP_NUM_THREADS=1 $(VENV)/bin/ipvae paper all --out runs/bench
+	$(VENV)/bin/ipvae paper report --out runs/bench --report docs/results.md --headline README.md
 
 # The same at the smoke budget (minutes, one seed): docs/results-quick.md, labelled as not results.
 results-quick: setup
-	$(VENV)/bin/ipvae bench all --quick --out runs/bench-quick
-	$(VENV)/bin/ipvae bench report --quick --out runs/bench-quick --report docs/results-quick.md
+	$(VENV)/bin/ipvae paper all --quick --out runs/bench-quick
+	$(VENV)/bin/ipvae paper report --quick --out runs/bench-quick --report docs/results-quick.md
 
 lint: setup
 	$(PY) -m compileall -q ipvae train export lava_models tests sim_tests hw_tests benchmarks

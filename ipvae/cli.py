@@ -20,7 +20,7 @@ _COMMAND_MODULES = (
     "ipvae.export.cli",
     "ipvae.lava.cli",
     "ipvae.demo",
-    "ipvae.bench.cli",
+    "ipvae.paper.cli",
 )
 
 

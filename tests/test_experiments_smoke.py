@@ -1,14 +1,15 @@
-"""Smoke test of `ipvae bench`: all six experiments and the report at the tiny budget, and bad input."""
+"""Smoke test of `ipvae paper`: all six experiments and the report at the tiny budget, and bad input."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ipvae.bench.budget import TINY
-from ipvae.bench.experiments import EXPERIMENTS
-from ipvae.bench.zoo import MODELS, run_config
+from ipvae.paper.budget import TINY
+from ipvae.paper.experiments import EXPERIMENTS
+from ipvae.paper.zoo import MODELS, run_config
 
 SMOKE_MODELS = ("ipvae", "lca")  # the exported model and a baseline (every entry's config: test below)
 from ipvae.cli import main
@@ -20,10 +21,10 @@ def bench(tmp_path_factory):
     images = np.random.default_rng(0).integers(0, 256, size=(12, 28, 28)).astype(np.uint8)
     np.save(root / "mine.npy", images)
     results = root / "results"
-    assert main(["bench", "all", "--budget", "tiny", "--out", str(results), "--threads", "1", "--models", *SMOKE_MODELS,
+    assert main(["paper", "all", "--budget", "tiny", "--out", str(results), "--threads", "1", "--models", *SMOKE_MODELS,
                  "--dataset", f"mine={root / 'mine.npy'}"]) == 0
     report = root / "report" / "results.md"
-    assert main(["bench", "report", "--budget", "tiny", "--out", str(results), "--report", str(report)]) == 0
+    assert main(["bench", "report", "--budget", "tiny", "--out", str(results), "--report", str(report)]) == 0  # the alias
     assert "Wall clock from the first experiment" in report.read_text()
     loaded = {name: json.loads((results / name / f"{name}.json").read_text()) for name in EXPERIMENTS}
     return results, report, loaded
@@ -85,7 +86,7 @@ def test_a_rerun_reuses_the_stored_parts(bench):
 
 
 def test_the_help_lists_every_experiment():
-    from ipvae.bench.cli import EXPERIMENT_HELP
+    from ipvae.paper.cli import EXPERIMENT_HELP
 
     assert EXPERIMENT_HELP.split(", ") == list(EXPERIMENTS)
 
@@ -115,7 +116,7 @@ def test_report_without_results_and_mixed_budgets_are_refused(tmp_path, capsys, 
 
 
 def test_the_readme_headline_block_is_rewritten_from_the_json(tmp_path, bench):
-    from ipvae.bench.report import README_END, README_START, load_results, update_readme
+    from ipvae.paper.report import README_END, README_START, load_results, update_readme
 
     results_dir, _, loaded = bench
     readme = tmp_path / "README.md"
@@ -124,3 +125,18 @@ def test_the_readme_headline_block_is_rewritten_from_the_json(tmp_path, bench):
     text = readme.read_text()
     r2 = loaded["mnist"]["rows"]["ipvae"]["summary"]["r2"]["mean"]
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and f"{r2:.3f}" in text
+
+
+def test_the_report_rewrites_a_headline_block_only_where_asked(tmp_path, bench, monkeypatch):
+    from ipvae.paper import report as report_module
+
+    results_dir, _, _ = bench
+    monkeypatch.setattr(report_module, "HEADLINE_BUDGETS", ("tiny",))  # as the full budget would
+    monkeypatch.chdir(tmp_path)
+    original = f"intro\n{report_module.README_START}\nold\n{report_module.README_END}\n"
+    Path("README.md").write_text(original)
+    assert main(["paper", "report", "--budget", "tiny", "--out", str(results_dir), "--report", "r.md"]) == 0
+    assert Path("README.md").read_text() == original  # the README in the working folder is left alone
+    assert main(["paper", "report", "--budget", "tiny", "--out", str(results_dir), "--report", "r.md",
+                 "--headline", "README.md"]) == 0
+    assert "old" not in Path("README.md").read_text()

@@ -8,13 +8,14 @@ import pytest
 import torch
 from scipy import stats
 
-from ipvae.bench import claims
-from ipvae.bench.budget import TINY
-from ipvae.bench.context import Context
-from ipvae.bench.experiments.features import TOP_PIXEL_FRACTION, atom_locality, chance_locality, participation_ratio
-from ipvae.bench.glyphs import BOX, CHARACTERS, DUPLICATE_TOLERANCE, SIDE, hershey_glyphs, load_user_images, render_glyph
-from ipvae.bench.measure import rate_distortion_distance, summary
-from ipvae.bench.zoo import MODELS, ensure_trained, run_config, run_directory, training_seconds
+from ipvae.paper import claims
+from ipvae.paper.budget import TINY
+from ipvae.paper.context import Context
+from ipvae.paper.experiments.features import TOP_PIXEL_FRACTION, atom_locality, chance_locality, participation_ratio
+from ipvae.data.glyphs import BOX, CHARACTERS, DUPLICATE_TOLERANCE, SIDE, hershey_glyphs, render_glyph
+from ipvae.data.labelled import load_user_images
+from ipvae.paper.measure import rate_distortion_distance, summary
+from ipvae.paper.zoo import MODELS, ensure_trained, run_config, run_directory, training_seconds
 from ipvae.errors import IpvaeError
 
 
@@ -96,7 +97,7 @@ def test_user_images_from_npy_and_png_folder(tmp_path):
     x, y = load_user_images(tmp_path / "pngs")
     assert x.shape == (2, SIDE * SIDE) and y.tolist() == [0, 1]
     np.save(tmp_path / "bad.npy", np.zeros((3, 5)))
-    with pytest.raises(IpvaeError, match="expected images"):
+    with pytest.raises(IpvaeError, match="784"):  # 5 pixels are not a 28x28 image
         load_user_images(tmp_path / "bad.npy")
     with pytest.raises(IpvaeError):
         load_user_images(tmp_path / "missing.txt")
@@ -153,8 +154,8 @@ def test_wall_clock_spans_the_manifest_to_the_last_result_and_judges_the_quick_t
     import os
     from datetime import datetime, timezone
 
-    from ipvae.bench.report import _wall_clock_lines
-    from ipvae.bench.runner import MANIFEST
+    from ipvae.paper.report import _wall_clock_lines
+    from ipvae.paper.runner import MANIFEST
 
     started = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
     (tmp_path / MANIFEST).write_text(json.dumps({"budget": "quick", "started_utc": started.isoformat()}))

@@ -10,11 +10,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # folder on disk -> the package it installs as (pyproject.toml [tool.setuptools.package-dir])
-PACKAGE_DIRS = {"ipvae": "ipvae", "train/data": "ipvae.data", "train": "ipvae.train", "export": "ipvae.export",
+PACKAGE_DIRS = {"ipvae": "ipvae", "train": "ipvae.train", "export": "ipvae.export",
                 "lava_models": "ipvae.lava"}
 GROUND, TRAIN, EXPORT, LAVA, TOP = range(5)  # the pipeline's order: a module imports its own floor or lower ones
 GROUND_MODULES = ("ipvae", "ipvae.errors", "ipvae.fileio", "ipvae.images", "ipvae.data")
-TOP_MODULES = ("ipvae.cli", "ipvae.demo", "ipvae.api", "ipvae.bench")  # bench: the experiments drive every stage
+TOP_MODULES = ("ipvae.cli", "ipvae.demo", "ipvae.api", "ipvae.paper")  # paper: the experiments drive every stage
 
 
 def floor(module: str) -> int:
@@ -169,3 +169,13 @@ def test_the_lava_check_sees_a_chain_through_another_module(tmp_path):
     (tmp_path / "c.py").write_text("def plan(matrix):\n    return matrix.lava_dense_kwargs()\n")
     assert lava_paths_from("ipvae.lava.accounting.c", {"ipvae.lava.accounting.c": tmp_path / "c.py"}) == [
         ["ipvae.lava.accounting.c", "lava_dense_kwargs()"]]
+
+
+def test_the_data_package_is_one_module_object():
+    """ipvae/data is imported as ipvae.data only: no second name (such as ipvae.train.data) loads the folder again."""
+    import importlib.util
+
+    import ipvae.data
+
+    assert Path(ipvae.data.__file__).parent == REPO_ROOT / "ipvae" / "data"
+    assert importlib.util.find_spec("ipvae.train.data") is None

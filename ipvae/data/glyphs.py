@@ -1,20 +1,15 @@
-"""Novel 28x28 data sets: glyphs rendered from the Hershey vector fonts, and users' own images.
+"""Glyphs rendered from the Hershey vector fonts: a novel 28x28 data set for models trained on MNIST.
 
 Hershey glyphs (PyPI ``Hershey-Fonts``, public-domain fonts of A. V. Hershey): every character of
 :data:`CHARACTERS` in every font of :data:`FONTS` is drawn as strokes on a fine canvas
 (RENDER_SCALE x 28 pixels), thickened, and averaged down to 28x28, the glyph fitted into the central
 20x20 box like MNIST's digits. Labels are the character's index; the split is by font (train and test
 never share a font), so a probe must generalise across type faces.
-
-User sets: a ``.npy`` array [N, 28, 28] or [N, 784] (values in [0, 1], or 0..255 which is rescaled)
-with optional labels in ``NAME_labels.npy`` beside it, or a folder of PNGs (labels from the names of
-sub-folders when there are any).
 """
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,7 +26,6 @@ FONTS = ("futural", "futuram", "rowmans", "rowmand", "rowmant", "timesr", "times
 TEST_FONTS = ("futuram", "rowmant", "timesib", "scriptc", "gothicita")
 BYTE_MAX = 255.0
 DUPLICATE_TOLERANCE = 1.0 / BYTE_MAX  # two glyphs closer than this in every pixel are the same glyph
-USER_SPLIT_FRACTION = 0.5  # labelled user sets: the first half (in a seeded order) fits the probe
 
 
 def _glyph_strokes(font, character: str) -> list[tuple[tuple[float, float], tuple[float, float]]]:
@@ -112,67 +106,3 @@ def _rendered_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
         splits[split] = (images[keep], labels[keep])
         seen = np.concatenate([seen, images[keep]])
     return splits
-
-
-def load_user_images(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A user's 28x28 grayscale set: x [N, 784] float32 in [0, 1] and labels [N] or None."""
-    path = Path(path)
-    if path.is_dir():
-        images, names = _png_folder(path)
-    elif path.suffix == ".npy" and path.is_file():
-        try:
-            images = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as error:
-            raise IpvaeError(f"{path}: not a readable .npy array ({error})") from None
-        labels_path = path.with_name(f"{path.stem}_labels.npy")
-        names = np.load(labels_path, allow_pickle=False) if labels_path.is_file() else None
-    else:
-        raise IpvaeError(f"{path}: expected a .npy file or a folder of PNG images")
-    images = np.asarray(images, dtype=np.float64)
-    if images.ndim not in (2, 3) or images.shape[0] == 0 or images[0].size != SIDE * SIDE:
-        raise IpvaeError(f"{path}: expected images [N, 28, 28] or [N, 784], got shape {images.shape}")
-    images = images.reshape(images.shape[0], SIDE * SIDE)
-    if not np.isfinite(images).all():
-        raise IpvaeError(f"{path}: the images contain NaN or Inf")
-    if images.min() < 0 or images.max() > BYTE_MAX:
-        raise IpvaeError(f"{path}: pixel values must lie in [0, 1] or [0, 255]")
-    if images.max() > 1.0:
-        images = images / BYTE_MAX
-    labels = None
-    if names is not None:
-        if len(names) != len(images):
-            raise IpvaeError(f"{path}: {len(names)} labels for {len(images)} images")
-        _, codes = np.unique(np.asarray(names), return_inverse=True)
-        labels = torch.from_numpy(codes.astype(np.int64))
-    return torch.from_numpy(images.astype(np.float32)), labels
-
-
-def _png_folder(folder: Path) -> tuple[np.ndarray, list[str] | None]:
-    from skimage.color import rgb2gray, rgba2rgb
-    from skimage.io import imread
-    from skimage.util import img_as_float
-
-    files = sorted(folder.rglob("*.png"))
-    if not files:
-        raise IpvaeError(f"{folder}: no .png files")
-    images = []
-    for file in files:
-        try:
-            image = imread(file)
-        except (OSError, ValueError) as error:
-            raise IpvaeError(f"{file}: not a readable PNG ({error})") from None
-        if image.ndim == 3:
-            image = rgb2gray(rgba2rgb(image) if image.shape[-1] == 4 else image)
-        image = img_as_float(image)
-        if image.shape != (SIDE, SIDE):
-            raise IpvaeError(f"{file}: expected a 28x28 image, got {image.shape}")
-        images.append(image)
-    labelled = any(file.parent != folder for file in files)
-    return np.stack(images), ([str(file.parent.relative_to(folder)) for file in files] if labelled else None)
-
-
-def split_labelled(x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple:
-    """A seeded half/half split of a labelled user set: (x_train, y_train, x_test, y_test)."""
-    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))  # [N]
-    cut = int(round(USER_SPLIT_FRACTION * x.shape[0]))
-    return x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]

@@ -1,4 +1,4 @@
-"""`ipvae bench NAME|all|report`: run the paper's experiments and generate the results report."""
+"""`ipvae paper NAME|all|report` (alias `ipvae bench`): run the paper's experiments and generate the results report."""
 
 from __future__ import annotations
 
@@ -12,22 +12,26 @@ DEFAULT_OUT = {"full": "runs/bench", "quick": "runs/bench-quick", "paper": "runs
 
 
 # Listed for --help only (building the parser must not import torch); run_experiment checks the name
-# against ipvae.bench.experiments.EXPERIMENTS, and a test keeps this help in step with that table.
+# against ipvae.paper.experiments.EXPERIMENTS, and a test keeps this help in step with that table.
 EXPERIMENT_HELP = "mnist, natural, convergence, rotation, novel, features"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("bench", help="run the paper's experiments (JSON + PNG + Markdown) or the report")
+    parser = subparsers.add_parser("paper", aliases=["bench"],
+                                   help="run the paper's experiments (JSON + PNG + Markdown) or the report (alias: bench)")
     parser.add_argument("name", help=f"an experiment ({EXPERIMENT_HELP}), 'all' (the six) or 'report'")
     parser.add_argument("--quick", action="store_true", help="the smoke budget (minutes, one seed; not results)")
     parser.add_argument("--budget", choices=["full", "quick", "paper", "tiny"],
                         help="full (default), quick, paper (400 epochs) or tiny (seconds; for tests only)")
     parser.add_argument("--out", help="results directory (default runs/bench, runs/bench-quick with --quick)")
-    parser.add_argument("--models", nargs="+", help="model names (default: every entry of ipvae.bench.zoo.MODELS)")
+    parser.add_argument("--models", nargs="+", help="model names (default: every entry of ipvae.paper.zoo.MODELS)")
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",
                         help="novel: also test on a user's 28x28 set (.npy or a folder of PNGs); repeatable")
     parser.add_argument("--report", help="report: the Markdown file to write (default docs/results.md; "
                                          "docs/results-quick.md with --quick)")
+    parser.add_argument("--headline", metavar="MARKDOWN",
+                        help="report: also rewrite the headline-results block of this Markdown file (between its "
+                             "markers; full or paper budget only), e.g. README.md as 'make results' does")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.set_defaults(func=run_bench)
 
@@ -47,12 +51,12 @@ def _user_datasets(specs: list[str]) -> tuple[tuple[str, Path], ...]:
 def run_bench(args) -> int:
     import torch
 
-    from ipvae.bench.budget import get_budget
-    from ipvae.bench.context import Context, device_label
-    from ipvae.bench.experiments import EXPERIMENTS
-    from ipvae.bench.report import write_report
-    from ipvae.bench.runner import run_experiment
-    from ipvae.bench.zoo import select_models
+    from ipvae.paper.budget import get_budget
+    from ipvae.paper.context import Context, device_label
+    from ipvae.paper.experiments import EXPERIMENTS
+    from ipvae.paper.report import write_report
+    from ipvae.paper.runner import run_experiment
+    from ipvae.paper.zoo import select_models
 
     if args.quick and args.budget not in (None, "quick"):
         raise IpvaeError("--quick and --budget disagree")
@@ -60,10 +64,10 @@ def run_bench(args) -> int:
     results_dir = Path(args.out or DEFAULT_OUT[budget_name])
     if args.name == "report":
         default = "docs/results-quick.md" if budget_name == "quick" else "docs/results.md"
-        # the headline block is rewritten at the full or paper budget only (write_report checks), wherever
-        # the report itself goes
-        readme = Path("README.md") if Path("README.md").is_file() else None
-        out = write_report(results_dir, Path(args.report or default), readme=readme)
+        headline = Path(args.headline) if args.headline else None
+        if headline is not None and not headline.is_file():
+            raise IpvaeError(f"--headline {headline}: no such file")
+        out = write_report(results_dir, Path(args.report or default), readme=headline)
         print(f"wrote {out}")
         return 0
     if args.threads:

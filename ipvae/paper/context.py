@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ipvae.bench.budget import Budget
-from ipvae.bench.zoo import ModelEntry
+from ipvae.paper.budget import Budget
+from ipvae.paper.zoo import ModelEntry
 from ipvae.fileio import write_json
 
 PARTS_DIR = "parts"

@@ -7,8 +7,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ipvae.bench.context import Context
-from ipvae.bench.experiments import EXPERIMENTS
+from ipvae.paper.context import Context
+from ipvae.paper.experiments import EXPERIMENTS
 from ipvae.errors import IpvaeError
 from ipvae.fileio import atomic_path, write_json
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipvae.bench.budget import Budget
+from ipvae.paper.budget import Budget
 from ipvae.errors import IpvaeError
 from ipvae.fileio import write_json
 
@@ -38,7 +38,7 @@ LAMBDA_SWEEP = Sweep("options", "sparsity", scale=0.1)  # lambda = 0.1 (the pres
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model of the comparison.  paper_key: its row in ipvae.bench.paper (None: not in the paper)."""
+    """A model of the comparison.  paper_key: its row in ipvae.paper.published (None: not in the paper)."""
 
     name: str
     label: str

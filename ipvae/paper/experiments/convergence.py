@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ipvae.bench import format as fmt
-from ipvae.bench.context import Context
-from ipvae.bench.figures import new_figure, save_labelled
-from ipvae.bench.measure import reconstruction, summary
-from ipvae.bench.zoo import ensure_trained
+from ipvae.paper import format as fmt
+from ipvae.paper.context import Context
+from ipvae.paper.figures import new_figure, save_labelled
+from ipvae.paper.measure import reconstruction, summary
+from ipvae.paper.zoo import ensure_trained
 
 NAME = "convergence"
 TITLE = "Convergence beyond training (metrics at every step, far past T_train)"
@@ -33,7 +33,7 @@ def _curves(ctx: Context, entry, seed: int, x) -> dict:
 
 
 def run(ctx: Context) -> dict:
-    from ipvae.bench.experiments.mnist import load
+    from ipvae.paper.experiments.mnist import load
 
     budget = ctx.budget
     x, _ = load("test", budget.curve_images)

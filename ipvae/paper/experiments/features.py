@@ -18,11 +18,11 @@ import math
 import numpy as np
 import torch
 
-from ipvae.bench import format as fmt
-from ipvae.bench.context import Context
-from ipvae.bench.figures import new_grid, save_labelled
-from ipvae.bench.measure import reconstruction, summarise_runs
-from ipvae.bench.zoo import ensure_trained
+from ipvae.paper import format as fmt
+from ipvae.paper.context import Context
+from ipvae.paper.figures import new_grid, save_labelled
+from ipvae.paper.measure import reconstruction, summarise_runs
+from ipvae.paper.zoo import ensure_trained
 
 NAME = "features"
 TITLE = "Learned features and compositionality"
@@ -84,8 +84,8 @@ def _run(ctx: Context, entry, seed: int, x_digits, x_glyphs) -> dict:
 
 
 def run(ctx: Context) -> dict:
-    from ipvae.bench.experiments.mnist import load
-    from ipvae.bench.glyphs import hershey_glyphs
+    from ipvae.paper.experiments.mnist import load
+    from ipvae.data.glyphs import hershey_glyphs
 
     budget = ctx.budget
     x_digits, _ = load("test", budget.test_images)

@@ -6,17 +6,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ipvae.bench import format as fmt
-from ipvae.bench.context import Context
-from ipvae.bench.figures import new_figure, save_labelled
-from ipvae.bench.measure import (
+from ipvae.paper import format as fmt
+from ipvae.paper.context import Context
+from ipvae.paper.figures import new_figure, save_labelled
+from ipvae.paper.measure import (
     FEATURE_LABELS,
     probe_scores,
     reconstruction,
     summarise_runs,
 )
-from ipvae.bench.paper import MNIST_TABLE, PAPER_SOURCE
-from ipvae.bench.zoo import ensure_trained
+from ipvae.paper.published import MNIST_TABLE, PAPER_SOURCE
+from ipvae.paper.zoo import ensure_trained
 from ipvae.train.evaluate import probe_accuracy
 
 NAME = "mnist"

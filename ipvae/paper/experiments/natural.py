@@ -3,12 +3,12 @@ swept over the KL weight beta, and the paper's distance d = sqrt((1 - R^2)^2 + (
 
 from __future__ import annotations
 
-from ipvae.bench import format as fmt
-from ipvae.bench.context import Context
-from ipvae.bench.figures import new_figure, save_labelled
-from ipvae.bench.measure import rate_distortion_distance, reconstruction
-from ipvae.bench.paper import NATURAL_DISTANCE
-from ipvae.bench.zoo import ensure_trained
+from ipvae.paper import format as fmt
+from ipvae.paper.context import Context
+from ipvae.paper.figures import new_figure, save_labelled
+from ipvae.paper.measure import rate_distortion_distance, reconstruction
+from ipvae.paper.published import NATURAL_DISTANCE
+from ipvae.paper.zoo import ensure_trained
 
 NAME = "natural"
 TITLE = "Natural-image patches: rate-distortion sweep (beta / lambda)"

@@ -3,12 +3,12 @@ any 28x28 set the user passes (``--dataset NAME=PATH``): reconstruction and prob
 
 from __future__ import annotations
 
-from ipvae.bench import format as fmt
-from ipvae.bench.context import Context
-from ipvae.bench.glyphs import CHARACTERS, FONTS, TEST_FONTS, hershey_glyphs
-from ipvae.bench.figures import new_figure, save_labelled
-from ipvae.bench.measure import FEATURE_LABELS, probe_scores, reconstruction, summarise_runs
-from ipvae.bench.zoo import ensure_trained
+from ipvae.paper import format as fmt
+from ipvae.paper.context import Context
+from ipvae.data.glyphs import CHARACTERS, FONTS, TEST_FONTS, hershey_glyphs
+from ipvae.paper.figures import new_figure, save_labelled
+from ipvae.paper.measure import FEATURE_LABELS, probe_scores, reconstruction, summarise_runs
+from ipvae.paper.zoo import ensure_trained
 from ipvae.errors import DatasetUnavailable
 
 NAME = "novel"
@@ -37,7 +37,7 @@ def _builtin_sets(budget):
 
 
 def _user_sets(ctx: Context):
-    from ipvae.bench.glyphs import load_user_images, split_labelled
+    from ipvae.data.labelled import load_user_images, split_labelled
 
     sets = {}
     for name, path in ctx.user_datasets:

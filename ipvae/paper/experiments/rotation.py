@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ipvae.bench import format as fmt
-from ipvae.bench.context import Context
-from ipvae.bench.figures import new_figure, save_labelled
-from ipvae.bench.measure import FEATURE_LABELS, code_features, reconstruction, summary
-from ipvae.bench.zoo import ensure_trained
+from ipvae.paper import format as fmt
+from ipvae.paper.context import Context
+from ipvae.paper.figures import new_figure, save_labelled
+from ipvae.paper.measure import FEATURE_LABELS, code_features, reconstruction, summary
+from ipvae.paper.zoo import ensure_trained
 from ipvae.train.evaluate import probe_accuracy
 
 NAME = "rotation"
@@ -39,7 +39,7 @@ def _angles_run(ctx: Context, entry, seed: int, data) -> dict:
 
 
 def run(ctx: Context) -> dict:
-    from ipvae.bench.experiments.mnist import load
+    from ipvae.paper.experiments.mnist import load
 
     budget = ctx.budget
     x_train, y_train = load("train", budget.probe_train_images)
