@@ -11,7 +11,7 @@ each ``proc/<name>/`` folder holds exactly one ``process.py`` and its ``models.p
 - ``runner``: many images through one compiled graph, clean runtime shutdown.
 - ``pipeline``: inputs, the two backends (Lava, integer reference), the summary table, parity;
   ``parity``: the comparison of two trajectories; ``tradeoff``: R^2-vs-energy points for the benchmarks;
-  ``fit_command``: ``ipvae fit``.
+  ``plan_command``: ``ipvae plan`` (and its deprecated alias ``ipvae fit``).
 - ``accounting/``: what counts, prices and plans (energy, pricing, MACs, NeuroBench metrics, pruning, the
   Loihi 2 plan, figures); it imports no Lava (tests/test_namespace.py checks it).
 

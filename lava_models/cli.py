@@ -63,9 +63,9 @@ def register(subparsers) -> None:
     parity.add_argument("--json", action="store_true", help="print one JSON object")
     parity.set_defaults(func=parity_command)
 
-    from ipvae.lava.fit_command import register as register_fit
+    from ipvae.lava.plan_command import register as register_plan
 
-    register_fit(subparsers)
+    register_plan(subparsers)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:

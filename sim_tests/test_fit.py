@@ -68,14 +68,23 @@ def test_steps_per_second_closed_form():
     assert report["fits_one_chip"] and "PLAN, NOT A MEASUREMENT" in report["label"]
 
 
-def test_fit_cli_json_and_bad_target(mnist_sized_export, capsys):
-    assert main(["fit", str(mnist_sized_export), "--json"]) == 0
+def test_plan_cli_json_and_bad_target(mnist_sized_export, capsys):
+    assert main(["plan", str(mnist_sized_export), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["target"] == "loihi2" and report["chip_totals"]["neurons"]["used"] == 48 + 784
     assert any(figure["assumption"] for figure in report["figures"].values())
-    assert main(["fit", str(mnist_sized_export), "--target", "truenorth"]) != 0
+    assert main(["plan", str(mnist_sized_export), "--target", "truenorth"]) != 0
     err = capsys.readouterr().err
     assert "unknown target" in err and len(err.strip().splitlines()) == 1
+
+
+def test_fit_is_a_deprecated_alias_of_plan(mnist_sized_export, capsys):
+    assert main(["plan", str(mnist_sized_export), "--json"]) == 0
+    planned = capsys.readouterr()
+    assert main(["fit", str(mnist_sized_export), "--json"]) == 0
+    aliased = capsys.readouterr()
+    assert json.loads(aliased.out) == json.loads(planned.out)
+    assert planned.err == "" and aliased.err.strip().splitlines() == ["ipvae fit: deprecated, use 'ipvae plan' (the same arguments)"]
 
 
 def test_pruning_removes_exactly_the_smallest_synapses():

@@ -6,7 +6,7 @@
 - ``neurobench_metrics``: a run in NeuroBench's definitions.
 - ``metrics``: reconstruction quality of spike counts (R^2, MSE, zeros) per step.
 - ``pruning``: magnitude pruning of an export's synapses.
-- ``fit``: the Loihi 2 resource plan behind ``ipvae fit`` (a plan, not a measurement).
+- ``fit``: the Loihi 2 resource plan behind ``ipvae plan`` (a plan, not a measurement).
 - ``figures``: PNG figures of a run.
 
 Everything here takes arrays and integer models (ipvae.export) and returns counts, prices and plans; what

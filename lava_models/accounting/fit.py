@@ -3,7 +3,7 @@
 A PLAN, NOT A MEASUREMENT: nothing here ran on Loihi 2. It counts what the export needs (synapses,
 neuron state, sampler-table memory), assigns the neuron groups to neuro-cores so each core stays within
 its memory and neuron limits, and turns per-operation times into timesteps per second. The command
-`ipvae fit model.h5 --target loihi2` (ipvae.lava.fit_command) reads the export and prints this plan.
+`ipvae plan model.h5 --target loihi2` (ipvae.lava.plan_command) reads the export and prints this plan.
 
 Mapping assumptions (each stated in the report):
 - synapses live in the core of their postsynaptic neuron (Loihi's synaptic memory is per destination core);

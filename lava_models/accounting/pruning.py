@@ -1,7 +1,7 @@
 """Magnitude pruning of an exported integer model's synapses (what the chip would store and run).
 
 A pruned synapse is a zero mantissa: no synapse on the chip (``Fanouts.from_integer_model`` and
-``ipvae fit`` count only non-zero mantissas), and the integer reference runs the pruned model exactly.
+``ipvae plan`` count only non-zero mantissas), and the integer reference runs the pruned model exactly.
 """
 
 from __future__ import annotations
