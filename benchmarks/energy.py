@@ -45,8 +45,8 @@ DEFAULT_PARETO_STEPS = (8, 16, 32, 64)
 DEFAULT_PARETO_PRUNING = (0.0, 0.1, 0.25)
 # per-image stopping rule (ipvae.export.events): (window w, tolerance eps) at the largest --pareto-steps T
 DEFAULT_PARETO_STOPPING = ((8, 0.125), (8, 0.25), (4, 0.25))
-PAPER_AMORTIZED_PVAE_R2 = 0.713  # ipvae.md anchor table: the paper's conv P-VAE on MNIST (not measured here)
-TARGET_STEPS = 64  # issue 9: targets are stated at R^2 within R2_TOLERANCE of the T = 64 figure
+PAPER_AMORTIZED_PVAE_R2 = 0.713  # the paper's conv P-VAE on MNIST (its table; not measured here)
+TARGET_STEPS = 64  # the energy targets are stated at R^2 within R2_TOLERANCE of the T = 64 figure
 R2_TOLERANCE = 0.01
 MICRO_PER_NANO = 1e-3
 
@@ -66,8 +66,8 @@ def components_nj(counts) -> dict[str, float]:
 def spiking_points(model, x: np.ndarray, steps, pruning) -> list[dict]:
     """One point per (T, lateral pruning fraction) on the integer reference.
 
-    Hook: per-image stopping rules (issue 9 item 3) add their points here, one per eps, once the
-    integer reference and the counts support them.
+    Hook: per-image stopping rules add their points here, one per eps, once the integer reference and the
+    counts support them.
     """
     points = []
     for fraction in pruning:
@@ -147,7 +147,7 @@ def cheapest_meeting(baselines: dict, points: list[dict], threshold: float, kind
 
 def targets(points: list[dict], baselines: dict, amortized: dict, n_latents: int, nonzeros: NonZeros | None = None,
             n_inputs: int | None = None) -> dict:
-    """Issue 9's targets: the cheapest spiking point with R^2 within R2_TOLERANCE of the unpruned T = 64 point,
+    """The energy targets: the cheapest spiking point with R^2 within R2_TOLERANCE of the unpruned T = 64 point,
     against the cheapest conventional baseline reaching the same R^2 (any T of the grid, dense or sparse-weight, the
     sparse one priced with the chosen point's own pruning; with memory / arithmetic only; dense-only beside it)
     and the amortized VAE (one forward pass; its R^2 is the paper's, below the threshold)."""
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             "images": args.images,
             "spiking": spiking,
             "baselines": baselines,
-            "amortized_vae": {"r2": PAPER_AMORTIZED_PVAE_R2, "r2_source": "paper (ipvae.md anchor table), not measured here",
+            "amortized_vae": {"r2": PAPER_AMORTIZED_PVAE_R2, "r2_source": "paper (its MNIST table), not measured here",
                               "priced": amortized},
         },
         "targets": targets(spiking, baselines, amortized, model.n_latents, NonZeros.from_integer_model(model), model.n_inputs),

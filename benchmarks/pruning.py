@@ -1,5 +1,5 @@
 """Pruning the smallest lateral (and feed-forward) synapses of the exported integer model: synapses and
-synaptic ops per inference against R^2 from spikes (issue 9). Evaluated on the integer reference, bit-exact
+synaptic ops per inference against R^2 from spikes. Evaluated on the integer reference, bit-exact
 to the Lava fixed_pt graph, so every point is what the chip would run.
 
     .venv/bin/python benchmarks/pruning.py [RUN_DIR] [--images 500] [--steps 64] [--fractions 0 0.25 ...] [--out out/bench/pruning]

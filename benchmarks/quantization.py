@@ -1,4 +1,4 @@
-"""Fidelity of the integer iP-VAE vs the float model at 4, 6, 8, 12, 16 weight bits (issue 3).
+"""Fidelity of the integer iP-VAE vs the float model at 4, 6, 8, 12, 16 weight bits.
 
     .venv/bin/python benchmarks/quantization.py [RUN_DIR] [--n-images 1000] [--out out/bench/quantization]
 
@@ -26,7 +26,7 @@ from ipvae.export.source import load_images, load_source
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 DEFAULT_BITS = (4, 6, 8, 12, 16)
-R2_BUDGET_8BIT = 0.02  # issue 3: 8-bit loses at most 0.02 R^2
+R2_BUDGET_8BIT = 0.02  # the quantization target: 8-bit loses at most 0.02 R^2
 FLOAT_MODEL_REPEATS = 3  # torch's own Poisson draws: average a few seeds to shrink the sampling noise
 TEST_SPLIT = "test"
 METRICS = ("r2", "zeros", "spikes_per_inference", "mse_per_pixel")

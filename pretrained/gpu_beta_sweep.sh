@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The second command run on the lent GPU for issue 7 (2026-11-26): stage 4's recipe continued from
+# The second command run on a lent GPU (2026-11-26): stage 4's recipe continued from
 # runs/mnist_k512_stage4 for EPOCHS epochs at three KL weights beta (1.0, 1.5, 2.0), three processes
 # side by side on one GPU, each a complete run (warm-up and cosine decay end inside it).
 # The first session (gpu_session.sh) found that longer training at beta 0.7 lifts R^2 to .957 but

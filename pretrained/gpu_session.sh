@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one command run on the lent GPU machine for issue 7 (2026-11-26): longer training of the shipped
+# The one command run on a lent GPU machine (2026-11-26): longer training of the shipped
 # recipe than the 2-core CPU affords, plus a seed spread of the shipped stage 5 on the machine's CPU cores.
 #
 #   A  stage 4's recipe continued from runs/mnist_k512_stage4 (no lateral penalty) for as many epochs as

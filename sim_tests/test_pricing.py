@@ -26,7 +26,7 @@ from ipvae.lava.accounting.pricing import (
 )
 from ipvae.lava.accounting.pvae_architecture import ConvPvae, ConvPvaeConfig, conv_pvae_input_shape
 
-PAPER_CONV_PVAE_PARAMS_MILLIONS = 6.79  # ipvae.md anchor table (two decimals)
+PAPER_CONV_PVAE_PARAMS_MILLIONS = 6.79  # the paper's MNIST table (two decimals)
 PAPER_CONV_GVAE_PARAMS_MILLIONS = 6.93  # same table: the Gaussian twin (2K encoder outputs)
 KIB = 1024
 

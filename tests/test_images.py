@@ -153,7 +153,7 @@ def test_bad_file_sources_are_one_line(tmp_path, content, fragment):
 
 
 def test_ipvae_run_on_a_folder_of_pngs(tmp_path, capsys):
-    """Done-when of issue 10: `ipvae run model.h5 --data some_folder/` runs on PNG files."""
+    """`ipvae run model.h5 --data some_folder/` runs on a folder of PNG files."""
     params = random_float_params(SyntheticConfig(n_inputs=784, n_latents=12, seed=4))
     model = quantize(params, spec_for(params, seed=1), 1.0 / 127, n_steps=4)
     write_model(tmp_path / "model.h5", model, ExportMetadata(

@@ -1,4 +1,4 @@
-"""Regression tests for the reliability battery of issue 10: every bad input is one line and a non-zero
+"""Regression tests for the reliability rules: every bad input is one line and a non-zero
 exit, output paths are checked before the work, strings from files are bounded and escaped, and values
 that are finite but outside what the fixed-point spec implies are refused."""
 

@@ -59,7 +59,7 @@ def recovery_scores(planted_phi: torch.Tensor, learned_phi: torch.Tensor) -> tor
 
 # Oracles for the best cosine match of each planted bar with a learned atom (tests/measure_margins.py --only
 # bars reruns the spread; numbers below: training seeds 0-9 at 1 thread on a shared 2-core AMD EPYC; the
-# 2-thread pass did not finish in time on the loaded machine, the Zen 4 run gave seed 0 min 0.7992).
+# 2-thread pass did not finish in time on the loaded machine, a Zen 4 run gave seed 0 min 0.7992).
 # - chance: the untrained dictionary of the same seed; its median best match is 0.27-0.39 (analytically a
 #   random direction in R^36 has cos ~ N(0, 1/36) with a bar, the best of 24 about 0.33);
 # - a merged atom, the sum of a horizontal and a vertical bar (one shared pixel), scores sqrt(7/12) = 0.76

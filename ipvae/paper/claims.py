@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 SUPPORTED, CONTRADICTED, UNSETTLED, NOT_TESTED = "supported", "not supported", "not settled", "not tested"
 OUTCOME_WORDS = {SUPPORTED: "iP-VAE better", CONTRADICTED: "iP-VAE worse", UNSETTLED: "within the spread"}
-INT8_R2_BUDGET = 0.02  # issue 3: the 8-bit export loses at most 0.02 R^2
+INT8_R2_BUDGET = 0.02  # the quantization target: the 8-bit export loses at most 0.02 R^2
 FOCUS = "ipvae"
 SAME_SIZE_TOLERANCE = 0.10  # models within 10% of iP-VAE's parameter count count as the same size
 

@@ -1,5 +1,5 @@
-"""The paper's published numbers (Vafaii, Galor & Yates, arXiv 2410.19315), as digested in the team's
-reference notes (shared/reference/ipvae.md): MNIST, K = 512, 5 seeds, 400 epochs on GPUs.
+"""The paper's published numbers (Vafaii, Galor & Yates, "Poisson variational autoencoder" / iP-VAE,
+arXiv 2410.19315, its MNIST and natural-patch tables): MNIST, K = 512, 5 seeds, 400 epochs on GPUs.
 
 These are the only numbers in the report that were not produced by a command of this repository; the
 report prints them beside ours and labels them as the paper's.

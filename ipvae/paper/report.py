@@ -45,7 +45,7 @@ def load_results(results_dir: Path) -> dict:
     return results
 
 
-QUICK_TARGET_MINUTES = 10.0  # issue 8: the smoke budget runs all six experiments in under 10 minutes
+QUICK_TARGET_MINUTES = 10.0  # the smoke budget's target: all six experiments in under 10 minutes
 
 
 def _wall_clock_lines(results_dir: Path, results: dict) -> list[str]:

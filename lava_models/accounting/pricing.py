@@ -285,8 +285,8 @@ def conventional_baselines(n_inputs: int, n_latents: int, n_steps: int, amortize
                            nonzeros: NonZeros | None = None) -> dict:
     """Every conventional baseline at fp32 and int8, arithmetic-only and with weight reads (nJ per inference).
 
-    ``amortized``: the amortized VAE's layer MACs (default: the paper's conv P-VAE rebuilt; issue 8's
-    trained baseline can pass ``count_macs(its_module, shape)`` instead). ``nonzeros``: the deployed model's
+    ``amortized``: the amortized VAE's layer MACs (default: the paper's conv P-VAE rebuilt; the trained
+    amortized baseline (ipvae.train.baselines.amortized) can pass ``count_macs(its_module, shape)`` instead). ``nonzeros``: the deployed model's
     non-zero weights; with them the sparse-weight schedule (``sparse_lateral``) is priced too.
     """
     amortized = paper_amortized_pvae_macs() if amortized is None else amortized

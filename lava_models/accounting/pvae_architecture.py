@@ -1,6 +1,6 @@
 """The amortized conv P-VAE the iP-VAE paper compares against, rebuilt layer by layer to count its MACs.
 
-Not a trainable baseline (issue 8 builds those): an untrained ``nn.Module`` with the same weight layers,
+Not a trainable baseline (those are ipvae.train.baselines): an untrained ``nn.Module`` with the same weight layers,
 shapes and strides as the authors' MNIST configuration, so ``ipvae.lava.accounting.macs.count_macs`` can price one
 forward pass by the MACs it really performs instead of one MAC per parameter.
 
