@@ -24,7 +24,8 @@ class Fidelity:
 
 
 def r2_per_image(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
-    """1 - SSE / SST for each row of x [B, M]; [B]."""
+    """1 - SSE / SST for each row of x [B, M]; [B]. The numpy definition every deployment-side metric uses
+    (ipvae.train.evaluate has the same formula on torch tensors for training)."""
     x = x.astype(np.float64)
     residual = ((x - recon) ** 2).sum(axis=-1)
     total = ((x - x.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)

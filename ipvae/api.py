@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-BACKENDS = ("lava", "reference")
-
 
 @dataclass(frozen=True, eq=False)
 class SpikingRun:
@@ -87,17 +85,10 @@ def run(model, x: np.ndarray, *, steps: int | None = None, backend: str = "refer
     """Spiking inference of an integer model on inputs x ([N, M] or [N, F, M]) for ``steps`` steps (default:
     the export's), on the Lava CPU simulator (``backend="lava"``, fixed_pt) or the bit-identical integer
     reference (``"reference"``, faster). ``seed`` replaces the spike-generator key."""
-    import dataclasses
+    from ipvae.lava.pipeline import check_backend, check_input_range, check_steps, run_backend, summarize, with_seed
 
-    from ipvae.errors import IpvaeError
-    from ipvae.lava.pipeline import check_input_range, check_steps, run_backend, summarize
-
-    if backend not in BACKENDS:
-        raise IpvaeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if seed is not None:
-        if isinstance(seed, bool) or not 0 <= int(seed) < 2**64:
-            raise IpvaeError(f"seed must be in 0..2**64-1, got {seed}")
-        model = dataclasses.replace(model, spec=dataclasses.replace(model.spec, seed=int(seed)))
+    check_backend(backend)
+    model = with_seed(model, seed)
     n_steps = check_steps(model.n_steps if steps is None else steps)
     x = check_input_range(np.asarray(x, dtype=np.float64), model)
     result = run_backend(model, x, n_steps, backend, image_offset=image_offset, progress=False, record_u=False)

@@ -14,7 +14,8 @@ from ipvae.export.integer_model import IntegerModel
 from ipvae.errors import IpvaeError
 from ipvae.images import LoadedInputs, is_file_source, load_file_inputs
 from ipvae.lava.accounting.energy import Fanouts, OperationCounts, count_event_operations, count_operations
-from ipvae.lava.accounting.metrics import r2_per_image, step_targets, trajectory_metrics
+from ipvae.export.fidelity import r2_per_image
+from ipvae.lava.accounting.metrics import step_targets, trajectory_metrics
 from ipvae.lava.parity import ParityReport, compare_trajectories
 from ipvae.lava.accounting.pricing import NonZeros, baseline_summary, table_as_dict
 from ipvae.lava.runner import InputError, validate_images
@@ -47,12 +48,22 @@ def read_export(path: str | Path, seed: int | None = None) -> IntegerModel:
     """The validated integer model of an export file; ``seed`` replaces the file's generator key."""
     from ipvae.export.hdf5 import read_model
 
-    model = read_model(path).model
+    return with_seed(read_model(path).model, seed, name="--seed")
+
+
+def with_seed(model: IntegerModel, seed: int | None, *, name: str = "seed") -> IntegerModel:
+    """The model with its generator key replaced by ``seed`` (None: unchanged); refused outside 0..2**64-1."""
     if seed is None:
         return model
     if isinstance(seed, bool) or not 0 <= int(seed) < 2**64:
-        raise IpvaeError(f"--seed must be in 0..2**64-1, got {seed}")
+        raise IpvaeError(f"{name} must be in 0..2**64-1, got {seed}")
     return dataclasses.replace(model, spec=dataclasses.replace(model.spec, seed=int(seed)))
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise IpvaeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
 
 
 def check_input_range(x: np.ndarray, model: IntegerModel) -> np.ndarray:
@@ -138,8 +149,7 @@ def run_backend(model: IntegerModel, x: np.ndarray, n_steps: int, backend: str, 
     options: the event-driven options (ipvae.export.events); batch: Lava images side by side (default:
     ipvae.lava.runner.balanced_batch).
     """
-    if backend not in BACKENDS:
-        raise IpvaeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    check_backend(backend)
     x = validate_images(x, model.n_inputs, n_steps)
     if backend == "lava":
         from ipvae.lava.network import build_fixed_network

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ipvae.lava.accounting.metrics import r2_per_image
+from ipvae.export.fidelity import r2_per_image
 from ipvae.lava.pipeline import run_backend, summarize
 
 FLOAT_CHUNK_IMAGES = 250  # the float reference keeps [T+1, B, M] reconstructions: bound B

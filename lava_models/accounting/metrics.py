@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TINY = np.finfo(np.float64).tiny
+from ipvae.export.fidelity import r2_per_image
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,13 +37,6 @@ def step_targets(x: np.ndarray, n_steps: int) -> np.ndarray:
         return np.broadcast_to(x[None], (n_steps + 1,) + x.shape)
     frame_of_step = np.maximum(np.arange(n_steps + 1) - 1, 0)  # [T+1]
     return x[:, frame_of_step].transpose(1, 0, 2)
-
-
-def r2_per_image(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
-    """1 - SSE / sum (x - mean x)^2 per image, [N]."""
-    residual = np.square(x - recon).sum(axis=-1)  # [N]
-    total = np.maximum(np.square(x - x.mean(axis=-1, keepdims=True)).sum(axis=-1), TINY)  # [N]
-    return 1.0 - residual / total
 
 
 def trajectory_metrics(x: np.ndarray, z: np.ndarray, phi: np.ndarray) -> StepMetrics:
