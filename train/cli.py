@@ -11,7 +11,7 @@ from ipvae.errors import IpvaeError
 from ipvae.fileio import prepare_output_dir, write_json
 from ipvae.images import is_file_source, load_file_inputs, square_side
 from ipvae.train.config import DEVICES, FAMILIES
-from ipvae.train.registry import KINDS
+from ipvae.train.registry import kinds
 
 EVAL_FILE = "eval.json"
 CURVES_FILE = "curves.json"
@@ -98,7 +98,7 @@ def register(subparsers) -> None:
     train_parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
     train_parser.add_argument("--device", choices=DEVICES,
                               help="train on the CPU (default) or the GPU (a single process; torchrun picks per rank)")
-    train_parser.add_argument("--kind", choices=KINDS, help="model: the iterative VAE (default) or a baseline")
+    train_parser.add_argument("--kind", choices=kinds(), help="model: the iterative VAE (default) or a baseline")
     train_parser.add_argument("--family", choices=FAMILIES, help="posterior family (iterative and amortized VAEs)")
     train_parser.add_argument("--encoder", help="encoder of the amortized VAE (linear, mlp or conv)")
     train_parser.add_argument("--sparse-algorithm", help="sparse coding inference (lca, ista or fista)")

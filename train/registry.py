@@ -36,7 +36,11 @@ MODEL_MODULES: dict[str, str] = {
     "predictive_coding": "ipvae.train.baselines.predictive_coding",  # Rao & Ballard; incremental PC
     "iterative_amortized": "ipvae.train.baselines.iterative_amortized",  # Marino et al. 2018
 }
-KINDS = tuple(MODEL_MODULES)
+
+
+def kinds() -> tuple[str, ...]:
+    """The model kinds, in the table's order."""
+    return tuple(MODEL_MODULES)
 
 
 @runtime_checkable
@@ -83,7 +87,7 @@ class Model(Protocol):
 def model_module(kind: str) -> ModuleType:
     """The module that defines ``kind`` (ValueError for a kind not in the table)."""
     if kind not in MODEL_MODULES:
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {kinds()}")
     return importlib.import_module(MODEL_MODULES[kind])
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from ipvae.errors import IpvaeError
 from ipvae.train.config import ModelConfig
-from ipvae.train.registry import KINDS, model_module
+from ipvae.train.registry import kinds, model_module
 
 MODEL_PRESETS: dict[str, dict] = {
-    name: dict(kind=kind, **values) for kind in KINDS for name, values in model_module(kind).PRESETS.items()
+    name: dict(kind=kind, **values) for kind in kinds() for name, values in model_module(kind).PRESETS.items()
 }
 
 
