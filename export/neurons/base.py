@@ -15,6 +15,10 @@ one population of B images x K neurons:
   (ipvae.export.kernels), pinned to the plain functions by tests/test_export_kernels.py; None: the
   reference calls the plain functions.
 
+``params`` is a FloatNeuronParams / IntegerNeuronParams or any object with the same attributes (the Lava
+ProcessModels pass themselves: their Vars and run constants carry those names). The integer functions form
+their sums in int64 whatever the integer width of the stored arrays.
+
 The uniforms U = uniform24(seed, image, step, neuron) (ipvae.export.rng) and the stopping rule
 (ipvae.export.events.StopRegisters) are the same for every neuron model. Models are registered by name
 in ipvae.export.neurons.registry; the name is what the export file stores in ``layer/1/neuron/type``.

@@ -23,7 +23,6 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from ipvae.export.events import EventOptions, StopRegisters
-from ipvae.export.neurons.base import FloatNeuronParams, IntegerNeuronParams
 from ipvae.export.neurons.poisson import NAME as POISSON
 from ipvae.export.neurons.registry import neuron_model
 from ipvae.export.rng import RNG_BITS, key_prefix, uniform24_from_prefix
@@ -118,15 +117,16 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
         self.hard_upper_clamp = bool(proc_params.get("hard_upper_clamp", False))
         self.leak = float(proc_params.get("leak", 0.0))
 
-    def params(self) -> FloatNeuronParams:
-        return FloatNeuronParams(u_prior=self.u_prior, u_min=self.u_min, u_max=self.u_max, max_spike_count=self.cap,
-                                 leak=self.leak, hard_upper_clamp=self.hard_upper_clamp)
+    @property
+    def max_spike_count(self) -> int:
+        return self.cap
 
+    # The model is its own FloatNeuronParams: u_prior, u_min, u_max, max_spike_count, leak, hard_upper_clamp.
     def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
-        return self.neuron.float_step(u, (drive, a_in, self.bias), self.params())  # [B, K]
+        return self.neuron.float_step(u, (drive, a_in, self.bias), self)  # [B, K]
 
     def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:
-        return self.neuron.float_sample(u, draws, self.params()).astype(np.float64)  # [B, K]
+        return self.neuron.float_sample(u, draws, self).astype(np.float64)  # [B, K]
 
 
 @implements(proc=PoissonNeuron, protocol=LoihiProtocol)
@@ -159,16 +159,11 @@ class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
         self.leak_shift = int(proc_params.get("leak_shift", NO_LEAK_SHIFT))
         self.sampler_shift = proc_params["u_frac_bits"] - proc_params["sampler_frac_bits"]
 
-    def params(self) -> IntegerNeuronParams:
-        return IntegerNeuronParams(
-            bias=self.bias.astype(np.int64), u_prior=self.u_prior.astype(np.int64), u_min=self.u_min, u_max=self.u_max,
-            leak_shift=self.leak_shift, ff_exponent=self.ff_exponent, cdf=self.cdf, sampler_shift=self.sampler_shift,
-        )
-
+    # The model is its own IntegerNeuronParams: bias, u_prior, u_min, u_max, leak_shift, ff_exponent, cdf, sampler_shift.
     def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
         """The neuron's integer step (the sum exact in int64, then saturated) from the held drive and a_in."""
-        return self.neuron.int_step(u, drive, a_in, self.params())  # [B, K]
+        return self.neuron.int_step(u, drive, a_in, self)  # [B, K]
 
     def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:
         """The neuron's table lookup: spike counts int32 [B, K]."""
-        return self.neuron.int_sample(u, draws, self.params()).astype(np.int32)
+        return self.neuron.int_sample(u, draws, self).astype(np.int32)
