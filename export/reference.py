@@ -10,9 +10,9 @@ with dense(W, s) = floor(sum_j m_ij s_j * 2**e) exactly as Lava's bit-accurate D
 leak(d) = (d + 2**(n-1)) >> n for the model's leak_shift n (0 when n = 0: ipvae.export.spec.leak_term).
 The neuron's step and sampler are the functions of the model's neuron (ipvae.export.neurons: ``model.neuron``
 names it; the Poisson neuron's compiled kernel runs in their place, pinned to them by a test), the stopping
-rule is ipvae.export.events.StopRegisters. Integer dot products run as float64 BLAS products, which are exact while every partial sum stays
-below 2**53 (checked). ``run_float_reference`` is the float-u variant (no quantization at all) that
-draws spikes with the same uniforms, for the high-precision-limit test.
+rule is ipvae.export.events.StopRegisters. Integer dot products run as float64 BLAS products, which are
+exact while every partial sum stays below 2**53 (checked). ``run_float_reference`` is the float-u variant
+(no quantization at all) that draws spikes with the same uniforms, for the high-precision-limit test.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def register_neuron(model: NeuronModel) -> NeuronModel:
     if not isinstance(model, NeuronModel):
         raise TypeError(f"register a NeuronModel, got {type(model).__name__}")
     if not NAME_PATTERN.fullmatch(model.name):
-        raise ValueError(f"a neuron name is 1-32 upper-case letters, digits or '_' starting with a letter, got {model.name!r}")
+        raise ValueError(f"a neuron name is 1-32 upper-case letters, digits or '_' from a letter, got {model.name!r}")
     registered = _MODELS.setdefault(model.name, model)
     if registered is not model:
         raise ValueError(f"another neuron model is already registered as {model.name!r}")

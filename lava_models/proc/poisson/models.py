@@ -49,7 +49,8 @@ class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
         self.image_offset: int = proc_params["image_offset"]
         self.neuron = neuron_model(proc_params.get("neuron", POISSON))
         self.batch, n_latents = proc_params["shape"]
-        stop_options = EventOptions(stop_window=proc_params["stop_window"], stop_tolerance=proc_params["stop_tolerance"])
+        stop_options = EventOptions(stop_window=proc_params["stop_window"],
+                                    stop_tolerance=proc_params["stop_tolerance"])
         self.stop = StopRegisters(self.batch, n_latents, self.n_steps, stop_options)
         self._neurons = np.arange(n_latents, dtype=np.uint64)[None, :]  # [1, K]
         self._prefix_window = -1
@@ -159,7 +160,8 @@ class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
         self.leak_shift = int(proc_params.get("leak_shift", NO_LEAK_SHIFT))
         self.sampler_shift = proc_params["u_frac_bits"] - proc_params["sampler_frac_bits"]
 
-    # The model is its own IntegerNeuronParams: bias, u_prior, u_min, u_max, leak_shift, ff_exponent, cdf, sampler_shift.
+    # The model is its own IntegerNeuronParams: bias, u_prior, u_min, u_max, leak_shift, ff_exponent, cdf,
+    # sampler_shift.
     def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
         """The neuron's integer step (the sum exact in int64, then saturated) from the held drive and a_in."""
         return self.neuron.int_step(u, drive, a_in, self)  # [B, K]
