@@ -107,7 +107,11 @@ def _lava_sample(ctx: Context, entry, data) -> dict:
 
 def _import_lava_first() -> None:
     """Lava sets multiprocessing's start method when first imported, which fails once anything (the probe's
-    scikit-learn/joblib) has fixed it: import it before the probes run."""
+    scikit-learn/joblib, a training run's progress bar) has fixed it: import it before the probes run, through
+    ipvae.lava.lava_import, which also copes with a 'fork' context fixed earlier in the process."""
+    from ipvae.lava.lava_import import prepare_lava_import
+
+    prepare_lava_import()
     import lava.magma.core.process.process  # noqa: F401
 
 
