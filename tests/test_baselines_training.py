@@ -120,3 +120,14 @@ def test_pixel_precision_is_the_inverse_variance_of_each_model_likelihood():
         else:  # energy 1/2 ||x - Phi z||^2
             expected = torch.ones(9)
         torch.testing.assert_close(precision.detach(), expected)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--kind", "amortized", "--encoder", "foo"], "AmortizedOptions.encoder must be one of"),
+    (["--kind", "sparse_coding", "--sparse-algorithm", "nope"], "SparseCodingOptions.sparse_algorithm must be one of"),
+])
+def test_a_bad_option_value_is_refused_in_one_line(tmp_path, capsys, flags, message):
+    assert main(["train", *flags, "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error
+    assert not (tmp_path / "run").exists()
