@@ -1,6 +1,6 @@
 # Sourced by the GPU-session scripts: makes `ipvae` importable on the device tool's machine without
 # installing it (python3 there is 3.12 with its own torch; the package-dir mapping of pyproject.toml
-# becomes symbolic links) and the bundled MNIST pickle reachable (carried under .devcarry/site).
+# becomes symbolic links; ipvae/data is copied with ipvae/) and the bundled MNIST pickle reachable (carried under .devcarry/site).
 REPO=$PWD
 WORK=${WORK:-$REPO/out/gpu_work}
 PY=${PY:-python3}
@@ -8,7 +8,6 @@ SHIM=$WORK/shim
 rm -rf "$SHIM" && mkdir -p "$SHIM/ipvae"
 cp -r "$REPO"/ipvae/. "$SHIM/ipvae/"
 ln -s "$REPO/train" "$SHIM/ipvae/train"
-ln -s "$REPO/train/data" "$SHIM/ipvae/data"
 ln -s "$REPO/export" "$SHIM/ipvae/export"
 ln -s "$REPO/lava_models" "$SHIM/ipvae/lava"
 export PYTHONPATH=$SHIM:$REPO/.devcarry/site${PYTHONPATH:+:$PYTHONPATH}
