@@ -46,10 +46,15 @@ def lookup_counts(u_int: np.ndarray, uniforms: np.ndarray, cdf: np.ndarray, u_mi
     """Spike counts z = #{n : U >= cdf[row(u), n]} for potentials u_int and draws U of the same shape.
 
     The one definition of the table lookup (the integer reference's compiled kernel is pinned to it).
-    Returns int16 of the shape of u_int, values 0..cap.
+    Table rows are non-decreasing (built so here, validated on read), so a draw below its row's first entry
+    counts 0 and only the others are compared with the whole row. Returns int16 of the shape of u_int, 0..cap.
     """
-    rows = cdf[table_rows(u_int, u_min_int, sampler_shift, cdf.shape[0])]  # [..., cap]
-    return (uniforms[..., None] >= rows).sum(axis=-1, dtype=np.int16)
+    rows = table_rows(u_int, u_min_int, sampler_shift, cdf.shape[0])  # [...]
+    draws = uniforms.astype(np.int64)
+    counts = np.zeros(np.shape(u_int), dtype=np.int16)
+    fires = np.nonzero(draws >= cdf[rows, 0])  # where z >= 1
+    counts[fires] = (draws[fires][:, None] >= cdf[rows[fires]]).sum(axis=-1, dtype=np.int16)
+    return counts
 
 
 def sampler_index(u_int: np.ndarray, spec: FixedPointSpec) -> np.ndarray:
