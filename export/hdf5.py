@@ -38,6 +38,7 @@ from ipvae.export.spec import (
 from ipvae import __version__ as TOOLKIT_VERSION
 from ipvae.errors import ExportFormatError, IpvaeError, shown
 from ipvae.fileio import atomic_path
+from ipvae.limits import ResourceLimitError, check_memory, product
 
 INPUT = "layer/0"
 DENSE = "layer/1"
@@ -49,6 +50,9 @@ LEAK_SHIFT = f"{NEURON}/leak_shift"  # optional: files written before the leak e
 EXPONENT_LIMIT = 31  # |weight exponent|: anything larger cannot be a sensible shift of an int32 accumulator
 SHA256_HEX_LENGTH = 64
 MAX_STRING_BYTES = 4096  # the longest string a valid export holds is a source path
+MAX_UNSHAPED_ELEMENTS = 2**16  # a dataset read without an expected shape (none in format version 1) stays small
+MAX_INPUTS, MAX_LATENTS = 2**24, 2**16  # the bounds of a training config (ipvae.train.validation.FIELD_BOUNDS)
+CDF_CHECK_BYTES_PER_ENTRY = 3 * 8  # _check_sampler_table: the expected table and the difference, int64
 DECODER_ROUNDING_SLACK = 1e-6  # float32 storage of phi vs the float64 it was rounded from, relative to half an LSB
 SAMPLER_TABLE_TOLERANCE = 1  # LSBs of 2**-24: scipy's last-ulp differences between machines may flip one floor
 INPUT_MAX_RELATIVE_TOLERANCE = 1e-9
@@ -209,6 +213,7 @@ class _Reader:
             raise _fail(path, "missing")
         if not isinstance(node, h5py.Dataset):
             raise _fail(path, "is a group, expected a dataset")
+        self._check_declared(path, node, dtype, shape)  # before a byte of data is read
         try:
             value = np.asarray(node[()])
         except Exception as error:
@@ -224,6 +229,28 @@ class _Reader:
             raise _fail(path, "contains NaN or Inf")
         self.datasets[path] = value
         return value
+
+    @staticmethod
+    def _check_declared(path: str, node: h5py.Dataset, dtype: np.dtype | str, shape: tuple | None) -> None:
+        """The dataset's declared dtype and shape against the spec, and its size against the memory: a small
+        file can declare a (2**31,) int64 dataset of fill values, 16 GiB once read."""
+        declared_shape, declared_dtype = tuple(node.shape), node.dtype
+        if dtype == STRING:
+            if declared_dtype.kind != "S" or declared_shape != ():
+                raise _fail(path, f"expected a string, found {declared_dtype} with shape {declared_shape}")
+            if declared_dtype.itemsize > MAX_STRING_BYTES:
+                raise _fail(path, f"a string of {declared_dtype.itemsize} bytes (at most {MAX_STRING_BYTES} expected)")
+            return
+        if declared_dtype != np.dtype(dtype):
+            raise _fail(path, f"dtype {declared_dtype}, expected {np.dtype(dtype)}")
+        if shape is not None and declared_shape != tuple(shape):
+            raise _fail(path, f"shape {declared_shape}, expected {tuple(shape)}")
+        if shape is None and product(*declared_shape) > MAX_UNSHAPED_ELEMENTS:
+            raise _fail(path, f"shape {declared_shape} is larger than any dataset of this format")
+        try:
+            check_memory(product(*declared_shape, declared_dtype.itemsize), f"reading {path} {declared_shape}")
+        except ResourceLimitError as error:
+            raise _fail(path, str(error)) from None
 
     def string(self, path: str, expected: str | None = None) -> str:
         raw = self.array(path, STRING)[()]
@@ -310,9 +337,9 @@ def _read_all(reader: _Reader) -> ExportedModel:
     reader.integer(f"{NEURON}/rng_bits", RNG_BITS, RNG_BITS)
     n_inputs = int(reader.array(f"{INPUT}/shape", INT64, (1,))[0])
     n_latents = int(reader.array(f"{DENSE}/shape", INT64, (1,))[0])
-    for path, size in ((f"{INPUT}/shape", n_inputs), (f"{DENSE}/shape", n_latents)):
-        if size < 1:
-            raise _fail(path, f"{size} must be positive")
+    for path, size, largest in ((f"{INPUT}/shape", n_inputs, MAX_INPUTS), (f"{DENSE}/shape", n_latents, MAX_LATENTS)):
+        if not 1 <= size <= largest:
+            raise _fail(path, f"{size} is outside 1..{largest}")
     spec = _spec(reader)
     reader.integer(f"{DENSE}/num_message_bits", spec.input_bits, spec.input_bits)
     reader.integer(f"{DENSE}/num_message_bits_rec", spec.spike_message_bits, spec.spike_message_bits)
@@ -363,6 +390,10 @@ def _read_all(reader: _Reader) -> ExportedModel:
 def _check_sampler_table(cdf: np.ndarray, spec: FixedPointSpec, neuron: NeuronModel) -> None:
     """The stored table is the one the spec implies for the neuron (Poisson: floor(P(N <= n | lambda_idx) * 2**24)),
     up to one LSB."""
+    try:
+        check_memory(cdf.size * CDF_CHECK_BYTES_PER_ENTRY, f"checking the sampler table {cdf.shape}")
+    except ResourceLimitError as error:
+        raise _fail(f"{NEURON}/cdf", str(error)) from None
     expected = neuron.build_table(spec).astype(np.int64)  # [n_idx, cap]
     worst = int(np.abs(cdf.astype(np.int64) - expected).max(initial=0))
     if worst > SAMPLER_TABLE_TOLERANCE:
@@ -393,22 +424,36 @@ def _check_bounds(model: IntegerModel) -> None:
             raise _fail(paths[name], f"worst-case {name} = {bound} overflows int32")
 
 
-def read_model(path: str | Path) -> ExportedModel:
-    """Read and validate an export; raises ExportFormatError (one line, naming the field) on any problem."""
+def read_model(path: str | Path, expected_sha256: str | None = None) -> ExportedModel:
+    """Read and validate an export; raises ExportFormatError (one line, naming the field) on any problem.
+
+    The stored content hash detects accidental damage only: whoever edits a file can store a new hash.
+    ``expected_sha256``, a hash the user trusts (printed by ``ipvae export``), makes the file the one
+    that was exported: any other content is refused.
+    """
     path = Path(path)
-    if path.is_dir():
-        raise ExportFormatError(f"{path} is a folder, not an export file (give the .h5 file written by 'ipvae export')")
-    if not path.is_file():
-        raise ExportFormatError(f"{path}: no such file")
+    try:
+        if path.is_dir():
+            raise ExportFormatError(f"{shown(path)} is a folder, not an export file (give the .h5 file written by 'ipvae export')")
+        if not path.is_file():
+            raise ExportFormatError(f"{shown(path)}: no such file")
+    except OSError as error:  # a name too long for the file system
+        raise ExportFormatError(f"{shown(path)}: {error.strerror or type(error).__name__}") from None
     try:
         file = h5py.File(path, "r")
     except Exception as error:
-        raise ExportFormatError(f"{path}: not a readable HDF5 file ({_first_line(error)})") from None
+        raise ExportFormatError(f"{shown(path)}: not a readable HDF5 file ({shown(_first_line(error), 100)})") from None
     try:
         with file:
-            return _read_all(_Reader(file))
+            exported = _read_all(_Reader(file))
     except ExportFormatError as error:
-        raise ExportFormatError(f"{path}: {error}") from None
+        raise ExportFormatError(f"{shown(path)}: {error}") from None
     except Exception as error:  # a damaged file can make h5py fail anywhere; still one line
-        raise ExportFormatError(f"{path}: damaged HDF5 file ({_first_line(error)})") from None
+        raise ExportFormatError(f"{shown(path)}: damaged HDF5 file ({shown(_first_line(error), 100)})") from None
+    if expected_sha256 is not None and exported.metadata.content_sha256 != expected_sha256.lower():
+        raise ExportFormatError(
+            f"{shown(path)}: content sha256 {exported.metadata.content_sha256[:16]}... is not the expected "
+            f"{expected_sha256[:16]}...: not the file you trust"
+        )
+    return exported
 

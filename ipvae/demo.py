@@ -15,6 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ipvae.limits import integer_flag
+
+MNIST_PIXELS = 28 * 28
 DEMO_TEST_IMAGES = 500
 DEMO_T_TEST = 64
 # Per-step curves up to T_test only: curves to 256 steps cost ten times the evaluation on 2 shared cores
@@ -42,15 +45,27 @@ def register(subparsers) -> None:
     )
     parser.add_argument("run_dir", nargs="?", default="pretrained/mnist_k512")
     parser.add_argument("--out", default="out/demo")
-    parser.add_argument("--lava-images", type=int, default=DEMO_LAVA_IMAGES, help="test images through Lava")
-    parser.add_argument("--lava-steps", type=int, default=DEMO_LAVA_STEPS, help="inference steps T on Lava")
-    parser.add_argument("--eval-images", type=int, default=DEMO_TEST_IMAGES, help="test images for the float evaluation")
+    parser.add_argument("--lava-images", type=integer_flag(1), default=DEMO_LAVA_IMAGES, help="test images through Lava")
+    parser.add_argument("--lava-steps", type=integer_flag(1), default=DEMO_LAVA_STEPS, help="inference steps T on Lava")
+    parser.add_argument("--eval-images", type=integer_flag(1), default=DEMO_TEST_IMAGES,
+                        help="test images for the float evaluation")
     parser.set_defaults(func=run_demo)
 
 
 def run_demo(args) -> int:
+    from ipvae.errors import IpvaeError, shown
     from ipvae.fileio import prepare_output_dir
+    from ipvae.limits import check_memory, evaluation_bytes, inference_record_bytes
+    from ipvae.train.checkpoint import load_config
 
+    model = load_config(args.run_dir).model
+    if model.n_inputs != MNIST_PIXELS:
+        raise IpvaeError(f"the demo runs MNIST; {shown(args.run_dir)} takes {model.n_inputs} inputs, not {MNIST_PIXELS} "
+                         f"(use 'ipvae eval', 'export' and 'run' with its own data)")
+    check_memory(evaluation_bytes(args.eval_images, DEMO_T_TEST, model.n_latents, model.n_inputs, args.eval_images)
+                 + inference_record_bytes(args.lava_images, args.lava_steps, model.n_latents, model.n_inputs,
+                                          record_u=True, backends=2),
+                 f"--eval-images {args.eval_images} --lava-images {args.lava_images} --lava-steps {args.lava_steps}")
     out = prepare_output_dir(args.out)
     float_figures = float_evaluation(args.run_dir, out, args.eval_images)
     model_path = export_model(args.run_dir, out / "model.h5")

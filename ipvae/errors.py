@@ -5,6 +5,8 @@ NaN weights, a missing dataset). The CLI prints its message as one line and exit
 shows a traceback for these.
 """
 
+import unicodedata
+
 
 class IpvaeError(Exception):
     """Bad input or an unusable artefact; the message is one complete sentence for the user."""
@@ -35,11 +37,37 @@ class OutputPathError(IpvaeError):
 
 
 SHOWN_TEXT_LIMIT = 120
+MESSAGE_LIMIT = 300  # characters of a whole error line
+
+
+def _escaped(text: object, backslash: bool = True) -> str:
+    """Control and format characters (ANSI escapes, newlines, bidi overrides, lone surrogates) as Python
+    escapes: nothing that moves a terminal's cursor or splits the line; other letters stay readable."""
+    return "".join(
+        character.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if (backslash and character == "\\") or unicodedata.category(character)[0] == "C" or unicodedata.category(character) in ("Zl", "Zp")
+        else character
+        for character in str(text)
+    )
+
+
+def _shortened(text: str, limit: int) -> str:
+    """At most about ``limit`` characters: the head and the tail, the middle counted (a path's file name stays)."""
+    if len(text) <= limit:
+        return text
+    marker = f"...({len(text) - limit} more characters)..."
+    kept = max(0, limit - len(marker))
+    head = kept * 2 // 3
+    return f"{text[:head]}{marker}{text[len(text) - (kept - head):]}"
 
 
 def shown(text: object, limit: int = SHOWN_TEXT_LIMIT) -> str:
-    """Text from a file or the user, safe to print in one line: control characters escaped, length bounded."""
-    escaped = str(text).encode("unicode_escape").decode("ascii").replace('"', '\\"')
-    if len(escaped) <= limit:
-        return f'"{escaped}"'
-    return f'"{escaped[:limit]}"... ({len(escaped) - limit} more characters)'
+    """Text from a file or the user (a file name, a string read from a file), safe to print in one line:
+    control characters escaped, length bounded, quoted."""
+    return '"' + _shortened(_escaped(text).replace('"', '\\"'), limit) + '"'
+
+
+def one_line(message: object, limit: int = MESSAGE_LIMIT) -> str:
+    """A whole message as one printable line of at most about ``limit`` characters (the last line of defence:
+    messages quote file names with ``shown`` already; this catches anything that slipped through)."""
+    return _shortened(_escaped(message, backslash=False), limit)

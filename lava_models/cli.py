@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ipvae.export.events import ReadoutMode, ReadoutSchedule
-from ipvae.errors import IpvaeError
+from ipvae.errors import IpvaeError, one_line
+from ipvae.images import is_file_source
+from ipvae.limits import check_memory, inference_record_bytes, integer_flag
 from ipvae.fileio import prepare_output_dir
 
 DEFAULT_RUN_OUT = "out/run"
@@ -30,6 +32,8 @@ TABLE_KEYS = (
     "images_per_second", "ms_per_step",
 )
 PARITY_MISMATCH_EXIT = 1
+DEFAULT_DATASET_IMAGES = 20  # ipvae.lava.pipeline's default -n for a data set
+DESCRIPTION_LIMIT = 600  # characters of the "input: ..." line (it names the files read)
 
 
 def register(subparsers) -> None:
@@ -69,15 +73,18 @@ def register(subparsers) -> None:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    from ipvae.export.cli import add_expect_sha256
+
+    add_expect_sha256(parser)
     parser.add_argument("--data", default="mnist",
                         help="data set name (as in 'ipvae eval'); or image files (a PNG/JPEG file, a folder, a quoted "
                              "glob), prepared like MNIST; or a .npy/.npz array [N, M], [N, H, W] or frame sequences "
                              "[N, F, M]")
     parser.add_argument("--split", default="test", help="data set split (default test)")
-    parser.add_argument("--start", type=int, default=0, help="index of the first image (default 0)")
-    parser.add_argument("-n", "--images", type=int, default=None,
+    parser.add_argument("--start", type=integer_flag(0), default=0, help="index of the first image (default 0)")
+    parser.add_argument("-n", "--images", type=integer_flag(1), default=None,
                         help="number of images (default: 20 of a data set, all of a file source)")
-    parser.add_argument("--steps", type=int, default=None, help="inference steps T (default: the export's n_steps)")
+    parser.add_argument("--steps", type=integer_flag(1), default=None, help="inference steps T (default: the export's n_steps)")
     parser.add_argument("--seed", type=int, default=None, help="generator key (default: the export's seed)")
     parser.add_argument("--rotate", type=float, default=None, metavar="DEG",
                         help="moving input: each image rotates by DEG degrees per step")
@@ -87,11 +94,21 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop an image once its spike counts converge, checked every W steps (default 0: never)")
     parser.add_argument("--stop-eps", type=float, default=0.0, metavar="EPS",
                         help="stopping tolerance: relative L1 change of the W-step counts (multiple of 1/256; default 0)")
-    parser.add_argument("--batch", type=int, default=None, metavar="B",
+    parser.add_argument("--batch", type=integer_flag(1), default=None, metavar="B",
                         help="Lava: images side by side in one population (default: up to 32, windows evenly filled)")
 
 
-def _prepare(args) -> tuple:
+def _check_inference_memory(args, model, n_steps: int, n_images: int, parity: bool) -> None:
+    """Refuse, before inputs are loaded or arrays allocated, a run whose spike record cannot fit (one line)."""
+    frames = n_steps if args.rotate is not None else 1
+    needed = inference_record_bytes(n_images, n_steps, model.n_latents, model.n_inputs, record_u=parity,
+                                    backends=2 if parity else 1, frames=frames,
+                                    lava=parity or getattr(args, "backend", "lava") == "lava")
+    check_memory(needed, f"-n {n_images} --steps {n_steps}" + (f" --start {args.start}" if args.start else "")
+                 + f" ({model.n_latents} neurons, {model.n_inputs} inputs)")
+
+
+def _prepare(args, parity: bool = False) -> tuple:
     from ipvae.export.events import EventOptions
     from ipvae.lava.network import check_batch
     from ipvae.lava.pipeline import check_input_range, check_steps, load_inputs_described, read_export
@@ -99,12 +116,24 @@ def _prepare(args) -> tuple:
     options = EventOptions.from_real(input_threshold=args.threshold, stop_window=args.stop_window, stop_eps=args.stop_eps)
     if args.batch is not None:
         check_batch(args.batch)  # before the input line: a bad argument is reported alone
+    if args.expect_sha256 is not None:
+        from ipvae.export.hdf5 import read_model
+
+        read_model(args.model, expected_sha256=args.expect_sha256)
     model = read_export(args.model, seed=args.seed)
     n_steps = check_steps(model.n_steps if args.steps is None else args.steps)
+    from_files = is_file_source(args.data)
+    if not from_files:  # a data set loads start + n images; a file's count is known once it is read
+        _check_inference_memory(args, model, n_steps, args.start + (args.images or DEFAULT_DATASET_IMAGES), parity)
     loaded = load_inputs_described(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
-                                   rotate_degrees=args.rotate, n_steps=n_steps)
+                                   rotate_degrees=None if from_files else args.rotate, n_steps=n_steps)
+    if from_files:
+        _check_inference_memory(args, model, n_steps, loaded.x.shape[0], parity)
+        if args.rotate is not None:
+            loaded = load_inputs_described(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
+                                           rotate_degrees=args.rotate, n_steps=n_steps)
     x = check_input_range(loaded.x, model)
-    print(f"input: {loaded.description}", file=sys.stderr)  # once the inputs are accepted
+    print(one_line(f"input: {loaded.description}", DESCRIPTION_LIMIT), file=sys.stderr)  # once the inputs are accepted
     return model, n_steps, x, options
 
 
@@ -132,7 +161,7 @@ def run_command(args) -> int:
 def parity_command(args) -> int:
     from ipvae.lava.pipeline import parity
 
-    model, n_steps, x, options = _prepare(args)
+    model, n_steps, x, options = _prepare(args, parity=True)
     report, lava, reference = parity(model, x, n_steps, image_offset=args.start, progress=None if not args.json else False,
                                      options=options, batch=args.batch)
     if args.json:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 from pathlib import Path
 
-from ipvae.errors import IpvaeError
-from ipvae.fileio import prepare_output_dir, write_json
+from ipvae.errors import IpvaeError, shown
+from ipvae.fileio import prepare_output_dir, remove_stale_temporaries, run_dir_lock, write_json
+from ipvae.limits import check_memory, evaluation_bytes, images_bytes, read_json_file, training_bytes
 from ipvae.images import is_file_source, load_file_inputs, square_side
 from ipvae.train.config import DEVICES, FAMILIES
 from ipvae.train.registry import kinds
 
 EVAL_FILE = "eval.json"
+RANK_VARIABLE = "RANK"  # torchrun's; rank 0 alone writes (and locks) the run directory
+DEFAULT_EVAL_BATCH = 500  # EvalSettings.batch_size
 CURVES_FILE = "curves.json"
 
 
@@ -137,14 +142,16 @@ def build_config(args) -> "RunConfig":
     sections = {"model": {}, "train": {}}
     if args.config:
         try:
-            loaded = json.loads(Path(args.config).read_text())
+            loaded = read_json_file(args.config)
         except FileNotFoundError:
-            raise IpvaeError(f"config file {args.config} does not exist") from None
-        except json.JSONDecodeError as error:
-            raise IpvaeError(f"config file {args.config} is not valid JSON ({error})") from None
+            raise IpvaeError(f"config file {shown(args.config)} does not exist") from None
+        except (OSError, ValueError) as error:
+            raise IpvaeError(f"config file {shown(args.config)} is not valid JSON ({shown(error, 100)})") from None
+        if not isinstance(loaded, dict) or not all(isinstance(loaded.get(name, {}), dict) for name in sections):
+            raise IpvaeError(f"config file {shown(args.config)} must be an object with 'model' and/or 'train' objects")
         unknown = sorted(set(loaded) - set(sections))
         if unknown:
-            raise IpvaeError(f"config file {args.config} has unknown section(s) {unknown}; use 'model' and 'train'")
+            raise IpvaeError(f"config file {shown(args.config)} has unknown section(s) {shown(unknown[:5])}; use 'model' and 'train'")
         for name in sections:
             sections[name].update(loaded.get(name, {}))
     for flag, (section, field) in _TRAIN_OVERRIDES.items():
@@ -156,13 +163,30 @@ def build_config(args) -> "RunConfig":
         height, width = image_shape(train_config.data)
         sections["model"].setdefault("n_inputs", height * width)
         model_config = ModelConfig.from_dict({name: value for name, value in sections["model"].items() if value is not None})
+        config = RunConfig(model=model_config, train=train_config)
+        check_config_limits(config)
     except (TypeError, ValueError) as error:
         raise IpvaeError(f"invalid configuration: {error}") from None
-    return RunConfig(model=model_config, train=train_config)
+    return config
+
+
+def check_config_limits(config) -> None:
+    from ipvae.train.validation import check_config_limits as check
+
+    check(config)
+
+
+def check_training_memory(config) -> None:
+    """Refuse, before anything is allocated, a training run whose images, weights and unrolled graph cannot fit."""
+    model, train = config.model, config.train
+    needed = training_bytes(train.train_limit or 0, model.n_inputs, model.n_latents, train.batch_size, train.t_train)
+    check_memory(needed, f"training with --t-train {train.t_train} --batch-size {train.batch_size} "
+                         f"--n-latents {model.n_latents} ({model.n_inputs} inputs"
+                         + (f", --train-limit {train.train_limit})" if train.train_limit else ")"))
 
 
 def run_train(args) -> int:
-    from ipvae.train.checkpoint import load_config
+    from ipvae.train.checkpoint import load_config, save_config
     from ipvae.train.config import RunConfig, replace
     from ipvae.train.trainer import train
 
@@ -173,12 +197,20 @@ def run_train(args) -> int:
             raise IpvaeError(f"--resume continues the saved config; only --epochs may change (got {changed or '--config'})")
         if args.epochs is not None:
             config = RunConfig(model=config.model, train=replace(config.train, epochs=args.epochs))
+            check_config_limits(config)
     else:
         config = build_config(args)
-        if (Path(args.out) / "model.safetensors").exists():
-            raise IpvaeError(f"{args.out} already holds a model; use --resume to continue it or another --out")
-        prepare_output_dir(args.out)
-    result = train(config, args.out, resume=args.resume, show_progress=args.progress, max_steps=args.max_steps)
+    check_training_memory(config)
+    with contextlib.ExitStack() as held:
+        if os.environ.get(RANK_VARIABLE, "0") == "0":  # one writer per run directory (torchrun: rank 0 writes)
+            held.enter_context(run_dir_lock(args.out))
+            if args.resume:
+                remove_stale_temporaries(args.out)  # a killed writer's: no live one exists while we hold the lock
+            elif (Path(args.out) / "model.safetensors").exists():
+                raise IpvaeError(f"{shown(args.out)} already holds a model; use --resume to continue it or another --out")
+            else:
+                save_config(args.out, config)  # before weights or train state: a run directory always has its config
+        result = train(config, args.out, resume=args.resume, show_progress=args.progress, max_steps=args.max_steps)
     if result.rank == 0:
         print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
                           **result.last_epoch_metrics}))
@@ -186,11 +218,18 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
-    from ipvae.train.checkpoint import load_run
+    from ipvae.train.checkpoint import load_config, load_run
     from ipvae.data import image_shape
     from ipvae.train.evaluate import EvalSettings, evaluate_run
     from ipvae.train.plots import plot_curves, plot_dictionary
 
+    saved = load_config(args.run_dir).model
+    n_images, n_steps = args.limit or 0, max(args.t_test, args.curves)
+    check_memory(evaluation_bytes(n_images, n_steps, saved.n_latents, saved.n_inputs, DEFAULT_EVAL_BATCH)
+                 + images_bytes(args.probe_train, saved.n_inputs),
+                 f"--t-test {args.t_test}" + (f" --curves {args.curves}" if args.curves else "")
+                 + (f" --limit {args.limit}" if args.limit else "") + f" --probe-train {args.probe_train} "
+                 f"({saved.n_latents} neurons, {saved.n_inputs} pixels)")
     run = load_run(args.run_dir)
     data = args.data or run.config.train.data
     n_inputs = run.config.model.n_inputs

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ipvae.errors import CheckpointError, IpvaeError, TrainingDiverged
 from ipvae.fileio import atomic_path
-from ipvae.train.checkpoint import TrainState, load_run, load_train_state, save_run, save_train_state
+from ipvae.train.checkpoint import ResumeTemplate, TrainState, load_run, load_train_state, save_run, save_train_state
 from ipvae.train.config import RunConfig, TrainConfig
 from ipvae.data import get_dataset
 from ipvae.train.distributed import DataParallel, data_parallel_from_environment
@@ -262,7 +262,7 @@ def _start_session(config: RunConfig, run_dir: Path, group: DataParallel, resume
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules.learning_rate_factor)
     if tc.init_from is not None and not resume:
         _initialise_from(model, config)
-    progress = _restore(run_dir, model, optimizer, scheduler, sampling) if resume else _Progress()
+    progress = _restore(run_dir, model, optimizer, scheduler, sampling, schedules.total_steps) if resume else _Progress()
     training_loss = group.wrap(_TrainingLoss(model, legacy_numerics=tc.legacy_numerics))
     session = _Session(config, run_dir, group, local_batch_size, shard, x_train, batches_per_epoch, schedules, model, training_loss, optimizer,
                        scheduler, sampling)
@@ -294,9 +294,10 @@ def _initialise_from(model: Model, config: RunConfig) -> None:
 
 
 def _restore(run_dir: Path, model: Model, optimizer: torch.optim.Optimizer,
-             scheduler: torch.optim.lr_scheduler.LambdaLR, sampling: torch.Generator) -> _Progress:
-    """Continue the run in ``run_dir``: weights, optimiser, schedule, sampling generator, progress."""
-    state = load_train_state(run_dir)
+             scheduler: torch.optim.lr_scheduler.LambdaLR, sampling: torch.Generator, total_steps: int) -> _Progress:
+    """Continue the run in ``run_dir``: weights, optimiser, schedule, sampling generator, progress (each
+    validated against this run's fresh ones and its length first)."""
+    state = load_train_state(run_dir, ResumeTemplate(model, optimizer, scheduler, sampling, total_steps))
     try:
         model.load_state_dict(state.model)
         optimizer.load_state_dict(state.optimizer)
