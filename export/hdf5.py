@@ -11,6 +11,7 @@ Optional datasets (added after format version 1 was frozen; a file without one r
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +37,7 @@ from ipvae.export.spec import (
     symmetric_max,
 )
 from ipvae import __version__ as TOOLKIT_VERSION
-from ipvae.errors import ExportFormatError, IpvaeError, shown
+from ipvae.errors import ExportFormatError, shown
 from ipvae.fileio import atomic_path
 from ipvae.limits import ResourceLimitError, check_memory, product
 
@@ -180,13 +181,14 @@ def write_model(path: str | Path, model: IntegerModel, metadata: ExportMetadata)
     datasets = layout(model, metadata)
     digest = content_digest(datasets)
     datasets[CONTENT_HASH] = _string(digest)
-    try:
-        with atomic_path(path) as temporary:  # the same file mode as every other output
-            with h5py.File(temporary, "w") as file:
-                for name, array in datasets.items():
-                    file.create_dataset(name, data=array)
-    except OSError as error:
-        raise IpvaeError(f"cannot write {path} ({_first_line(error)})") from None
+    # Built in memory, then written as plain bytes: a full disk is then one OSError from the write (one line,
+    # via atomic_path), not an HDF5 library failure while closing the file (which can crash the process).
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as file:
+        for name, array in datasets.items():
+            file.create_dataset(name, data=array)
+    with atomic_path(path) as temporary:  # the same file mode as every other output
+        temporary.write_bytes(buffer.getvalue())
     return ExportMetadata(**{**metadata.__dict__, "content_sha256": digest})
 
 

