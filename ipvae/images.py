@@ -202,6 +202,9 @@ def load_array_file(path: Path, n_inputs: int) -> LoadedInputs:
                 array = _pick_npz_array(path, archive)
         else:
             array = np.load(path, allow_pickle=False)
+            if not isinstance(array, np.ndarray):  # np.load opens a zip archive whatever the file is named
+                array.close()
+                raise ValueError("a zip archive, not an .npy array")
     except (OSError, ValueError, EOFError) as error:
         raise InputFileError(f"{path}: not a readable {path.suffix} file ({type(error).__name__})") from None
     if array.dtype.kind not in "fiub":
