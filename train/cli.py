@@ -9,7 +9,7 @@ import math
 import os
 from pathlib import Path
 
-from ipvae.errors import IpvaeError, shown
+from ipvae.errors import IpvaeError, one_line, shown
 from ipvae.fileio import prepare_output_dir, remove_stale_temporaries, run_dir_lock, write_json
 from ipvae.limits import check_memory, evaluation_bytes, images_bytes, read_json_file, training_bytes
 from ipvae.images import is_file_source, load_file_inputs, square_side
@@ -19,6 +19,7 @@ from ipvae.train.registry import kinds
 EVAL_FILE = "eval.json"
 RANK_VARIABLE = "RANK"  # torchrun's; rank 0 alone writes (and locks) the run directory
 DEFAULT_EVAL_BATCH = 500  # EvalSettings.batch_size
+DESCRIPTION_LIMIT = 600  # characters of the "input: ..." line (it names the files read)
 CURVES_FILE = "curves.json"
 
 
@@ -278,7 +279,7 @@ def _evaluate_files(model, data: str, n_inputs: int, settings, limit: int | None
     x = torch.from_numpy(loaded.x[:limit]).float()  # [N, M]
     if not torch.isfinite(x).all():
         raise IpvaeError(f"{data}: the inputs contain NaN or Inf")
-    print(f"input: {loaded.description}", file=sys.stderr)  # once the inputs are accepted
+    print(one_line(f"input: {loaded.description}", DESCRIPTION_LIMIT), file=sys.stderr)  # once the inputs are accepted
     metrics, curves, _ = run_inference(model, x, settings)
     report = {"data": data, "images": int(x.shape[0]), "t_test": settings.t_test, **metrics, "params": model.n_params}
     return EvalReport(metrics=report, curves=curves)
