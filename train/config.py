@@ -17,6 +17,7 @@ from ipvae.errors import CheckpointError
 from ipvae.train.registry import MODEL_MODULES, options_type
 
 FAMILIES = ("poisson", "gaussian", "gaussian_relu")
+DYNAMICS = ("toolkit", "authors")  # ModelConfig.dynamics; the modules: ipvae.train.inference.VARIANT_DYNAMICS
 OPTIMIZERS = ("adamax", "adamw", "sgd")
 DEVICES = ("cpu", "cuda")
 
@@ -97,6 +98,9 @@ class ModelConfig:
         leaves a silent neuron's potential without a restoring force: its own spikes are what pull it
         back, so over long runs it diffuses and the code grows denser (pretrained/README.md). The
         integer export needs leak = 2**-n (one arithmetic shift per neuron and step) or 0.
+    dynamics: "toolkit" (the update above) or "authors": the authors' public code's update for models
+        imported from their checkpoints (ipvae.train.inference.authors_poisson: a clamp on du as well, a hard
+        floor at u_min before the soft ceiling u_max, no count cap in float inference).
     log_sigma_bound: log sigma is soft-clamped to +-bound by bound * tanh(s / bound).
     init_log_lr: initial log step size; None derives it from init_lateral_gain, the initial
         self-inhibition lr * W_kk = lr * M * init_phi_std^2 / sigma_0^2, so that the iteration starts
@@ -115,6 +119,7 @@ class ModelConfig:
     u_max: float = 10.0
     hard_upper_clamp: bool = False
     leak: float = 0.0
+    dynamics: str = "toolkit"
     log_sigma_bound: float = 3.45
     init_phi_std: float = 0.05
     init_log_sigma: float = -1.0
@@ -141,6 +146,10 @@ class ModelConfig:
             raise ValueError("leak must be in [0, 1): the fraction of u - u_prior removed per step")
         if self.leak and (self.kind != "iterative" or self.family != "poisson"):
             raise ValueError("leak applies to the iterative Poisson model (kind 'iterative', family 'poisson') only")
+        if self.dynamics not in DYNAMICS:
+            raise ValueError(f"unknown dynamics {self.dynamics!r:.40}; expected one of {DYNAMICS}")
+        if self.dynamics != "toolkit" and (self.kind != "iterative" or self.family != "poisson" or self.leak):
+            raise ValueError(f"dynamics {self.dynamics!r} applies to the iterative Poisson model without leak only")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":

@@ -24,10 +24,10 @@ from torch import Tensor, nn
 from ipvae.train.config import ModelConfig
 from ipvae.train.distributions import BatchShard
 from ipvae.train.inference import (
-    FAMILY_DYNAMICS,
     InferenceParams,
     PrecisionWeightedTerms,
     decode,
+    dynamics_module,
     precision_weighted_terms,
     weighted_gram,
 )
@@ -106,7 +106,7 @@ class IterativeVAE(nn.Module):
     def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
         super().__init__()
         self.config = config
-        self.dynamics = FAMILY_DYNAMICS[config.family]
+        self.dynamics = dynamics_module(config.family, config.dynamics)
         n_inputs, n_latents = config.n_inputs, config.n_latents
         phi = torch.randn(n_inputs, n_latents, generator=generator) * config.init_phi_std  # [M, K]
         self.phi = nn.Parameter(phi)

@@ -13,14 +13,16 @@ Every family module provides pure functions (no state is kept anywhere):
     expected_code(state, params)                   -> [B, K]       E[z] (decoding from rates)
     potential(state)                               -> [B, K]       the membrane-potential-like variable
 
-``FAMILY_DYNAMICS`` is the one table that maps a config's ``family`` name to its module.
+``FAMILY_DYNAMICS`` is the one table that maps a config's ``family`` name to its module;
+``VARIANT_DYNAMICS`` maps a config's ``dynamics`` (other than "toolkit") to the module that replaces it
+(``authors_poisson``: the authors' public code's update, for imported models); ``dynamics_module`` picks.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from ipvae.train.inference import gaussian, poisson
+from ipvae.train.inference import authors_poisson, gaussian, poisson
 from ipvae.train.inference.common import (
     InferenceParams,
     LatentSample,
@@ -38,9 +40,17 @@ FAMILY_DYNAMICS: dict[str, ModuleType] = {
     "gaussian": gaussian,
     "gaussian_relu": gaussian,
 }
+VARIANT_DYNAMICS: dict[str, ModuleType] = {"authors": authors_poisson}  # keys: ipvae.train.config.DYNAMICS
+
+
+def dynamics_module(family: str, dynamics: str = "toolkit") -> ModuleType:
+    """The step functions of a config's ``family`` and ``dynamics`` (ModelConfig validates the pair)."""
+    return FAMILY_DYNAMICS[family] if dynamics == "toolkit" else VARIANT_DYNAMICS[dynamics]
 
 __all__ = [
     "FAMILY_DYNAMICS",
+    "VARIANT_DYNAMICS",
+    "dynamics_module",
     "InferenceParams",
     "LatentSample",
     "PrecisionWeightedTerms",
