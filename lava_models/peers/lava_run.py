@@ -62,12 +62,16 @@ def lava_reconstruction(kind: str, output: np.ndarray) -> np.ndarray:
 
 def encode(model: torch.nn.Module, images: np.ndarray, n_steps: int) -> np.ndarray:
     """The input block's messages on the host, [N, M, T]: slayer's own Input block (the exported layer/0)
-    applied to each image held for T steps; graded deltas as Lava payload integers, or binary spikes."""
+    applied to each image held for T steps; graded deltas as Lava payload integers, or binary spikes (those of
+    the last step dropped: they could only act after the window)."""
     with torch.no_grad():
         sent = model.blocks[0](held(torch.as_tensor(images, dtype=torch.float32), n_steps)).numpy()  # [N, M, T]
     if model.config.kind == SIGMA_DELTA:
         return np.round(sent * MANTISSA_SCALE).astype(np.int64) << SPIKE_EXP
-    return sent.astype(np.int64)
+    spikes = sent.astype(np.int64)
+    spikes[..., -1] = 0  # the window's last input spikes would reach the hidden block after the window (synaptic
+    # delay): slayer never sees them, and on Lava they would spill into the next image's window
+    return spikes
 
 
 def run_on_lava(path: str | Path, model: torch.nn.Module, images: np.ndarray, n_steps: int) -> LavaRun:

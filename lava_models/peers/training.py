@@ -20,9 +20,8 @@ SIGMA_DELTA_TRAIN_STEPS = 1
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Images from the start of the MNIST training split, epochs over them, Adam's step size, batch size, seed."""
+    """Epochs over the training images, Adam's step size, batch size, seed."""
 
-    images: int = 60_000
     epochs: int = 1
     learning_rate: float = 1e-3
     batch_size: int = 100
