@@ -4,6 +4,7 @@
 
     run = ipvae.load_run("pretrained/mnist_k512")             # 1. a trained run (config + PyTorch model)
     model = ipvae.export_model("pretrained/mnist_k512", "model.h5")  # 2. quantize, write the HDF5 file, read it back
+                                                               #    (or a plain-PyTorch model: an nn.Module / dict)
     x = ipvae.load_inputs("mnist", model, n_images=4)          #    or your own PNGs: "my_digits/"
     result = ipvae.run(model, x, steps=16, backend="lava")     # 3. spiking inference (or "reference")
     result.z, result.reconstruction, result.table              # counts, Phi z_T, spikes/energy/quality
@@ -42,12 +43,18 @@ def load_run(run_dir: str | Path):
     return load(run_dir)
 
 
-def export_model(run_dir: str | Path, path: str | Path, *, weight_bits: int = 8, calibration_images: int = 1000,
-           input_max: float | None = None, seed: int = 0, n_steps: int | None = None):
-    """Quantize a trained run to integers, write the HDF5 export ``path`` (atomically) and return the
-    validated integer model read back from it (ipvae.export.integer_model.IntegerModel).
+def export_model(source, path: str | Path, *, weight_bits: int = 8, calibration_images: int = 1000,
+                 input_max: float | None = None, seed: int = 0, n_steps: int | None = None, data: str = "mnist",
+                 run_dir: str | Path | None = None):
+    """Quantize a model to integers, write the HDF5 export ``path`` (atomically) and return the validated
+    integer model read back from it (ipvae.export.integer_model.IntegerModel).
 
-    input_max: fixed input range max|x| instead of choosing it on ``calibration_images`` training images.
+    source: a trained run directory; or a model trained elsewhere in plain PyTorch, as an ``nn.Module`` or a
+    dict of tensors with the contract of ``ipvae.train.importers.plain``: phi [M, K], u_prior [K], bias [K]
+    (or log_bias), step_size (or log_step_size), sigma [M] or scalar (or log_sigma), and optionally u_min,
+    u_max, max_spike_count, leak. Such a model is first written as a run directory (``run_dir``, or a
+    temporary one) with ``data`` naming its calibration images and ``n_steps`` (default 16) its T.
+    input_max: fixed input range max|x| instead of choosing it on ``calibration_images`` images of the data.
     """
     from ipvae.export.pipeline import ExportSettings, export_run
     from ipvae.fileio import check_output_file
@@ -55,7 +62,19 @@ def export_model(run_dir: str | Path, path: str | Path, *, weight_bits: int = 8,
     check_output_file(path)
     settings = ExportSettings(weight_bits=weight_bits, seed=seed, calibration_images=calibration_images,
                               input_max=input_max, n_steps=n_steps)
-    export_run(run_dir, path, settings)
+    if isinstance(source, (str, Path)):
+        export_run(source, path, settings)
+        return load_export(path)
+    import tempfile
+
+    from ipvae.train.importers.plain import write_run
+
+    steps = 16 if n_steps is None else n_steps
+    if run_dir is not None:
+        export_run(write_run(source, run_dir, data=data, n_steps=steps), path, settings)
+        return load_export(path)
+    with tempfile.TemporaryDirectory(prefix="ipvae-model-") as temporary:
+        export_run(write_run(source, temporary, data=data, n_steps=steps), path, settings)
     return load_export(path)
 
 
