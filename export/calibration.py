@@ -6,11 +6,47 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ipvae.errors import IpvaeError
 from ipvae.export.integer_model import FloatParams
 from ipvae.export.quantize import quantize_input
 from ipvae.export.reference import run_float_reference
 
 DEFAULT_SPIKE_IMAGES = 200  # images whose float trajectories supply the lateral probes
+DATASET_SPLIT_SEPARATOR = ":"  # --calibration-data NAME:SPLIT (a data set of ipvae.data; the split defaults to train)
+DEFAULT_DATASET_SPLIT = "train"
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationImages:
+    """Images [N, M] float32 to calibrate on, and where they came from (stored as the export's provenance)."""
+
+    x: np.ndarray
+    description: str
+
+
+def load_calibration_data(source: str, n_inputs: int, count: int) -> CalibrationImages:
+    """The first ``count`` images of a data set name ("fashion_mnist", "mnist:test", ipvae.data) or of the
+    user's files (an image, folder, glob, .npy / .npz, read by ipvae.images); frame sequences count each
+    frame as an image. Refuses in one line an unknown name, a wrong pixel count or non-finite values."""
+    from ipvae.images import is_file_source, load_file_inputs
+
+    if is_file_source(source):
+        loaded = load_file_inputs(source, n_inputs)
+        x = np.asarray(loaded.x, dtype=np.float64).reshape(-1, loaded.x.shape[-1])[:count]  # [N, M]
+        description = f"{source}[:{len(x)}]"
+    else:
+        from ipvae.data import get_dataset
+
+        name, _, split = source.partition(DATASET_SPLIT_SEPARATOR)
+        split = split or DEFAULT_DATASET_SPLIT
+        tensor, _labels = get_dataset(name, split, limit=count)
+        x = np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor, dtype=np.float64)  # [N, M]
+        description = f"{name}:{split}[:{len(x)}]"
+    if x.ndim != 2 or x.shape[1] != n_inputs:
+        raise IpvaeError(f"--calibration-data {source}: images have {x.shape[-1]} pixels, the model {n_inputs}")
+    if len(x) == 0 or not np.all(np.isfinite(x)):
+        raise IpvaeError(f"--calibration-data {source}: no images, or NaN/Inf values")
+    return CalibrationImages(x=x.astype(np.float32), description=description)
 
 
 @dataclass(frozen=True, eq=False)

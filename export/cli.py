@@ -31,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--calibration", type=integer_flag(0), default=DEFAULT_CALIBRATION_IMAGES, metavar="N",
         help="training images used to choose the input scale",
     )
+    exporter.add_argument(
+        "--calibration-data", metavar="PATH_OR_NAME",
+        help="calibrate on these images instead of the run's training set: a data set name (fashion_mnist, "
+             "mnist:test) or your image file, folder, glob, .npy/.npz (the first --calibration of them)",
+    )
     exporter.add_argument("--input-max", type=float, help="fixed input range max|x| instead of a calibration batch")
     exporter.add_argument("--input-bits", type=int, default=8, help="signed payload bits of an input graded spike")
     exporter.add_argument("--u-frac-bits", type=int, default=12, help="fractional bits of the membrane potential")
@@ -74,6 +79,7 @@ def _export(args: argparse.Namespace) -> int:
         calibration_images=args.calibration,
         input_max=args.input_max,
         n_steps=args.n_steps,
+        calibration_data=args.calibration_data,
     )
     model, metadata = export_run(args.run_dir, args.output, settings)
     spec = model.spec
