@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ipvae.export.hdf5 import ExportMetadata, write_model
 from ipvae.export.integer_model import IntegerModel
-from ipvae.export.calibration import calibration_probes, choose_exponents_by_reconstruction
+from ipvae.export.calibration import calibration_probes, choose_exponents_by_reconstruction, load_calibration_data
 from ipvae.export.quantize import (
     EXPONENT_RULE_MAX_ABS,
     EXPONENT_RULE_RECONSTRUCTION,
@@ -35,6 +35,7 @@ class ExportSettings:
     decoder_bits: int = 8
     seed: int = 0
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    calibration_data: str | None = None  # a data set name or the user's files (default: the run's training set)
     input_max: float | None = None
     n_steps: int | None = None
 
@@ -61,14 +62,21 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
     else:
         if settings.calibration_images < 1:
             raise IpvaeError(f"--calibration must be at least 1 image, got {settings.calibration_images}")
-        images = load_images(
-            source.data, CALIBRATION_SPLIT, settings.calibration_images, data_dir=source.data_dir, seed=source.data_seed
-        )  # [N, M]
+        if settings.calibration_data is not None:
+            chosen = load_calibration_data(settings.calibration_data, source.params.n_inputs, settings.calibration_images)
+            images = chosen.x  # [N, M]
+        else:
+            images = load_images(
+                source.data, CALIBRATION_SPLIT, settings.calibration_images, data_dir=source.data_dir,
+                seed=source.data_seed,
+            )  # [N, M]
         if images.shape[1] != source.params.n_inputs:
             raise IpvaeError(f"calibration images have {images.shape[1]} pixels, the model {source.params.n_inputs}")
         input_scale = calibrate_input_scale(images, spec.input_bits)
         input_max = input_scale * symmetric_max(spec.input_bits)
         calibration, n_images = f"{source.data}:{CALIBRATION_SPLIT}[:{settings.calibration_images}]", len(images)
+        if settings.calibration_data is not None:
+            calibration = chosen.description
     n_steps = settings.n_steps if settings.n_steps is not None else source.n_steps
     if settings.input_max is None:
         probes = calibration_probes(source.params, images, input_scale, spec.input_bits, n_steps, seed=spec.seed)
