@@ -13,7 +13,8 @@ is trained on MNIST only and also run on Fashion-MNIST (skipped, with one line, 
 dataset-fashion-mnist) and on MNIST digits rotated by 90 degrees.
 
 Writes DIR/peers.json, DIR/peers_pareto.png (R^2 vs energy per inference, one panel per image set) and
-DIR/peers.md (the table and the verdict); prints both. Energies are estimates (ipvae.lava.accounting.pricing).
+DIR/peers.md (the table and the verdict); prints both; the peers' HDF5 exports stay in DIR/exports/. Energies
+are estimates (ipvae.lava.accounting.pricing).
 """
 
 from __future__ import annotations
@@ -33,13 +34,19 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from energy import cheapest, spiking_points, stopping_points  # noqa: E402
 
 from ipvae.errors import IpvaeError  # noqa: E402
-from ipvae.lava.accounting.pricing import LOIHI_TABLE, NANOJOULES_PER_PICOJOULE, NonZeros, conventional_baselines  # noqa: E402
+from ipvae.lava.accounting.pricing import (  # noqa: E402
+    LOIHI_TABLE,
+    NANOJOULES_PER_PICOJOULE,
+    NonZeros,
+    conventional_baselines,
+)
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 ROTATION_DEGREES = 90.0
 IPVAE_FRAMEWORK = "ipvae-toolkit"
 IPVAE_LOADED_WITH = "ipvae.export.hdf5.read_model"
 IPVAE_BACKEND = "reference (bit-exact to the iP-VAE's Lava fixed_pt graph)"
+IPVAE_PARAMETERS = 403_217  # the shipped K = 512 model (README, headline table)
 SIGMA_DELTA_WINDOW = 3  # input delta, hidden delta, output sigma: one Dense delay each, settled at the third step
 NOVEL_SETS = ("fashion_mnist", f"rotated_mnist_{ROTATION_DEGREES:g}")
 MAX_THRESHOLD_MANTISSA = 255  # an 8-bit threshold mantissa (1/64 units)
@@ -68,14 +75,14 @@ class Budget:
     sets: tuple[str, ...] = ("mnist",) + NOVEL_SETS
 
 
-QUICK = Budget(train_images=5000, cuba_train_images=3000, sigma_delta_epochs=2, cuba_epochs=2, learning_rate=3e-3, mnist_images=16,
-               novel_images=16, hidden_sizes=(256,), base_threshold=4, threshold_sweep=(1, 4, 16), activity_l1=0.0,
-               cuba_steps=8, cuba_eval_steps=(8,), ipvae_steps=(8, 16, 32, 64), ipvae_pruning=(0.0,),
+QUICK = Budget(train_images=5000, cuba_train_images=3000, sigma_delta_epochs=2, cuba_epochs=2, learning_rate=3e-3,
+               mnist_images=16, novel_images=16, hidden_sizes=(256,), base_threshold=4, threshold_sweep=(1, 4, 16),
+               activity_l1=0.0, cuba_steps=8, cuba_eval_steps=(8,), ipvae_steps=(8, 16, 32, 64), ipvae_pruning=(0.0,),
                ipvae_stopping=((8, 0.125),))
-FULL = Budget(train_images=60_000, cuba_train_images=20_000, sigma_delta_epochs=4, cuba_epochs=2, learning_rate=3e-3, mnist_images=200,
-              novel_images=100, hidden_sizes=(256, 128), base_threshold=4, threshold_sweep=(1, 4, 8, 16, 32),
-              activity_l1=0.01, cuba_steps=16, cuba_eval_steps=(8, 16), ipvae_steps=(8, 16, 32, 64),
-              ipvae_pruning=(0.0, 0.25), ipvae_stopping=((8, 0.125), (4, 0.25)))
+FULL = Budget(train_images=60_000, cuba_train_images=20_000, sigma_delta_epochs=4, cuba_epochs=2, learning_rate=3e-3,
+              mnist_images=200, novel_images=100, hidden_sizes=(256, 128), base_threshold=4,
+              threshold_sweep=(1, 4, 8, 16, 32), activity_l1=0.01, cuba_steps=16, cuba_eval_steps=(8, 16),
+              ipvae_steps=(8, 16, 32, 64), ipvae_pruning=(0.0, 0.25), ipvae_stopping=((8, 0.125), (4, 0.25)))
 
 
 def image_sets(budget: Budget, log) -> dict[str, np.ndarray]:
@@ -116,7 +123,7 @@ def train_peers(budget: Budget, log) -> list:
     return models
 
 
-def peer_runs(models: list, budget: Budget, out: Path) -> list[tuple]:
+def peer_runs(models: list, budget: Budget) -> list[tuple]:
     """(model, window, on novel sets too) for every peer point: the threshold sweep of the first sigma-delta net,
     the other sigma-delta nets at their trained threshold, the CUBA net at each window."""
     from ipvae.lava.peers.nets import MANTISSA_SCALE, with_threshold
@@ -136,7 +143,7 @@ def peer_runs(models: list, budget: Budget, out: Path) -> list[tuple]:
 
 def short_label(point: dict) -> str:
     if point["kind"] == "sigma_delta":
-        extra = f" L1" if point.get("activity_l1") else ""
+        extra = " L1" if point.get("activity_l1") else ""
         return f"H{point['hidden']} th{point['threshold_mantissa']}{extra}"
     return f"T={point['T']}"
 
@@ -145,9 +152,10 @@ def measure_peers(models: list, sets: dict[str, np.ndarray], budget: Budget, out
     from ipvae.lava.peers.evaluate import evaluate_peer
 
     results = {name: [] for name in sets}
-    for index, (model, window, on_novel) in enumerate(peer_runs(models, budget, out)):
-        path = out / "models" / f"peer{index}_{model.config.kind}.net"
-        path.parent.mkdir(parents=True, exist_ok=True)
+    exports = out / "exports"  # the peers' HDF5 files as netx loads them (about 0.8 MB each)
+    exports.mkdir(parents=True, exist_ok=True)
+    for index, (model, window, on_novel) in enumerate(peer_runs(models, budget)):
+        path = exports / f"peer{index}_{model.config.kind}.net"
         for set_index, (set_name, images) in enumerate(sets.items()):
             if set_name != "mnist" and not on_novel:
                 continue
@@ -156,10 +164,12 @@ def measure_peers(models: list, sets: dict[str, np.ndarray], budget: Budget, out
             point["short"] = short_label(point)
             point["name"] = f"{model.config.name}" + (f", T = {window}" if model.config.kind == "sigma_delta" else "")
             if model.config.kind == "cuba" and window != model.config.steps:
-                point["name"] = f"{model.config.name.rsplit(', T =', 1)[0]}, trained at T = {model.config.steps}, run at T = {window}"
+                base = model.config.name.rsplit(", T =", 1)[0]
+                point["name"] = f"{base}, trained at T = {model.config.steps}, run at T = {window}"
             results[set_name].append(point)
             log(f"{set_name}: {point['name']}: R^2 {point['r2']:.3f}, {point['energy_estimate_nj'] / 1e3:.2f} uJ "
-                f"(Lava vs slayer max |diff| {point['lava_vs_slayer_max_abs_diff']:.3g}; {time.perf_counter() - start:.0f} s)")
+                f"(Lava vs slayer max |diff| {point['lava_vs_slayer_max_abs_diff']:.3g}; "
+                f"{time.perf_counter() - start:.0f} s)")
     return results
 
 
@@ -191,7 +201,8 @@ def measure_ipvae(pair, sets: dict[str, np.ndarray], budget: Budget, log) -> dic
         for point in points:
             if "stop_window" in point:
                 label = f"stop w={point['stop_window']} eps={point['stop_eps']:g}"
-                name = f"iP-VAE K = 512, T = {point['steps']}, stopping rule w = {point['stop_window']}, eps = {point['stop_eps']:g} ({point['mean_last_step']:.1f} steps)"
+                name = (f"iP-VAE K = 512, T = {point['steps']}, stopping rule w = {point['stop_window']}, "
+                        f"eps = {point['stop_eps']:g} ({point['mean_last_step']:.1f} steps)")
             else:
                 pruned = f", {point['lateral_pruned']:.0%} lateral pruned" if point["lateral_pruned"] else ""
                 label = f"T={point['steps']}" + (f" p{point['lateral_pruned']:.0%}" if point["lateral_pruned"] else "")
@@ -243,8 +254,10 @@ def conventional_points(pair, ipvae: dict[str, list[dict]], peers: dict[str, lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", nargs="?", default=str(DEFAULT_RUN), help="the iP-VAE run (default: the shipped model)")
-    parser.add_argument("--quick", action="store_true", help="tiny budget: a few thousand training images, 16 test images")
+    parser.add_argument("run_dir", nargs="?", default=str(DEFAULT_RUN),
+                        help="the iP-VAE run (default: the shipped model; a folder without a model: a random one)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny budget: a few thousand training images, 16 test images")
     parser.add_argument("--out", default="out/bench/peers")
     parser.add_argument("--train-images", type=int, default=None, help="override the budget's training images")
     parser.add_argument("--images", type=int, default=None, help="override the budget's test images per set")
@@ -280,6 +293,7 @@ def run(budget: Budget, run_dir: Path, out: Path, mode: str) -> int:
 
     from ipvae.fileio import prepare_output_dir, write_json
     from ipvae.lava.accounting.pricing import table_as_dict
+    from ipvae.lava.peers.nets import n_weights
     from ipvae.lava.peers.report import markdown_table, plot_pareto, verdict, verdict_lines
     from ipvae.lava.pipeline import models_for_benchmark
 
@@ -302,8 +316,7 @@ def run(budget: Budget, run_dir: Path, out: Path, mode: str) -> int:
     result = {
         "benchmark": "peers", "mode": mode, "budget": {k: v for k, v in budget.__dict__.items()},
         "ipvae_model": pair.label, "seconds": time.perf_counter() - started,
-        "sizes": {"ipvae_parameters": 403_217, "peer_weights": {m.config.name: int(sum(b.synapse.weight.numel() for b in m.blocks[1:]))
-                                                                 for m in models}},
+        "sizes": {"ipvae_parameters": IPVAE_PARAMETERS, "peer_weights": {m.config.name: n_weights(m) for m in models}},
         "price_table": table_as_dict(),
         "peers": peers["mnist"], "ipvae": ipvae["mnist"], "conventional": conventional["mnist"],
         "verdict": by_set["mnist"]["verdict"],

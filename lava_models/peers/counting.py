@@ -93,7 +93,8 @@ def conventional_autoencoder(weights: tuple[np.ndarray, ...]) -> dict:
     workload = Workload(
         name="dense_autoencoder",
         macs=int(sum(w.size for w in weights)),
-        weight_sets=tuple(WeightSet(f"W{index + 1} {list(w.shape)}", int(w.size), 1) for index, w in enumerate(weights)),
+        weight_sets=tuple(WeightSet(f"W{index + 1} {list(w.shape)}", int(w.size), 1)
+                          for index, w in enumerate(weights)),
         description="the peer's 784-H-784 network, one dense forward pass per image",
     )
     priced = {}

@@ -28,10 +28,11 @@ def slayer_reconstruction(model: torch.nn.Module, images: np.ndarray, n_steps: i
 def energy_components_nj(counts) -> dict[str, float]:
     """What the estimate pays for, per inference (nJ), priced by the iP-VAE's table (the groups sum to the total)."""
     synop = LOIHI_TABLE.synaptic_op.picojoules * NANOJOULES_PER_PICOJOULE
+    update = LOIHI_TABLE.neuron_update.picojoules * NANOJOULES_PER_PICOJOULE
     return {
         "feedforward synops": float(counts.synops_feedforward.sum() * synop),
         "readout synops": float(counts.synops_readout.sum() * synop),
-        "neuron updates": float(counts.neuron_updates.sum() * LOIHI_TABLE.neuron_update.picojoules * NANOJOULES_PER_PICOJOULE),
+        "neuron updates": float(counts.neuron_updates.sum() * update),
         "spike messages": float((counts.events + counts.input_events).sum() * LOIHI_TABLE.spike_message.picojoules
                                 * NANOJOULES_PER_PICOJOULE),
     }

@@ -19,6 +19,7 @@ from pathlib import Path
 R2_TOLERANCE = 0.01
 REFERENCE_STEPS = 64
 MICRO_PER_NANO = 1e-3
+PEER_STYLES = (("sigma_delta", "tab:green", "lava-dl SDNN"), ("cuba", "tab:red", "lava-dl CUBA-LIF"))
 
 
 def cheapest_reaching(points: list[dict], level: float) -> dict | None:
@@ -87,7 +88,8 @@ def verdict_lines(name: str, result: dict) -> list[str]:
 def _point_text(row: dict) -> str:
     parts = []
     if row["ipvae_point"] is not None:
-        parts.append(f"iP-VAE {row['ipvae_point']}: {row['ipvae_nj'] * MICRO_PER_NANO:.2f} uJ ({row['ipvae_dominant']})")
+        parts.append(f"iP-VAE {row['ipvae_point']}: {row['ipvae_nj'] * MICRO_PER_NANO:.2f} uJ "
+                     f"({row['ipvae_dominant']})")
     if row["peer_point"] is not None:
         parts.append(f"peer {row['peer_point']}: {row['peer_nj'] * MICRO_PER_NANO:.2f} uJ ({row['peer_dominant']})")
     return " -- " + "; ".join(parts) if parts else ""
@@ -100,9 +102,9 @@ def markdown_table(sets: dict[str, dict]) -> str:
     rows = [header]
     for set_name, entry in sets.items():
         for point in entry["ipvae"] + entry["peers"]:
+            energy = point["energy_estimate_nj"] * MICRO_PER_NANO
             rows.append(f"| {set_name} | {point['name']} | {point['T']} | {point['r2']:.3f} | "
-                        f"{point['synops_per_inference']:,.0f} | {point['energy_estimate_nj'] * MICRO_PER_NANO:.2f} uJ | "
-                        f"{dominant_component(point)} |")
+                        f"{point['synops_per_inference']:,.0f} | {energy:.2f} uJ | {dominant_component(point)} |")
     return "\n".join(rows)
 
 
@@ -116,7 +118,7 @@ def plot_pareto(path: Path, sets: dict[str, dict], conventional: dict[str, list[
     figure, axes = plt.subplots(1, len(sets), figsize=(6.2 * len(sets), 5.0), squeeze=False)
     for axis, (set_name, entry) in zip(axes[0], sets.items()):
         _plot_family(axis, entry["ipvae"], "iP-VAE (K = 512, shipped)", "tab:blue")
-        for kind, color, label in (("sigma_delta", "tab:green", "lava-dl SDNN"), ("cuba", "tab:red", "lava-dl CUBA-LIF")):
+        for kind, color, label in PEER_STYLES:
             _plot_family(axis, [p for p in entry["peers"] if p.get("kind") == kind], label, color)
         for point in conventional.get(set_name, []):
             axis.plot(point["energy_estimate_nj"] * MICRO_PER_NANO, point["r2"], point.get("marker", "s"), color="0.45",

@@ -28,7 +28,8 @@ class TrainOptions:
     seed: int = 0
 
 
-def loss_terms(config: SigmaDeltaConfig | CubaConfig, model: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_terms(config: SigmaDeltaConfig | CubaConfig, model: torch.nn.Module,
+               batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(reconstruction MSE, mean |hidden activity|) of a batch [B, M]."""
     n_steps = SIGMA_DELTA_TRAIN_STEPS if config.kind == SIGMA_DELTA else config.steps
     _, hidden, output = model(held(batch, n_steps))  # [B, H, T], [B, M, T]
