@@ -37,7 +37,7 @@ from ipvae.export.spec import (
     symmetric_max,
 )
 from ipvae import __version__ as TOOLKIT_VERSION
-from ipvae.errors import ExportFormatError, shown
+from ipvae.errors import ExportFormatError, IpvaeError, shown
 from ipvae.fileio import atomic_path
 from ipvae.limits import ResourceLimitError, check_memory, product
 
@@ -47,6 +47,7 @@ NEURON = "layer/1/neuron"
 DECODER = "decoder"
 METADATA = "metadata"
 CONTENT_HASH = "metadata/content_sha256"
+INPUT_PREPARATION = "metadata/input_preparation"
 LEAK_SHIFT = f"{NEURON}/leak_shift"  # optional: files written before the leak existed have none (n = 0)
 EXPONENT_LIMIT = 31  # |weight exponent|: anything larger cannot be a sensible shift of an int32 accumulator
 SHA256_HEX_LENGTH = 64
@@ -90,6 +91,7 @@ class ExportMetadata:
     toolkit_version: str = TOOLKIT_VERSION
     created_utc: str = ""
     content_sha256: str = ""
+    input_preparation: str = ""  # JSON of ipvae.images.InputPreparation (image shape, how images are prepared); "" none
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,6 +159,7 @@ def layout(model: IntegerModel, metadata: ExportMetadata) -> dict[str, np.ndarra
         f"{METADATA}/input_max": _scalar(metadata.input_max, FLOAT64),
         f"{METADATA}/float_step_size": _scalar(metadata.float_step_size, FLOAT64),
         f"{METADATA}/exponent_rule": _string(metadata.exponent_rule),
+        **({INPUT_PREPARATION: _string(metadata.input_preparation)} if metadata.input_preparation else {}),
     }
 
 
@@ -374,6 +377,7 @@ def _read_all(reader: _Reader) -> ExportedModel:
         toolkit_version=reader.string(f"{METADATA}/toolkit_version"),
         created_utc=reader.string(f"{METADATA}/created_utc"),
         content_sha256=reader.string(CONTENT_HASH),
+        input_preparation=_input_preparation(reader, n_inputs),
     )
     model = IntegerModel(
         spec=spec, input_scale=input_scale, ff=ff, rec=rec, bias=bias, u_prior=u_prior, cdf=cdf,
@@ -387,6 +391,28 @@ def _read_all(reader: _Reader) -> ExportedModel:
     if content_digest(reader.datasets) != metadata.content_sha256:
         raise _fail(CONTENT_HASH, "does not match the file's contents (modified after export?)")
     return ExportedModel(model=model, metadata=metadata, format_version=version)
+
+
+def _input_preparation(reader: _Reader, n_inputs: int) -> str:
+    """metadata/input_preparation (absent in older files: ""): JSON of an InputPreparation for n_inputs pixels."""
+    import json
+
+    from ipvae.images import InputPreparation
+
+    try:
+        absent = INPUT_PREPARATION not in reader.file
+    except Exception as error:  # h5py raises assorted types for damaged object headers
+        raise _fail(INPUT_PREPARATION, f"unreadable ({_first_line(error)})") from None
+    if absent:
+        return ""
+    text = reader.string(INPUT_PREPARATION)
+    try:
+        preparation = InputPreparation.from_dict(json.loads(text))
+    except (ValueError, IpvaeError) as error:
+        raise _fail(INPUT_PREPARATION, f"not an input preparation ({shown(error, 100)})") from None
+    if preparation.n_inputs != n_inputs:
+        raise _fail(INPUT_PREPARATION, f"shape {preparation.shape} does not make the {n_inputs} inputs")
+    return text
 
 
 def _check_sampler_table(cdf: np.ndarray, spec: FixedPointSpec, neuron: NeuronModel) -> None:

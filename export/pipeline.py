@@ -68,7 +68,7 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
         else:
             images = load_images(
                 source.data, CALIBRATION_SPLIT, settings.calibration_images, data_dir=source.data_dir,
-                seed=source.data_seed,
+                seed=source.data_seed, train=source.train,
             )  # [N, M]
         if images.shape[1] != source.params.n_inputs:
             raise IpvaeError(f"calibration images have {images.shape[1]} pixels, the model {source.params.n_inputs}")
@@ -101,5 +101,14 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
 
 def export_run(run_dir: str | Path, output: str | Path, settings: ExportSettings) -> tuple[IntegerModel, ExportMetadata]:
     """Load, quantize and write atomically; returns the model and the metadata as stored."""
-    model, metadata = build_integer_model(load_source(run_dir), settings)
+    import dataclasses
+    import json
+
+    from ipvae.data import saved_preparation
+
+    source = load_source(run_dir)
+    model, metadata = build_integer_model(source, settings)
+    preparation = saved_preparation(run_dir, source.train)  # how new images are prepared: travels with the file
+    if preparation is not None and preparation.n_inputs == model.n_inputs:
+        metadata = dataclasses.replace(metadata, input_preparation=json.dumps(preparation.to_dict()))
     return model, write_model(output, model, metadata)

@@ -27,6 +27,7 @@ class SourceRun:
     data_seed: int
     checkpoint_sha256: str
     model: object  # ipvae.train.model.IterativeVAE, for float evaluations
+    train: object = None  # its ipvae.train.config.TrainConfig: reads a run on the user's own images (ipvae.data.run_split)
 
 
 def checkpoint_sha256(run_dir: Path) -> str:
@@ -63,15 +64,21 @@ def load_source(run_dir: str | Path) -> SourceRun:
         data_seed=int(loaded.config.train.seed),
         checkpoint_sha256=checkpoint_sha256(run_dir),
         model=loaded.model,
+        train=loaded.config.train,
     )
 
 
-def load_images(data: str, split: str, count: int, *, data_dir: str | None = None, seed: int = 0) -> np.ndarray:
-    """The first `count` samples [N, M] float32 of a split of a data set (ipvae.data.get_dataset)."""
+def load_images(data: str, split: str, count: int, *, data_dir: str | None = None, seed: int = 0,
+                train=None) -> np.ndarray:
+    """The first `count` samples [N, M] float32 of a split of a data set (ipvae.data.get_dataset), or of the
+    user's own images a run trained on (``train``: its TrainConfig; all of them when there are fewer)."""
     try:
-        from ipvae.data import get_dataset
+        from ipvae.data import get_dataset, run_split
+        from ipvae.images import is_file_source
     except ImportError:
         raise DatasetUnavailable("ipvae.data is not available; pass --input-max instead of calibrating") from None
+    if train is not None and is_file_source(data):
+        return run_split(train, split, limit=count).numpy().astype(np.float32)
     images, _labels = get_dataset(data, split, data_dir=data_dir, seed=seed, limit=count)
     images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
     if len(images) < count:

@@ -38,6 +38,18 @@ def _leak_text(leak_shift: int) -> str:
     return f"leak 2**-{leak_shift} = {2.0**-leak_shift:g} of (u - u_prior) per step (>> {leak_shift}, rounded)"
 
 
+def _input_images(preparation_json: str, n_inputs: int) -> str:
+    """The input size and preparation stored with the export ("" in files written before it was stored)."""
+    import json
+
+    from ipvae.images import InputPreparation
+
+    if not preparation_json:
+        return f"{n_inputs} pixels (no image shape stored; square images assumed)"
+    preparation = InputPreparation.from_dict(json.loads(preparation_json))
+    return f"{preparation.shape[0]}x{preparation.shape[1]} ({preparation.mode}: {preparation.words()})"
+
+
 def summary_lines(path: Path, exported: ExportedModel) -> list[str]:
     model, meta = exported.model, exported.metadata
     spec = model.spec
@@ -48,6 +60,7 @@ def summary_lines(path: Path, exported: ExportedModel) -> list[str]:
         f"{path}: ipvae integer export, format version {exported.format_version}, {size_mib:.2f} MiB",
         f"layer 0  input  shape [{model.n_inputs}]  graded spikes, {spec.input_bits}-bit signed payload "
         f"(|x_int| <= {spec.input_max}), input_scale {model.input_scale:.6g} per LSB",
+        f"         input images {_input_images(meta.input_preparation, model.n_inputs)}",
         f"layer 1  dense  shape [{model.n_latents}]  neuron POISSON; "
         + ("Lava bit-accurate Dense compatible" if lava else f"REFERENCE-ONLY ({spec.weight_bits}-bit weights exceed Lava's 8-bit Dense)"),
         _matrix_line("weight", model.ff, lava),

@@ -111,7 +111,7 @@ def _check_inference_memory(args, model, n_steps: int, n_images: int, parity: bo
 def _prepare(args, parity: bool = False) -> tuple:
     from ipvae.export.events import EventOptions
     from ipvae.lava.network import check_batch
-    from ipvae.lava.pipeline import check_input_range, check_steps, load_inputs_described, read_export
+    from ipvae.lava.pipeline import check_input_range, check_steps, load_inputs_described, read_export, read_preparation
 
     options = EventOptions.from_real(input_threshold=args.threshold, stop_window=args.stop_window, stop_eps=args.stop_eps)
     if args.batch is not None:
@@ -123,10 +123,12 @@ def _prepare(args, parity: bool = False) -> tuple:
     model = read_export(args.model, seed=args.seed)
     n_steps = check_steps(model.n_steps if args.steps is None else args.steps)
     from_files = is_file_source(args.data)
+    preparation = read_preparation(args.model) if from_files else None
     if not from_files:  # a data set loads start + n images; a file's count is known once it is read
         _check_inference_memory(args, model, n_steps, args.start + (args.images or DEFAULT_DATASET_IMAGES), parity)
     loaded = load_inputs_described(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
-                                   rotate_degrees=None if from_files else args.rotate, n_steps=n_steps)
+                                   rotate_degrees=None if from_files else args.rotate, n_steps=n_steps,
+                                   preparation=preparation)
     if from_files:
         _check_inference_memory(args, model, n_steps, loaded.x.shape[0], parity)
         if args.rotate is not None:
@@ -149,7 +151,11 @@ def run_command(args) -> int:
                       progress=None if not args.json else False, record_u=False, options=options, batch=args.batch)
     table, curves = summarize(model, x, run, schedule)
     if not args.no_figures:
-        table["figures"] = [str(p) for p in write_figures(out, model, x, run.z, curves, table)]
+        from ipvae.lava.pipeline import read_preparation
+
+        preparation = read_preparation(args.model)
+        table["figures"] = [str(p) for p in write_figures(out, model, x, run.z, curves, table,
+                                                          image_shape=preparation and preparation.shape)]
     _write_json(out / "run.json", {**table, "curves": {k: np.asarray(v).tolist() for k, v in curves.items()}})
     if args.json:
         print(json.dumps(table))
@@ -176,7 +182,8 @@ def parity_command(args) -> int:
     return 0 if report.identical else PARITY_MISMATCH_EXIT
 
 
-def write_figures(out: Path, model, x: np.ndarray, z: np.ndarray, curves: dict, table: dict) -> list[Path]:
+def write_figures(out: Path, model, x: np.ndarray, z: np.ndarray, curves: dict, table: dict,
+                  image_shape: tuple[int, int] | None = None) -> list[Path]:
     from ipvae.lava.accounting import figures
 
     out.mkdir(parents=True, exist_ok=True)
@@ -184,7 +191,8 @@ def write_figures(out: Path, model, x: np.ndarray, z: np.ndarray, curves: dict, 
     recon_last = z[-1].astype(np.float64) @ model.decoder_phi.T.astype(np.float64)  # [N, M]
     label = f"{table['backend']}: {table['images']} images, T={table['steps']}, seed {table['seed']}"
     return [
-        figures.reconstruction_grid(out / "reconstructions.png", last_inputs, recon_last, f"inputs vs Phi z_T ({label})"),
+        figures.reconstruction_grid(out / "reconstructions.png", last_inputs, recon_last, f"inputs vs Phi z_T ({label})",
+                                    image_shape),
         figures.spike_raster(out / "spike_raster.png", z[:, 0, :], f"spike counts of image 0 ({label})"),
         figures.per_step_plot(out / "per_step.png", curves["spikes"], curves["events"], curves["energy_nj"],
                               f"per-step activity ({label})"),

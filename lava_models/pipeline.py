@@ -12,7 +12,7 @@ import numpy as np
 from ipvae.export.events import STOP_TOLERANCE_SCALE, EventOptions, ReadoutSchedule, reconstruct, stop_steps
 from ipvae.export.integer_model import IntegerModel
 from ipvae.errors import IpvaeError
-from ipvae.images import LoadedInputs, is_file_source, load_file_inputs
+from ipvae.images import InputPreparation, LoadedInputs, is_file_source, load_file_inputs
 from ipvae.lava.accounting.energy import Fanouts, OperationCounts, count_event_operations, count_operations
 from ipvae.export.fidelity import r2_per_image
 from ipvae.lava.accounting.metrics import step_targets, trajectory_metrics
@@ -91,8 +91,19 @@ def load_inputs(data: str, n_images: int | None, n_inputs: int, *, split: str = 
                                  n_steps=n_steps).x
 
 
+def read_preparation(path: str | Path) -> InputPreparation | None:
+    """How an export's training images were prepared (its metadata/input_preparation; None in older files)."""
+    import json
+
+    from ipvae.export.hdf5 import read_model
+
+    stored = read_model(path).metadata.input_preparation
+    return InputPreparation.from_dict(json.loads(stored)) if stored else None
+
+
 def load_inputs_described(data: str, n_images: int | None, n_inputs: int, *, split: str = DEFAULT_SPLIT,
-                          start: int = 0, rotate_degrees: float | None = None, n_steps: int = 1) -> LoadedInputs:
+                          start: int = 0, rotate_degrees: float | None = None, n_steps: int = 1,
+                          preparation: InputPreparation | None = None) -> LoadedInputs:
     """Inputs and one line saying where they came from and what was done to them.
 
     ``data``: a data set name (ipvae.data.get_dataset; ``n_images`` None: DEFAULT_DATASET_IMAGES of them) or a
@@ -105,7 +116,7 @@ def load_inputs_described(data: str, n_images: int | None, n_inputs: int, *, spl
     if start < 0:
         raise IpvaeError(f"--start must be non-negative, got {start}")
     if is_file_source(data):
-        loaded = load_file_inputs(data, n_inputs)
+        loaded = load_file_inputs(data, n_inputs, preparation)  # image files prepared as the training images were
         images, description, names = loaded.x, loaded.description, loaded.names
         n_images = images.shape[0] - start if n_images is None else n_images
     else:

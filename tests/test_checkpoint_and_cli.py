@@ -126,7 +126,8 @@ def test_leak_flag_reaches_the_model_config():
 
     args = build_parser().parse_args(["train", "--out", "x", "--leak", "0.00390625"])
     assert build_config(args).model.leak == 2.0**-8
-    assert build_config(build_parser().parse_args(["train", "--out", "x"])).model.leak == 0.0
+    plain = build_parser().parse_args(["train", "--out", "x", "--recipe", "plain"])  # the paper's dynamics
+    assert build_config(plain).model.leak == 0.0
 
 
 def test_training_device_is_validated_and_recorded():

@@ -60,6 +60,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def fraction_below_one(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 # CLI flag -> (section, field); one table for both the parser and the config overrides.
 _TRAIN_OVERRIDES = {
     "data": ("train", "data"),
@@ -81,6 +91,11 @@ _TRAIN_OVERRIDES = {
     "n_latents": ("model", "n_latents"),
     "max_spike_count": ("model", "max_spike_count"),
     "leak": ("model", "leak"),
+    "prepare": ("train", "prepare"),
+    "image_shape": ("train", "image_shape"),
+    "patches": ("train", "patch_size"),
+    "val_fraction": ("train", "val_fraction"),
+    "val_data": ("train", "val_data"),
 }
 
 
@@ -92,7 +107,26 @@ def register(subparsers) -> None:
                               help="continue the run in --out (bit-identical to not stopping); --epochs may change its length")
     train_parser.add_argument("--max-steps", type=positive_int,
                               help="stop with a checkpoint after this many optimisation steps in total (train in slices)")
-    train_parser.add_argument("--data", help="dataset name (mnist, fashion_mnist, natural_patches, bars)")
+    train_parser.add_argument("--data", help="dataset name (mnist, fashion_mnist, natural_patches, bars), or your own "
+                                             "images: a folder or quoted glob of PNG/JPEG (any H x W; colour is "
+                                             "converted to grey), or a .npy/.npz array [N, H, W] or [N, M]")
+    train_parser.add_argument("--recipe", choices=("stable", "plain"),
+                              help="stable (default without --config): the shipped model's stability measures as one "
+                                   "schedule (hard clamp of u at 4, leak 2^-8, count cap 31, warm-start training and "
+                                   "the lateral L1 penalty in the second half); plain: the dataclass defaults "
+                                   "(default with --config)")
+    train_parser.add_argument("--prepare", choices=("plain", "mnist"),
+                              help="your own images: plain (default: grayscale, scaled to [0, 1], own size) or mnist "
+                                   "(cropped, fit in 20x20, centred in 28x28); 'ipvae run --data' prepares new "
+                                   "images the same way")
+    train_parser.add_argument("--image-shape", type=positive_int, nargs=2, metavar=("H", "W"),
+                              help="the image size of an [N, M] array whose M is not a square")
+    train_parser.add_argument("--patches", type=positive_int, metavar="P",
+                              help="cut whitened P x P patches from your images (as natural_patches; --train-limit "
+                                   "patches, default 20000)")
+    train_parser.add_argument("--val-fraction", type=fraction_below_one,
+                              help="share of your images held out for validation (default 0.1, seeded by --seed)")
+    train_parser.add_argument("--val-data", help="validation images (folder, glob or array) instead of a carved share")
     train_parser.add_argument("--data-dir", help="directory with IDX files instead of the bundled MNIST")
     train_parser.add_argument("--train-limit", type=positive_int, help="use only the first N training images")
     train_parser.add_argument("--epochs", type=positive_int)
@@ -140,7 +174,8 @@ def build_config(args) -> "RunConfig":
     from ipvae.train.config import ModelConfig, RunConfig, TrainConfig, replace
     from ipvae.data import image_shape
 
-    sections = {"model": {}, "train": {}}
+    recipe = getattr(args, "recipe", None) or ("plain" if args.config else "stable")
+    sections = _recipe_sections(recipe, args)
     if args.config:
         try:
             loaded = read_json_file(args.config)
@@ -161,7 +196,7 @@ def build_config(args) -> "RunConfig":
             sections[section][field] = value
     try:
         train_config = replace(TrainConfig(), **sections["train"])
-        height, width = image_shape(train_config.data)
+        height, width = _input_shape(train_config)
         sections["model"].setdefault("n_inputs", height * width)
         model_config = ModelConfig.from_dict({name: value for name, value in sections["model"].items() if value is not None})
         config = RunConfig(model=model_config, train=train_config)
@@ -169,6 +204,28 @@ def build_config(args) -> "RunConfig":
     except (TypeError, ValueError) as error:
         raise IpvaeError(f"invalid configuration: {error}") from None
     return config
+
+
+def _recipe_sections(recipe: str, args) -> dict:
+    """The starting sections of a new run's config: the recipe's (ipvae.train.config.RECIPES); the stable recipe
+    is for the iterative Poisson model, so another --kind or --family starts from the plain defaults."""
+    import copy
+
+    from ipvae.train.config import RECIPES
+
+    iterative_poisson = (args.kind or "iterative") == "iterative" and (args.family or "poisson") == "poisson"
+    chosen = RECIPES[recipe if iterative_poisson else "plain"]
+    return {name: copy.deepcopy(chosen.get(name, {})) for name in ("model", "train")}
+
+
+def _input_shape(train_config) -> tuple[int, int]:
+    """(H, W) of the run's inputs: a named set's, or what the user's own images become (read here, so a bad
+    folder is one line before anything is written)."""
+    from ipvae.data import image_shape, run_preparation
+
+    if is_file_source(train_config.data):
+        return run_preparation(train_config).shape
+    return image_shape(train_config.data)
 
 
 def check_config_limits(config) -> None:
@@ -193,7 +250,7 @@ def run_train(args) -> int:
 
     if args.resume:
         config = load_config(args.out)
-        changed = sorted(flag for flag in _TRAIN_OVERRIDES if flag != "epochs" and getattr(args, flag) is not None)
+        changed = sorted(flag for flag in (*_TRAIN_OVERRIDES, "recipe") if flag != "epochs" and getattr(args, flag) is not None)
         if changed or args.config:
             raise IpvaeError(f"--resume continues the saved config; only --epochs may change (got {changed or '--config'})")
         if args.epochs is not None:
@@ -201,6 +258,12 @@ def run_train(args) -> int:
             check_config_limits(config)
     else:
         config = build_config(args)
+        if is_file_source(config.train.data):
+            import sys
+
+            from ipvae.data import run_description
+
+            print(f"input: {run_description(config.train)}", file=sys.stderr)  # once the images are accepted
     check_training_memory(config)
     with contextlib.ExitStack() as held:
         if os.environ.get(RANK_VARIABLE, "0") == "0":  # one writer per run directory (torchrun: rank 0 writes)
@@ -220,7 +283,7 @@ def run_train(args) -> int:
 
 def run_eval(args) -> int:
     from ipvae.train.checkpoint import load_config, load_run
-    from ipvae.data import image_shape
+    from ipvae.data import image_shape, saved_preparation
     from ipvae.train.evaluate import EvalSettings, evaluate_run
     from ipvae.train.plots import plot_curves, plot_dictionary
 
@@ -235,8 +298,13 @@ def run_eval(args) -> int:
     data = args.data or run.config.train.data
     n_inputs = run.config.model.n_inputs
     from_files = is_file_source(data)
-    height, width = (square_side(n_inputs),) * 2 if from_files else image_shape(data)
-    if height * width != n_inputs:
+    preparation = saved_preparation(args.run_dir, run.config.train)
+    if preparation is not None and preparation.n_inputs == n_inputs:
+        height, width = preparation.shape
+    else:
+        preparation = None
+        height, width = (square_side(n_inputs),) * 2 if from_files else image_shape(data)
+    if not from_files and height * width != n_inputs:
         raise IpvaeError(
             f"data set {data!r} has {height}x{width} = {height * width} pixels per image, but {args.run_dir} was "
             f"trained on {n_inputs} ({run.config.train.data!r}); pick a data set of that size"
@@ -244,8 +312,10 @@ def run_eval(args) -> int:
     if args.out:
         prepare_output_dir(args.out)
     settings = EvalSettings(t_test=args.t_test, seed=args.seed, curve_steps=args.curves)
-    if from_files:
-        report = _evaluate_files(run.model, data, n_inputs, settings, args.limit)
+    if args.data is None and from_files:
+        report = _evaluate_held_out(run, settings, args.limit)
+    elif from_files:
+        report = _evaluate_files(run.model, data, n_inputs, settings, args.limit, preparation)
     else:
         report = evaluate_run(
             run.model, data, settings, data_dir=args.data_dir, test_limit=args.limit, probe_train_limit=args.probe_train
@@ -265,15 +335,31 @@ def run_eval(args) -> int:
     return 0
 
 
-def _evaluate_files(model, data: str, n_inputs: int, settings, limit: int | None):
-    """The evaluation metrics on the user's own images (ipvae.images; unlabelled, so no probe)."""
+def _evaluate_held_out(run, settings, limit: int | None):
+    """The evaluation metrics on the validation split of a run trained on the user's own images."""
+    from ipvae.data import run_split
+    from ipvae.train.evaluate import EvalReport, run_inference
+
+    x = run_split(run.config.train, "test", limit=limit)  # [V, M]
+    if x.shape[0] == 0:
+        raise IpvaeError(f"the run trained on {shown(run.config.train.data)} without a validation split; "
+                         "give images to evaluate with --data")
+    metrics, curves, _ = run_inference(run.model, x, settings)
+    report = {"data": f"{run.config.train.data} (validation)", "images": int(x.shape[0]), "t_test": settings.t_test,
+              **metrics, "params": run.model.n_params}
+    return EvalReport(metrics=report, curves=curves)
+
+
+def _evaluate_files(model, data: str, n_inputs: int, settings, limit: int | None, preparation=None):
+    """The evaluation metrics on the user's own images (ipvae.images; unlabelled, so no probe), prepared as the
+    run's inputs were (``preparation``; None: by the model's size)."""
     import sys
 
     import torch
 
     from ipvae.train.evaluate import EvalReport, run_inference
 
-    loaded = load_file_inputs(data, n_inputs)
+    loaded = load_file_inputs(data, n_inputs, preparation)
     if loaded.x.ndim != 2:
         raise IpvaeError(f"{data}: 'ipvae eval' takes still images; run frame sequences with 'ipvae run'")
     x = torch.from_numpy(loaded.x[:limit]).float()  # [N, M]

@@ -226,6 +226,16 @@ class TrainConfig:
     device: where a single-process run trains, "cpu" or "cuda" (under torchrun the backend decides:
         gloo on the CPU, NCCL on each rank's GPU). The sampling generator lives on that device, so a
         CUDA run draws other random numbers than a CPU run of the same config (same distributions).
+    data: a data set name (ipvae.data.DATASETS) or the user's own images: a folder or glob of image files or a
+        .npy/.npz array (ipvae.data.user_sets). For those: ``prepare`` "plain" (grayscale, scaled to [0, 1], own
+        size) or "mnist" (ipvae.images.prepare_digit); ``image_shape`` (H, W) of an [N, M] array whose M is not a
+        square; ``patch_size`` P cuts whitened P x P patches (train_limit of them, default 20,000) as the
+        natural-patch set does; ``val_fraction`` of the images is held out (a permutation drawn from the seed),
+        or ``val_data`` names the validation images; their R^2, zeros and MSE after t_train steps go into
+        metrics.jsonl after each epoch. A named set ignores these fields.
+    phases: a training schedule inside the run (``Phase``: from a fraction of the steps on, warm_start_max and
+        lateral_l1 of that phase); empty: the flat warm_start_max and lateral_l1 all along. `ipvae train`
+        without --config starts from STABLE_RECIPE, which sets them.
     beta: KL weight, held at beta_start for beta_hold_fraction of the steps, then linear to beta
         over beta_ramp_fraction.  temperature: relaxed-Poisson temperature, annealed geometrically
         from temperature_start to temperature_end over temperature_anneal_fraction of the steps.
@@ -233,6 +243,12 @@ class TrainConfig:
 
     data: str = "mnist"
     data_dir: str | None = None
+    prepare: str = "plain"
+    image_shape: tuple | None = None
+    patch_size: int | None = None
+    val_fraction: float = 0.1
+    val_data: str | None = None
+    phases: tuple = ()
     init_from: str | None = None
     train_limit: int | None = None
     epochs: int = 20
@@ -261,7 +277,15 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if isinstance(self.image_shape, list):  # as JSON stores it
+            object.__setattr__(self, "image_shape", tuple(self.image_shape))
+        if isinstance(self.phases, list):
+            object.__setattr__(self, "phases", tuple(self.phases))
+        object.__setattr__(self, "phases", tuple(_build(Phase, phase) if isinstance(phase, dict) else phase
+                                                 for phase in self.phases))
         _check_field_types(self)
+        _check_user_data(self)
+        _check_phases(self)
         _check_ranges(self, {
             "train_limit": POSITIVE, "epochs": POSITIVE, "batch_size": POSITIVE, "t_train": POSITIVE,
             "learning_rate": POSITIVE, "learning_rate_min": NON_NEGATIVE, "warmup_fraction": FRACTION,
@@ -275,6 +299,74 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r:.60}")
         if self.device not in DEVICES:
             raise ValueError(f"TrainConfig.device must be one of {DEVICES}, got {self.device!r:.60}")
+
+
+PREPARE_CHOICES = ("plain", "mnist")  # TrainConfig.prepare of a user's own images (ipvae.data.user_sets)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a training schedule (TrainConfig.phases): from ``start`` (a fraction of the run's steps)
+    until the next phase's start, each batch warm-starts with W ~ Uniform{0..warm_start_max} unscored steps
+    and adds the lateral L1 penalty of weight ``lateral_l1`` (TrainConfig's fields of those names)."""
+
+    start: float = 0.0
+    warm_start_max: int = 0
+    lateral_l1: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        _check_ranges(self, {"start": FRACTION, "warm_start_max": NON_NEGATIVE, "lateral_l1": NON_NEGATIVE})
+
+
+def _check_phases(config: "TrainConfig") -> None:
+    if not config.phases:
+        return
+    if not all(isinstance(phase, Phase) for phase in config.phases):
+        raise TypeError("TrainConfig.phases must be a list of {start, warm_start_max, lateral_l1} objects")
+    starts = [phase.start for phase in config.phases]
+    if starts[0] != 0.0 or any(later <= earlier for earlier, later in zip(starts, starts[1:])):
+        raise ValueError(f"TrainConfig.phases must start at 0 and at increasing fractions, got starts {starts}")
+    if config.warm_start_max or config.lateral_l1:
+        raise ValueError("TrainConfig.phases set warm_start_max and lateral_l1 per phase: leave the flat fields at 0")
+
+
+def _check_user_data(config: "TrainConfig") -> None:
+    """The fields for a user's own images: choices, shape, fraction (the files are checked when read)."""
+    if config.prepare not in PREPARE_CHOICES:
+        raise ValueError(f"TrainConfig.prepare must be one of {PREPARE_CHOICES}, got {config.prepare!r:.60}")
+    shape = config.image_shape
+    if shape is not None and (len(shape) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                                                           for n in shape)):
+        raise ValueError(f"TrainConfig.image_shape must be two positive integers [H, W], got {shape!r:.60}")
+    if config.patch_size is not None and config.patch_size < 1:
+        raise ValueError(f"TrainConfig.patch_size must be positive, got {config.patch_size}")
+    if not 0.0 <= config.val_fraction < 1.0:
+        raise ValueError(f"TrainConfig.val_fraction must be in [0, 1), got {config.val_fraction}")
+
+
+def phase_at(config: "TrainConfig", step: int, total_steps: int) -> Phase:
+    """The phase the optimisation step ``step`` of ``total_steps`` trains in (the flat fields without phases)."""
+    if not config.phases:
+        return Phase(0.0, config.warm_start_max, config.lateral_l1)
+    current = config.phases[0]
+    for phase in config.phases[1:]:
+        if step >= round(phase.start * total_steps):
+            current = phase
+    return current
+
+
+# The stability measures of the shipped model (pretrained/README.md), as the defaults of `ipvae train` without
+# --config: the hard clamp of u at 4, the leak 2^-8 toward the prior, the count cap 31 and stage 4's beta and
+# temperature from the start; warm-start training past T_train (W <= 64) and the lateral L1 penalty (30) in the
+# run's second half, as one schedule (the shipped model took five runs chained by hand).
+STABLE_RECIPE = {
+    "model": {"max_spike_count": 31, "u_max": 4.0, "hard_upper_clamp": True, "leak": 2.0**-8},
+    "train": {"epochs": 10, "beta": 0.7, "temperature_end": 0.07, "grad_clip": 300.0,
+              "phases": [{"start": 0.0, "warm_start_max": 0, "lateral_l1": 0.0},
+                         {"start": 0.5, "warm_start_max": 64, "lateral_l1": 30.0}]},
+}
+RECIPES = {"stable": STABLE_RECIPE, "plain": {"model": {}, "train": {}}}  # `ipvae train --recipe`
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,10 @@ from tqdm import tqdm
 from ipvae.errors import CheckpointError, IpvaeError, TrainingDiverged
 from ipvae.fileio import atomic_path
 from ipvae.train.checkpoint import ResumeTemplate, TrainState, load_run, load_train_state, save_run, save_train_state
-from ipvae.train.config import RunConfig, TrainConfig
-from ipvae.data import get_dataset
+from ipvae.train.config import RunConfig, TrainConfig, phase_at
+from ipvae.data import INPUT_FILE, get_dataset, run_preparation, run_split
+from ipvae.fileio import write_json
+from ipvae.images import is_file_source
 from ipvae.train.distributed import DataParallel, data_parallel_from_environment
 from ipvae.train.distributions import BatchShard
 from ipvae.train.model import LossTerms
@@ -36,6 +38,9 @@ from ipvae.train.reference_loss import legacy_loss
 from ipvae.train.registry import Model, build_model
 
 METRICS_FILE = "metrics.jsonl"
+VALIDATION_IMAGES_MAX = 1000  # held-out rows scored after each epoch
+VALIDATION_SEED = 0  # the validation inference's own generator: training draws are untouched
+VALIDATION_METRICS = ("r2", "zeros", "mse_per_pixel")
 METRIC_NAMES = ("loss", "nll", "kl", "mse_per_pixel", "zeros")
 EPOCH_SEED_STRIDE = 1_000_003
 WARM_START_SEED_OFFSET = 7_919  # separates the warm-start draws' seeds from the epoch orders'
@@ -93,12 +98,14 @@ def make_optimizer(model: Model, config: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def warm_start_steps(config: TrainConfig, step: int) -> int:
-    """The batch's warm-start length W ~ Uniform{0..warm_start_max}, a pure function of (seed, step)."""
-    if config.warm_start_max == 0:
+def warm_start_steps(config: TrainConfig, step: int, maximum: int | None = None) -> int:
+    """The batch's warm-start length W ~ Uniform{0..maximum} (default: warm_start_max), a pure function of
+    (seed, step)."""
+    maximum = config.warm_start_max if maximum is None else maximum
+    if maximum == 0:
         return 0
     generator = torch.Generator().manual_seed(config.seed * EPOCH_SEED_STRIDE + step + WARM_START_SEED_OFFSET)
-    return int(torch.randint(config.warm_start_max + 1, (), generator=generator))
+    return int(torch.randint(maximum + 1, (), generator=generator))
 
 
 def _epoch_order(n_samples: int, seed: int, epoch: int) -> torch.Tensor:
@@ -134,13 +141,20 @@ class _TrainingLoss(nn.Module):
 def check_training_options(config: RunConfig, group: DataParallel) -> None:
     """Refuse, in one line, the combinations the loss functions do not support."""
     iterative = config.model.kind == "iterative"
+    phases = config.train.phases
+    if any(phase.warm_start_max or phase.lateral_l1 for phase in phases) and not iterative:
+        raise IpvaeError(f"the phases' warm start and lateral L1 need an iterative model, not kind {config.model.kind!r}"
+                         " (train it with --recipe plain)")
+    if group.world_size > 1 and any(phase.warm_start_max for phase in phases):
+        raise IpvaeError("a phase with warm_start_max is single-process only: its exact draws are not sliced")
     if config.train.warm_start_max and not iterative:
         raise IpvaeError(f"warm_start_max needs an iterative model, not kind {config.model.kind!r}")
     if group.world_size > 1 and not iterative:
         raise IpvaeError(f"data-parallel training (torchrun) supports the iterative models only, not {config.model.kind!r}")
     if config.train.lateral_l1 and not iterative:
         raise IpvaeError(f"lateral_l1 needs an iterative model, not kind {config.model.kind!r}")
-    if config.train.warm_start_prior_kl and not config.train.warm_start_max:
+    if config.train.warm_start_prior_kl and not (config.train.warm_start_max
+                                                 or any(phase.warm_start_max for phase in phases)):
         raise IpvaeError("warm_start_prior_kl changes the KL after a warm start: it needs warm_start_max > 0")
     if config.train.legacy_numerics and not iterative:
         raise IpvaeError(f"legacy_numerics applies to the iterative models only, not kind {config.model.kind!r}")
@@ -204,6 +218,7 @@ class _Session:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     sampling: torch.Generator
+    x_validation: Tensor | None  # [V, M] held-out rows scored after each epoch (a user's own set), or None
 
 
 def _train(
@@ -217,6 +232,8 @@ def _train(
     check_training_options(config, group)
     session, progress = _start_session(config, run_dir, group, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if group.is_main and not (run_dir / INPUT_FILE).exists():
+        write_json(run_dir / INPUT_FILE, run_preparation(config.train).to_dict())
     total_steps = session.schedules.total_steps
     stop_step = total_steps if max_steps is None else min(total_steps, max_steps)
     if show_progress is None:
@@ -251,6 +268,7 @@ def _start_session(config: RunConfig, run_dir: Path, group: DataParallel, resume
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
     x_train = _training_data(config, device)  # [N, M]
+    x_validation = _validation_data(config, device)  # [V, M] or None
     batches_per_epoch = x_train.shape[0] // tc.batch_size
     if batches_per_epoch == 0:
         raise IpvaeError(f"batch size {tc.batch_size} exceeds the {x_train.shape[0]} training samples")
@@ -265,15 +283,18 @@ def _start_session(config: RunConfig, run_dir: Path, group: DataParallel, resume
     progress = _restore(run_dir, model, optimizer, scheduler, sampling, schedules.total_steps) if resume else _Progress()
     training_loss = group.wrap(_TrainingLoss(model, legacy_numerics=tc.legacy_numerics))
     session = _Session(config, run_dir, group, local_batch_size, shard, x_train, batches_per_epoch, schedules, model, training_loss, optimizer,
-                       scheduler, sampling)
+                       scheduler, sampling, x_validation)
     return session, progress
 
 
 def _training_data(config: RunConfig, device: torch.device) -> Tensor:
     """The training images as [N, M] floats on ``device``; a wrong size or a NaN is refused in one line."""
     tc = config.train
-    x_train, _ = get_dataset(tc.data, "train", data_dir=tc.data_dir, seed=tc.seed, limit=tc.train_limit)
-    x_train = x_train.reshape(x_train.shape[0], -1).float()  # [N, M]
+    if is_file_source(tc.data):  # the user's own images (ipvae.data.user_sets)
+        x_train = run_split(tc, "train")  # [N, M]
+    else:
+        x_train, _ = get_dataset(tc.data, "train", data_dir=tc.data_dir, seed=tc.seed, limit=tc.train_limit)
+        x_train = x_train.reshape(x_train.shape[0], -1).float()  # [N, M]
     if x_train.shape[1] != config.model.n_inputs:
         raise IpvaeError(
             f"dataset {tc.data!r} has {x_train.shape[1]} inputs, the model expects {config.model.n_inputs}"
@@ -281,6 +302,35 @@ def _training_data(config: RunConfig, device: torch.device) -> Tensor:
     if not torch.isfinite(x_train).all():
         raise IpvaeError(f"the training data {tc.data!r} contains NaN or Inf values")
     return x_train.to(device)
+
+
+def _validation_data(config: RunConfig, device: torch.device) -> Tensor | None:
+    """The held-out rows of a user's own set (the first VALIDATION_IMAGES_MAX), or None for a named set."""
+    if not is_file_source(config.train.data):
+        return None
+    x_validation = run_split(config.train, "test", limit=VALIDATION_IMAGES_MAX)  # [V, M]
+    if x_validation.shape[0] == 0:
+        return None
+    if x_validation.shape[1] != config.model.n_inputs or not torch.isfinite(x_validation).all():
+        raise IpvaeError(f"the validation data has {x_validation.shape[1]} inputs or NaN/Inf values; the model "
+                         f"expects {config.model.n_inputs} finite inputs")
+    return x_validation.to(device)
+
+
+def _validation_metrics(session: _Session) -> dict:
+    """R^2, zeros and MSE of the held-out rows after T_train exact inference steps (their own generator)."""
+    from ipvae.train.evaluate import EvalSettings, run_inference
+
+    if session.x_validation is None:
+        return {}
+    settings = EvalSettings(t_test=session.config.train.t_train, seed=VALIDATION_SEED, decode_rates=False)
+    session.model.eval()
+    try:
+        with torch.no_grad():
+            metrics, _, _ = run_inference(session.model, session.x_validation.cpu(), settings)
+    finally:
+        session.model.train()
+    return {f"val_{name}": metrics[name] for name in VALIDATION_METRICS}
 
 
 def _initialise_from(model: Model, config: RunConfig) -> None:
@@ -344,11 +394,12 @@ def _train_batch(session: _Session, x: Tensor, step: int, epoch: int) -> dict[st
     """One optimisation step on this rank's rows x [B / world, M]; the global-batch means of METRIC_NAMES.
     A NaN/Inf loss, gradient or weight stops the run (TrainingDiverged), the last checkpoint kept."""
     tc, schedules, model = session.config.train, session.schedules, session.model
+    phase = phase_at(tc, step, schedules.total_steps)
     try:
         terms = session.training_loss(
             x, tc.t_train, beta=schedules.beta(step), temperature=schedules.temperature(step),
             generator=session.sampling, shard=session.shard,
-            warm_start_steps=warm_start_steps(tc, step), lateral_l1=tc.lateral_l1,
+            warm_start_steps=warm_start_steps(tc, step, phase.warm_start_max), lateral_l1=phase.lateral_l1,
             warm_start_prior_kl=tc.warm_start_prior_kl,
         )
     except ValueError as error:  # torch.distributions refuses a NaN rate: the state diverged
@@ -380,7 +431,13 @@ def _epoch_line(session: _Session, progress: _Progress, epoch: int, seconds: flo
         "beta": schedules.beta(step - 1),
         "temperature": schedules.temperature(step - 1),
         **{name: total / session.batches_per_epoch for name, total in progress.epoch_sums.items()},
+        **({"phase": _phase_index(session.config.train, step - 1, schedules.total_steps)} if session.config.train.phases else {}),
+        **_validation_metrics(session),
     }
+
+
+def _phase_index(config: TrainConfig, step: int, total_steps: int) -> int:
+    return config.phases.index(phase_at(config, step, total_steps))
 
 
 def _checkpoint(session: _Session, progress: _Progress) -> None:

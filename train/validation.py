@@ -38,11 +38,14 @@ FIELD_BOUNDS: dict[str, tuple[int, int]] = {
     "checkpoint_every_steps": (1, 2**40),
     "num_threads": (1, 2**12),
     "seed": (0, 2**63 - 1),
+    "image_shape": (1, 2**12),  # each side of an image
+    "patch_size": (1, 2**12),
 }
 DEFAULT_INT_BOUNDS = (-(2**31), 2**31)
 DEFAULT_FLOAT_LIMIT = 1e30  # |x| of a float field with no bound of its own
 MAX_STRING_CHARACTERS = 4096  # a path or a name
 MAX_FIELDS = 1000  # fields of all the dataclasses of one config, nested ones included (a runaway guard)
+MAX_TUPLE_ITEMS = 64  # items of a tuple field (TrainConfig.image_shape, TrainConfig.phases)
 
 
 def check_config_limits(config: Any) -> None:
@@ -59,6 +62,15 @@ def check_config_limits(config: Any) -> None:
             name, value = f"{prefix}.{item.name}", getattr(node, item.name)
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
                 stack.append((name, value))
+                continue
+            if isinstance(value, tuple):  # a tuple field (an image shape, the training phases): each element
+                if len(value) > MAX_TUPLE_ITEMS:
+                    raise ValueError(f"{name} has {len(value)} items (at most {MAX_TUPLE_ITEMS})")
+                for index, element in enumerate(value):
+                    if dataclasses.is_dataclass(element) and not isinstance(element, type):
+                        stack.append((f"{name}[{index}]", element))
+                    else:
+                        _check_value(f"{name}[{index}]", item.name, element, hints.get(item.name))
                 continue
             _check_value(name, item.name, value, hints.get(item.name))
 

@@ -7,6 +7,8 @@ Public API (import from ``ipvae.data``):
 - :func:`natural_patches`: whitened natural-image patches (sources and licenses: :mod:`ipvae.data.natural`).
 - :func:`planted_dictionary_data` -> :class:`PlantedData`: the bars problem with its true dictionary.
 - :data:`DATASETS`, :func:`get_dataset`, :func:`image_shape`: the one name -> loader dispatch.
+- :func:`run_split`, :func:`run_preparation`: a run's training / validation rows and how its inputs are
+  prepared, for a named set or the user's own images (:mod:`ipvae.data.user_sets`).
 
 Every entry of ``DATASETS`` has the signature ``(split, *, data_dir=None, seed=0, limit=None) ->
 (x, y_or_None)`` and accepts the splits "train" and "test"; for natural_patches "test" means its
@@ -44,6 +46,10 @@ __all__ = [
     "bars_dictionary",
     "get_dataset",
     "image_shape",
+    "run_description",
+    "run_preparation",
+    "saved_preparation",
+    "run_split",
     "load_fashion_mnist",
     "load_mnist",
     "natural_image_names",
@@ -137,3 +143,78 @@ def image_shape(name: str) -> tuple[int, int]:
     if name not in _IMAGE_SHAPES:
         raise _unknown(name)
     return _IMAGE_SHAPES[name]
+
+
+def _user_set(train):
+    """The user set a TrainConfig names (a file source), read once per process and settings."""
+    from ipvae.data.user_sets import load_user_set
+
+    key = (train.data, train.prepare, train.image_shape, train.patch_size, train.train_limit if train.patch_size else None,
+           train.val_fraction, train.val_data, train.seed)
+    if key not in _USER_SETS:
+        _USER_SETS.clear()  # one set at a time: they can be large
+        _USER_SETS[key] = load_user_set(
+            train.data, prepare=train.prepare, image_shape=train.image_shape, patch_size=train.patch_size,
+            n_patches=train.train_limit if train.patch_size else None, val_fraction=train.val_fraction,
+            val_data=train.val_data, seed=train.seed)
+    return _USER_SETS[key]
+
+
+_USER_SETS: dict = {}
+
+
+def run_split(train, split: str, limit: int | None = None) -> Tensor:
+    """The rows [N, M] float32 of a run's data (``train``: its TrainConfig): split "train" or "test" ("test"
+    is a user set's validation images, or a named set's test split)."""
+    import torch
+
+    from ipvae.images import is_file_source
+
+    _check_split("the run's data", split, DATASET_SPLITS)
+    if split == "train" and limit is None and not train.patch_size:
+        limit = train.train_limit
+    if not is_file_source(train.data):
+        x, _ = get_dataset(train.data, split, data_dir=train.data_dir, seed=train.seed, limit=limit)
+        return x.reshape(x.shape[0], -1).float()
+    loaded = _user_set(train)
+    rows = loaded.train if split == "train" else loaded.validation
+    return torch.from_numpy(rows[:limit])
+
+
+def run_description(train) -> str:
+    """One line saying what a run's data is and how it was prepared."""
+    from ipvae.images import is_file_source
+
+    return _user_set(train).description if is_file_source(train.data) else f"the {train.data} training set"
+
+
+def run_preparation(train):
+    """How the inputs of a run were prepared (ipvae.images.InputPreparation): a user set's own (its patch std
+    measured on its training patches), MNIST-style for the digit sets, whitened patches for natural_patches."""
+    from ipvae.data.natural import train_patch_std
+    from ipvae.images import InputPreparation, is_file_source
+
+    if is_file_source(train.data):
+        return _user_set(train).preparation
+    shape = image_shape(train.data)
+    if train.data == "natural_patches":
+        return InputPreparation(shape, "patches", patch_std=train_patch_std(shape[0]))
+    return InputPreparation(shape, "mnist" if train.data in ("mnist", "fashion_mnist") else "plain")
+
+
+INPUT_FILE = "input.json"  # in a run directory: the run's InputPreparation (written by the trainer)
+
+
+def saved_preparation(run_dir: str | Path, train):
+    """A run's InputPreparation: its input.json, else (runs trained before it was written) a named set's;
+    None for a user set without one."""
+    from ipvae.images import InputPreparation, is_file_source
+    from ipvae.limits import read_json_file
+
+    path = Path(run_dir) / INPUT_FILE
+    if path.is_file():
+        try:
+            return InputPreparation.from_dict(read_json_file(path))
+        except (OSError, ValueError) as error:
+            raise IpvaeError(f"{path}: not a readable input preparation ({type(error).__name__})") from None
+    return None if is_file_source(train.data) else run_preparation(train)

@@ -142,11 +142,19 @@ def _whitened(name: str) -> np.ndarray:
 
 def _sample_patches(names: tuple[str, ...], n_patches: int, patch_size: int, rng: np.random.Generator) -> np.ndarray:
     """n random patches [n, p*p] (float32, each with its mean removed) from the whitened images."""
-    images = [_whitened(name) for name in names]
+    return sample_patches([_whitened(name) for name in names], n_patches, patch_size, rng,
+                          f"the natural images ({', '.join(names)})")
+
+
+def sample_patches(images: list[np.ndarray], n_patches: int, patch_size: int, rng: np.random.Generator,
+                   what: str = "the images") -> np.ndarray:
+    """n random patches [n, p*p] (float32, each with its mean removed) from whitened images [H_i, W_i] (the
+    border margin skipped; images drawn in proportion to their usable area)."""
     shapes = np.array([image.shape for image in images])  # [I, 2]
     spans = shapes - 2 * BORDER_MARGIN - patch_size + 1  # [I, 2] valid top-left positions per axis
     if np.any(spans < 1):
-        raise IpvaeError(f"patch_size {patch_size} is too large for the natural images ({', '.join(names)}).")
+        raise IpvaeError(f"patch_size {patch_size} is too large for {what}: each image needs at least "
+                         f"{patch_size + 2 * BORDER_MARGIN} pixels a side (the whitening's border margin).")
     weights = spans.prod(axis=1) / spans.prod(axis=1).sum()  # [I] sample images in proportion to their area
     which = rng.choice(len(images), size=n_patches, p=weights)  # [n]
     offsets = BORDER_MARGIN + np.floor(rng.random((n_patches, 2)) * spans[which]).astype(np.int64)  # [n, 2]
@@ -157,6 +165,20 @@ def _sample_patches(names: tuple[str, ...], n_patches: int, patch_size: int, rng
         patches[chosen] = windows[offsets[chosen, 0], offsets[chosen, 1]]  # [n_i, p, p]
     patches = patches.reshape(n_patches, patch_size * patch_size)  # [n, p*p]
     return patches - patches.mean(axis=1, keepdims=True)  # [n, p*p]
+
+
+def whitened_tiles(gray: np.ndarray, patch_size: int, patch_std: float, source: str = "image") -> np.ndarray:
+    """A new image prepared as training patches were: whitened (whiten_image), cut into non-overlapping
+    patch_size tiles inside the border margin, each tile's mean removed, divided by ``patch_std`` [n, p*p]."""
+    usable = np.array(gray.shape) - 2 * BORDER_MARGIN  # [2]
+    if np.any(usable < patch_size):
+        raise IpvaeError(f"{source}: {gray.shape[0]}x{gray.shape[1]} is too small for {patch_size}x{patch_size} "
+                         f"patches (at least {patch_size + 2 * BORDER_MARGIN} pixels a side)")
+    whitened = whiten_image(gray)[BORDER_MARGIN:-BORDER_MARGIN, BORDER_MARGIN:-BORDER_MARGIN]  # [H', W']
+    rows, cols = usable // patch_size
+    tiles = whitened[: rows * patch_size, : cols * patch_size].reshape(rows, patch_size, cols, patch_size)
+    tiles = tiles.transpose(0, 2, 1, 3).reshape(rows * cols, patch_size * patch_size)  # [n, p*p]
+    return (tiles - tiles.mean(axis=1, keepdims=True)) / patch_std  # [n, p*p]
 
 
 @functools.lru_cache(maxsize=None)

@@ -23,13 +23,16 @@ def _pyplot():
     return plt
 
 
-def _as_image(vector: np.ndarray) -> np.ndarray:
-    """A square picture if the length is a square, else a one-row strip."""
+def _as_image(vector: np.ndarray, image_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The picture of the given (H, W); without one, a square picture if the length is a square, else a strip."""
+    if image_shape is not None and image_shape[0] * image_shape[1] == vector.shape[-1]:
+        return vector.reshape(image_shape)
     side = math.isqrt(vector.shape[-1])
     return vector.reshape(side, side) if side * side == vector.shape[-1] else vector.reshape(1, -1)
 
 
-def reconstruction_grid(path: Path, x_last: np.ndarray, recon_last: np.ndarray, title: str) -> Path:
+def reconstruction_grid(path: Path, x_last: np.ndarray, recon_last: np.ndarray, title: str,
+                        image_shape: tuple[int, int] | None = None) -> Path:
     """Row 1: the inputs of the last step; row 2: their reconstructions Phi z_T."""
     plt = _pyplot()
     n = min(GRID_IMAGES, x_last.shape[0])
@@ -37,7 +40,7 @@ def reconstruction_grid(path: Path, x_last: np.ndarray, recon_last: np.ndarray, 
     for i in range(n):
         for row, (data, label) in enumerate(((x_last[i], "input"), (recon_last[i], "Phi z_T"))):
             axis = axes[row, i]
-            axis.imshow(_as_image(data), cmap="gray", vmin=0.0, vmax=max(1.0, float(x_last.max())))
+            axis.imshow(_as_image(data, image_shape), cmap="gray", vmin=0.0, vmax=max(1.0, float(x_last.max())))
             axis.set_xticks([])
             axis.set_yticks([])
             if i == 0:
