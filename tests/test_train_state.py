@@ -79,7 +79,8 @@ def test_train_state_missing_a_field_is_one_checkpoint_error(planted_bars, tmp_p
         train(tiny_config(epochs=1), tmp_path, resume=True, show_progress=False)
 
 
-def test_legacy_train_state_missing_keys_through_the_cli(tmp_path):
+def test_a_legacy_train_state_is_refused_unread_through_the_cli(tmp_path):
+    """A train_state.pt (the format before the one-file state) is refused by name, never handed to torch.load."""
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(KILL_CONFIG))
     run_dir = tmp_path / "run"
@@ -90,7 +91,7 @@ def test_legacy_train_state_missing_keys_through_the_cli(tmp_path):
     _, errors = resumed.communicate()
     assert resumed.returncode == CheckpointError.exit_code
     lines = errors.strip().splitlines()
-    assert len(lines) == 1 and LEGACY_TRAIN_STATE_FILE in lines[0], errors
+    assert len(lines) == 1 and LEGACY_TRAIN_STATE_FILE in lines[0] and "not read" in lines[0], errors
 
 
 @pytest.mark.parametrize("crash_at_rename", [1, 2, 3, 4, 6, 7])
