@@ -120,6 +120,14 @@ def deployment_choices(network, model: AuthorsModel, images: np.ndarray, n_steps
             "cap": choose_cap(activity.counts), "clamp": clamp_report(activity, model.ceiling, model.floor)}
 
 
+def training_images(data: str, count: int, *, data_dir: str | None, seed: int) -> np.ndarray:
+    """The first ``count`` training images [N, M] of a data set (fewer if the split is smaller)."""
+    from ipvae.data import get_dataset
+
+    images, _labels = get_dataset(data, "train", data_dir=data_dir, seed=seed, limit=count)
+    return np.asarray(images[:count], dtype=np.float32)
+
+
 def check_run_dir(out: Path, force: bool) -> None:
     prepare_output_dir(out)
     existing = [name for name in (CONFIG_FILE, WEIGHTS_FILE, IMPORT_FILE) if (out / name).exists()]
@@ -135,9 +143,9 @@ def import_checkpoint(checkpoint: str | Path, out: str | Path, *, use_ema: bool 
 
     images: calibration images [N, M] to use instead of the first ``calibration_images`` training images.
     """
-    from ipvae.export.source import load_images
-
     out = Path(out)
+    if not Path(checkpoint).is_file():
+        raise CheckpointError(f"checkpoint {shown(checkpoint)} does not exist")
     check_run_dir(out, force)
     if max_spike_count is not None and max_spike_count not in CAP_CHOICES:
         raise CheckpointError(f"--max-spike-count must be one of {CAP_CHOICES} (a graded-spike payload), got {max_spike_count}")
@@ -147,7 +155,7 @@ def import_checkpoint(checkpoint: str | Path, out: str | Path, *, use_ema: bool 
     provisional = run_config(model, CAP_CHOICES[-1])
     network = toolkit_model(model, provisional)
     if images is None:
-        images = load_images(model.data, "train", calibration_images, data_dir=data_dir, seed=model.seed)
+        images = training_images(model.data, calibration_images, data_dir=data_dir, seed=model.seed)
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 2 or images.shape[1] != model.n_inputs or not np.all(np.isfinite(images)):
         raise CheckpointError(f"calibration images must be finite [N, {model.n_inputs}], got shape {images.shape}")
