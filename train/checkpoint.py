@@ -390,10 +390,12 @@ def _check_progress(progress: dict, template: ResumeTemplate) -> None:
     for index, line in enumerate(lines):
         if not isinstance(line, dict) or not all(isinstance(key, str) and len(key) <= 64 for key in line):
             raise ValueError(f"progress.epoch_lines[{index}] must be an object of metrics")
-        for key, value in line.items():
-            same_structure(f"progress.epoch_lines[{index}].{key}", value, 0.0)
+        for key, value in line.items():  # recorded metrics: numbers (NaN allowed: a metric may be undefined)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"progress.epoch_lines[{index}].{shown(key, 40)} must be a number")
 
 
 def _number(value: int) -> str:
-    text = str(value) if value < 10**30 else f"{len(str(value))}-digit"
-    return text if len(text) <= 24 else f"{len(text)}-digit number"
+    """An integer for a message: itself, or its digit count when it is long."""
+    text = str(value)
+    return text if len(text) <= 24 else f"a {len(text)}-digit number"
