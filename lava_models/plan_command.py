@@ -16,12 +16,13 @@ from ipvae.errors import IpvaeError
 from ipvae.lava.accounting.fit import TARGETS, fit_report, format_report
 
 
-def measured_events_per_step(model, n_images: int) -> dict[str, float]:
-    """Average input and neuron events per timestep of the integer reference on MNIST test images."""
+def measured_events_per_step(model, n_images: int, data: str = "mnist", preparation=None) -> dict[str, float]:
+    """Average input and neuron events per timestep of the integer reference on ``n_images`` images of ``data``
+    (a data set's test split, or the user's own images prepared by ``preparation``, the export's)."""
     from ipvae.export.quantize import quantize_input
-    from ipvae.lava.pipeline import load_inputs, run_backend
+    from ipvae.lava.pipeline import load_inputs_described, run_backend
 
-    x = load_inputs("mnist", n_images, model.n_inputs, n_steps=model.n_steps)
+    x = load_inputs_described(data, n_images, model.n_inputs, n_steps=model.n_steps, preparation=preparation).x
     run = run_backend(model, x, model.n_steps, "reference", progress=False, record_u=False)
     payload = quantize_input(x, model.input_scale, model.spec.input_bits)  # [N, M]
     return {"input": float(np.count_nonzero(payload) / n_images), "neurons": float(np.count_nonzero(run.z) / (n_images * run.z.shape[0]))}
@@ -50,6 +51,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="loihi2", help=f"chip to plan for ({', '.join(TARGETS)})")
     parser.add_argument("--images", type=int, default=0,
                         help="also estimate timesteps/s from the measured activity of N test images")
+    parser.add_argument("--data", default="mnist",
+                        help="images for --images: a data set name (its test split) or your own images (folder, "
+                             "glob, .npy/.npz), prepared as the export's training images were")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -66,7 +70,13 @@ def plan_command(args: argparse.Namespace) -> int:
     if args.images < 0:
         raise IpvaeError(f"--images must be non-negative, got {args.images}")
     model = read_export(args.model)
-    measured = measured_events_per_step(model, args.images) if args.images else None
+    preparation = None
+    if args.images:
+        from ipvae.images import is_file_source
+        from ipvae.lava.pipeline import read_preparation
+
+        preparation = read_preparation(args.model) if is_file_source(args.data) else None
+    measured = measured_events_per_step(model, args.images, args.data, preparation) if args.images else None
     report = fit_report(model, TARGETS[args.target], measured_events=measured)
     print(json.dumps(report) if args.json else format_report(report))
     return 0

@@ -148,3 +148,36 @@ def test_run_split_of_a_named_set_is_get_dataset():
     named = run_split(TrainConfig(data="bars", train_limit=50, seed=2), "train")
     expected, _ = get_dataset("bars", "train", seed=2, limit=50)
     assert torch.equal(named, expected.reshape(50, -1).float())
+
+
+def test_patches_from_the_command_line_travel_to_run_data(tmp_path, capsys):
+    """--patches: the run saves the training patches' std, the export carries it, and `ipvae run --data` on a new
+    photograph cuts it into whitened tiles divided by that same std."""
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(6):
+        smooth = np.cumsum(np.cumsum(rng.standard_normal((48, 48)), axis=0), axis=1)  # 1/f-like texture
+        Image.fromarray((255 * (smooth - smooth.min()) / np.ptp(smooth)).astype(np.uint8)).save(folder / f"{index}.png")
+    run_dir, export = tmp_path / "run", tmp_path / "patches.h5"
+    assert main(["train", "--data", str(folder), "--patches", "8", "--train-limit", "200", "--out", str(run_dir),
+                 *TINY]) == 0
+    saved = json.loads((run_dir / "input.json").read_text())
+    assert saved["mode"] == "patches" and saved["shape"] == [8, 8] and saved["patch_std"] > 0
+    assert main(["export", str(run_dir), "-o", str(export)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(export), "--data", str(folder / "0.png"), "--steps", "3", "--backend", "reference",
+                 "--json", "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    tiles = ((48 - 2 * BORDER_MARGIN) // 8) ** 2
+    assert json.loads(captured.out)["images"] == tiles and "whitened" in captured.err
+    assert f"{saved['patch_std']:.4g}" in captured.err
+
+
+def test_figures_draw_inputs_in_their_own_shape():
+    from ipvae.lava.accounting.figures import _as_image
+
+    vector = np.arange(480.0)
+    assert _as_image(vector, (20, 24)).shape == (20, 24)
+    np.testing.assert_array_equal(_as_image(vector, (20, 24))[1], np.arange(24.0, 48.0))  # row-major, as trained
+    assert _as_image(np.arange(256.0)).shape == (16, 16)  # no shape stored: square if it is one
