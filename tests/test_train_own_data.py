@@ -181,3 +181,29 @@ def test_figures_draw_inputs_in_their_own_shape():
     assert _as_image(vector, (20, 24)).shape == (20, 24)
     np.testing.assert_array_equal(_as_image(vector, (20, 24))[1], np.arange(24.0, 48.0))  # row-major, as trained
     assert _as_image(np.arange(256.0)).shape == (16, 16)  # no shape stored: square if it is one
+
+
+@pytest.mark.parametrize("stored, fragment", [
+    ('{"shape": [8, 9], "mode": "plain", "patch_std": null}', "does not make the 64 inputs"),
+    ('{"shape": [8, 8], "mode": "sepia", "patch_std": null}', "unknown preparation"),
+    ("not json", "not an input preparation"),
+])
+def test_an_export_with_a_bad_input_preparation_is_refused_in_one_line(tmp_path, stored, fragment):
+    from ipvae.errors import ExportFormatError
+    from ipvae.export.hdf5 import ExportMetadata, read_model, write_model
+    from ipvae.export.quantize import quantize, spec_for
+    from ipvae.export.synthetic import SyntheticConfig, random_float_params
+
+    params = random_float_params(SyntheticConfig(n_inputs=64, n_latents=8, seed=2))
+    model = quantize(params, spec_for(params, seed=1), 1.0 / 127, n_steps=4)
+    metadata = ExportMetadata(source="synthetic", source_checkpoint_sha256="0" * 64, calibration="fixed",
+                              calibration_images=0, input_max=1.0, float_step_size=0.5)
+    write_model(tmp_path / "old.h5", model, metadata)
+    assert read_model(tmp_path / "old.h5").metadata.input_preparation == ""  # files without it still load
+    good = '{"shape": [4, 16], "mode": "plain", "patch_std": null}'
+    write_model(tmp_path / "good.h5", model, ExportMetadata(**{**metadata.__dict__, "input_preparation": good}))
+    assert read_model(tmp_path / "good.h5").metadata.input_preparation == good
+    write_model(tmp_path / "bad.h5", model, ExportMetadata(**{**metadata.__dict__, "input_preparation": stored}))
+    with pytest.raises(ExportFormatError, match=fragment) as raised:
+        read_model(tmp_path / "bad.h5")
+    assert "\n" not in str(raised.value)
