@@ -12,6 +12,7 @@ from ipvae.export.spec import LAVA_MIXED_WEIGHT_WIDTH, NO_LEAK_SHIFT, QuantizedM
 from ipvae.errors import shown
 
 BYTES_PER_MIB = 2**20
+PATH_LIMIT = 200  # characters of the file name shown (escaped: control characters never reach the terminal)
 LOIHI2_WEIGHT_EXP_RANGE = (-8, 7)  # hardware range of Loihi 2's synaptic weight exponent
 
 
@@ -57,7 +58,7 @@ def summary_lines(path: Path, exported: ExportedModel) -> list[str]:
     lava = spec.lava_compatible
     bounds = accumulator_bounds(model)
     return [
-        f"{path}: ipvae integer export, format version {exported.format_version}, {size_mib:.2f} MiB",
+        f"{shown(path, PATH_LIMIT)}: ipvae integer export, format version {exported.format_version}, {size_mib:.2f} MiB",
         f"layer 0  input  shape [{model.n_inputs}]  graded spikes, {spec.input_bits}-bit signed payload "
         f"(|x_int| <= {spec.input_max}), input_scale {model.input_scale:.6g} per LSB",
         f"         input images {_input_images(meta.input_preparation, model.n_inputs)}",
