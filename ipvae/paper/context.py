@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import os
 import platform
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from ipvae.paper.zoo import ModelEntry
 from ipvae.fileio import write_json
 
 PARTS_DIR = "parts"
+SECONDS_DIR = "seconds"  # parts/seconds/KEY.json: {"seconds": wall seconds the part took to compute}
+PART_SECONDS = "part_seconds"  # an experiment result's sum of its parts' seconds
 
 
 def device_label() -> str:
@@ -50,6 +53,16 @@ class Context:
         path = self.experiment_dir(experiment) / PARTS_DIR / f"{key}.json"
         if path.is_file():
             return json.loads(path.read_text())
+        started = time.perf_counter()
         value = compute()
         write_json(path, value)
+        write_json(path.parent / SECONDS_DIR / f"{key}.json", {"seconds": time.perf_counter() - started})
         return value
+
+    def part_seconds(self, experiment: str) -> float | None:
+        """Wall seconds spent computing the experiment's parts, summed over every invocation and side-by-side
+        half that wrote one (None when no part recorded its time: results written before this was kept)."""
+        files = sorted((self.experiment_dir(experiment) / PARTS_DIR / SECONDS_DIR).glob("*.json"))
+        if not files:
+            return None
+        return float(sum(json.loads(path.read_text())["seconds"] for path in files))

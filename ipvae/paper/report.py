@@ -63,7 +63,13 @@ def _wall_clock_lines(results_dir: Path, results: dict) -> list[str]:
     return [line, ""]
 
 
+def _minutes(seconds) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f}"
+
+
 def _budget_section(results: dict) -> list[str]:
+    from ipvae.paper.context import PART_SECONDS
+
     budget = next(iter(results.values()))["budget"]
     rows = [[label, str(budget[key])] for key, label in BUDGET_FIELDS.items() if key in budget]
     lines = ["## Budget", "", fmt.table(["setting", "value"], rows), ""]
@@ -72,9 +78,12 @@ def _budget_section(results: dict) -> list[str]:
                    for row in results["mnist"]["rows"].values() if "train_minutes" in row.get("summary", {})]
         lines += ["Measured training minutes per MNIST model (mean ± std over seeds):", "",
                   fmt.table(["model", "minutes"], minutes), ""]
-    seconds = [[name, f"{result['seconds'] / 60:.1f}"] for name, result in results.items() if "seconds" in result]
-    lines += ["Wall minutes of each experiment's last invocation (training included when it trained; a resumed "
-              "run counts only its own part):", "", fmt.table(["experiment", "minutes"], seconds), ""]
+    seconds = [[name, _minutes(result.get(PART_SECONDS)), _minutes(result.get("seconds"))]
+               for name, result in results.items() if "seconds" in result]
+    lines += ["Wall minutes of each experiment: computing its parts (training included), summed over every invocation "
+              "and side-by-side half that computed one ('-': results written before part times were kept), and its "
+              "last invocation alone (near 0 when it only reassembled cached parts):", "",
+              fmt.table(["experiment", "computing parts", "last invocation"], seconds), ""]
     return lines
 
 

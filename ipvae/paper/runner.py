@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ipvae.paper.context import Context
+from ipvae.paper.context import PART_SECONDS, Context
 from ipvae.paper.experiments import EXPERIMENTS
 from ipvae.errors import IpvaeError
 from ipvae.fileio import atomic_path, write_json
@@ -46,6 +46,7 @@ def run_experiment(ctx: Context, name: str) -> dict:
     result = module.run(ctx)
     result["seconds"] = time.perf_counter() - started
     out = ctx.experiment_dir(name)
+    result[PART_SECONDS] = ctx.part_seconds(name)
     write_json(out / f"{name}.json", result)
     with atomic_path(out / f"{name}.md") as temporary:
         temporary.write_text(f"# {module.TITLE}\n\n{module.markdown(result, '')}\n")
