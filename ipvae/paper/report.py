@@ -121,15 +121,41 @@ README_END = "<!-- end of headline results -->"
 HEADLINE_BUDGETS = ("full", "paper")  # a smoke budget never writes numbers into the README
 
 
-def headline_table(results: dict) -> str:
-    """Ours on MNIST (R^2, zeros, probes, parameters), one row per model, from the mnist JSON."""
+SHIPPED_EVAL = Path("pretrained") / "mnist_k512" / "eval" / "eval_t64.json"  # `ipvae eval` of the shipped model
+SHIPPED_LABEL = "iP-VAE, shipped pretrained/mnist_k512"
+SHIPPED_BUDGET = "`make pretrained`: 5 chained stages, 55 min on 2 CPU cores (pretrained/README.md)"
+
+
+def _budget_text(budget: dict) -> str:
+    """A row's training budget in words, from the experiment's budget fields."""
+    limit = budget.get("train_limit")
+    images = "all 60,000" if limit is None else f"{limit:,}"
+    return f"{budget['name']}: {budget.get('epochs', '?')} epoch(s) on {images} images, T_train {budget.get('t_train', '?')}"
+
+
+def headline_table(results: dict, shipped: dict | None = None) -> str:
+    """Ours on MNIST (R^2, zeros, probes, parameters), one row per model with its training budget and t, from the
+    mnist JSON; ``shipped``: the shipped model's `ipvae eval` JSON, its row first (one model: no spread)."""
+    mnist = results["mnist"]
+    budget, t_test = _budget_text(mnist["budget"]), str(mnist["t_test"])
     rows = []
-    for row in results["mnist"]["rows"].values():
+    if shipped is not None:
+        rows.append([SHIPPED_LABEL, SHIPPED_BUDGET, str(shipped["t_test"]), f"{shipped['r2']:.3f}",
+                     f"{shipped['zeros']:.3f}", f"{shipped['probe_accuracy']:.3f}" if "probe_accuracy" in shipped else "-",
+                     "-", f"{shipped['params']:,.0f}" if "params" in shipped else "-"])
+    for row in mnist["rows"].values():
         s = row.get("summary")
         if s:
-            rows.append([row["label"], fmt.spread(s.get("r2")), fmt.spread(s.get("zeros")),
-                         fmt.spread(s.get("probe_rates")), fmt.spread(s.get("probe_mean_counts")), fmt.spread(s.get("params"), 0)])
-    return fmt.table(["model", "R^2 (spikes)", "zeros", "probe: rates", "probe: mean counts", "params"], rows)
+            rows.append([row["label"], budget, t_test, fmt.spread(s.get("r2")), fmt.spread(s.get("zeros")),
+                         fmt.spread(s.get("probe_rates")), fmt.spread(s.get("probe_mean_counts")),
+                         fmt.spread(s.get("params"), 0)])
+    return fmt.table(["model", "training budget", "t", "R^2 (spikes)", "zeros", "probe: rates", "probe: mean counts",
+                      "params"], rows)
+
+
+def _shipped_eval(readme: Path) -> dict | None:
+    path = readme.parent / SHIPPED_EVAL
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def update_readme(readme: Path, results: dict, report: Path) -> bool:
@@ -142,7 +168,7 @@ def update_readme(readme: Path, results: dict, report: Path) -> bool:
     mnist = results["mnist"]
     block = (f"{README_START}\nMNIST, {mnist['test_images']} test images at t = {mnist['t_test']}, budget "
              f"{mnist['budget']['name']}, {fmt.over_seeds(mnist['budget']['seeds'])} (from `{report}`):\n\n"
-             f"{headline_table(results)}\n{README_END}")
+             f"{headline_table(results, _shipped_eval(readme))}\n{README_END}")
     with atomic_path(readme) as temporary:
         temporary.write_text(head + block + tail)
     return True
