@@ -82,20 +82,29 @@ def evaluate(run_dir: Path, x: torch.Tensor, n_steps: int) -> dict:
     return {"r2": metrics["r2"], "zeros": metrics["zeros"]}
 
 
-def one_run(args, seed: int, x_eval: torch.Tensor, report: dict, out: Path) -> dict:
-    """Train one seed in slices, evaluating after each; stop at the targets, the end or the budget."""
+def one_run(args, seed: int, x_eval: torch.Tensor, report: dict, out: Path, previous: dict | None = None) -> dict:
+    """Train one seed in slices, evaluating after each; stop at the targets, the end or the budget.
+    ``previous``: this seed's entry of an earlier report, continued from its last evaluation (--resume)."""
+    from ipvae.train.checkpoint import load_config
     from ipvae.train.trainer import train
 
     run_dir = Path(args.run_root) / f"seed{seed}"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # from scratch
     config = build_run_config(args.data, run_dir, seed, args.train_flags)
-    run_dir.mkdir(parents=True)
-    result = {"seed": seed, "run_dir": str(run_dir), "curve": [], "train_seconds": 0.0, "train_cpu_seconds": 0.0,
-              "setup_seconds": 0.0,
-              "eval_seconds": 0.0, "minutes_to_quality": None, "reached": False}
+    if previous is not None:
+        if load_config(run_dir) != config:
+            raise SystemExit(f"{run_dir} was trained with another config; run without --resume")
+        result = previous
+        steps, resume = result["curve"][-1]["step"], True
+    else:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # from scratch
+        run_dir.mkdir(parents=True)
+        result = {"seed": seed, "run_dir": str(run_dir), "curve": [], "train_seconds": 0.0, "train_cpu_seconds": 0.0,
+                  "setup_seconds": 0.0, "eval_seconds": 0.0, "minutes_to_quality": None, "reached": False}
+        steps, resume = 0, False
     report["runs"].append(result)
-    steps, resume = 0, False
+    if result["reached"]:
+        return result
     while True:
         started, cpu_started = time.perf_counter(), time.process_time()
         trained = train(config, run_dir, resume=resume, show_progress=False, max_steps=steps + args.eval_every)
@@ -151,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-root", default="runs/time_to_quality", help="run directories (checkpoints) go here")
     parser.add_argument("--out", default="out/bench/time_to_quality.json")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the machinery, measures nothing")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the runs of --out's report from their last evaluation (times add up)")
     parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more `ipvae train` flags")
     args = parser.parse_args(argv)
     args.train_flags = [flag for flag in args.train_flags if flag != "--"]
@@ -163,9 +174,14 @@ def main(argv: list[str] | None = None) -> int:
               "targets": {"r2": args.r2_target, "zeros": args.zeros_target, "eval_steps": args.eval_steps,
                           "eval_images": args.eval_images},
               "machine": machine(), "runs": [], "median_minutes_to_quality": None}
+    earlier = {}
+    if args.resume and out.exists():
+        import json
+
+        earlier = {run["seed"]: run for run in json.loads(out.read_text())["runs"] if run["curve"]}
     x_eval = held_out(args.data, args.eval_images)
     for seed in range(args.runs):
-        one_run(args, seed, x_eval, report, out)
+        one_run(args, seed, x_eval, report, out, earlier.get(seed))
     times = [run["minutes_to_quality"] for run in report["runs"]]
     report["median_minutes_to_quality"] = statistics.median(times) if all(t is not None for t in times) else None
     write_json(out, report)
