@@ -13,7 +13,7 @@ import numpy as np
 from ipvae.export.events import ReadoutMode, ReadoutSchedule
 from ipvae.errors import IpvaeError, one_line
 from ipvae.images import is_file_source
-from ipvae.limits import check_memory, inference_record_bytes, integer_flag
+from ipvae.limits import check_memory, inference_record_bytes
 from ipvae.fileio import prepare_output_dir
 
 DEFAULT_RUN_OUT = "out/run"
@@ -81,10 +81,10 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                              "glob), prepared like MNIST; or a .npy/.npz array [N, M], [N, H, W] or frame sequences "
                              "[N, F, M]")
     parser.add_argument("--split", default="test", help="data set split (default test)")
-    parser.add_argument("--start", type=integer_flag(0), default=0, help="index of the first image (default 0)")
-    parser.add_argument("-n", "--images", type=integer_flag(1), default=None,
+    parser.add_argument("--start", type=int, default=0, help="index of the first image (default 0)")
+    parser.add_argument("-n", "--images", type=int, default=None,
                         help="number of images (default: 20 of a data set, all of a file source)")
-    parser.add_argument("--steps", type=integer_flag(1), default=None, help="inference steps T (default: the export's n_steps)")
+    parser.add_argument("--steps", type=int, default=None, help="inference steps T (default: the export's n_steps)")
     parser.add_argument("--seed", type=int, default=None, help="generator key (default: the export's seed)")
     parser.add_argument("--rotate", type=float, default=None, metavar="DEG",
                         help="moving input: each image rotates by DEG degrees per step")
@@ -94,7 +94,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop an image once its spike counts converge, checked every W steps (default 0: never)")
     parser.add_argument("--stop-eps", type=float, default=0.0, metavar="EPS",
                         help="stopping tolerance: relative L1 change of the W-step counts (multiple of 1/256; default 0)")
-    parser.add_argument("--batch", type=integer_flag(1), default=None, metavar="B",
+    parser.add_argument("--batch", type=int, default=None, metavar="B",
                         help="Lava: images side by side in one population (default: up to 32, windows evenly filled)")
 
 
@@ -124,7 +124,8 @@ def _prepare(args, parity: bool = False) -> tuple:
     n_steps = check_steps(model.n_steps if args.steps is None else args.steps)
     from_files = is_file_source(args.data)
     preparation = read_preparation(args.model) if from_files else None
-    if not from_files:  # a data set loads start + n images; a file's count is known once it is read
+    if not from_files and args.start >= 0 and (args.images is None or args.images > 0):  # (else refused below)
+        # a data set loads start + n images; a file's count is known once it is read
         _check_inference_memory(args, model, n_steps, args.start + (args.images or DEFAULT_DATASET_IMAGES), parity)
     loaded = load_inputs_described(args.data, args.images, model.n_inputs, split=args.split, start=args.start,
                                    rotate_degrees=None if from_files else args.rotate, n_steps=n_steps,
