@@ -123,3 +123,20 @@ def test_the_8bit_export_is_within_target_on_every_novel_set_up_to_1000_steps(so
         float_r2, integer_r2 = float_and_integer(source.params, shipped_export, x, (64, 256, 1000))
         worst = max([worst] + [float_r2[t] - integer_r2[t] for t in float_r2])
     assert worst < R2_TARGET, worst
+
+
+@pytest.mark.slow
+def test_the_attribution_benchmark_runs_and_its_high_precision_row_matches_the_float_model(source, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    root = RUN.parent.parent
+    command = [sys.executable, "benchmarks/fidelity_novel.py", str(RUN), "--n-images", "8", "--steps", "8", "16",
+               "--sets", "letters", "--attribution", "--out", str(tmp_path)]
+    subprocess.run(command, cwd=root, check=True, capture_output=True, text=True)
+    rows = json.loads((tmp_path / "fidelity_novel.json").read_text())["sets"]["letters"]
+    assert len(rows) == 10  # float-u, the high-precision limit, 5 single factors, shipped, 2 layouts
+    high_precision = next(values for label, values in rows.items() if label.startswith("high precision"))
+    for t in ("8", "16"):
+        assert abs(rows["float-u"][t] - high_precision[t]) < HIGH_PRECISION_TOLERANCE
