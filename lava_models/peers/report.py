@@ -88,10 +88,10 @@ def verdict_lines(name: str, result: dict) -> list[str]:
 def _point_text(row: dict) -> str:
     parts = []
     if row["ipvae_point"] is not None:
-        parts.append(f"iP-VAE {row['ipvae_point']}: {row['ipvae_nj'] * MICRO_PER_NANO:.2f} uJ "
+        parts.append(f"{row['ipvae_point']}: {row['ipvae_nj'] * MICRO_PER_NANO:.2f} uJ "
                      f"({row['ipvae_dominant']})")
     if row["peer_point"] is not None:
-        parts.append(f"peer {row['peer_point']}: {row['peer_nj'] * MICRO_PER_NANO:.2f} uJ ({row['peer_dominant']})")
+        parts.append(f"{row['peer_point']}: {row['peer_nj'] * MICRO_PER_NANO:.2f} uJ ({row['peer_dominant']})")
     return " -- " + "; ".join(parts) if parts else ""
 
 
