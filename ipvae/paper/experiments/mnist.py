@@ -16,6 +16,7 @@ from ipvae.paper.measure import (
     summarise_runs,
 )
 from ipvae.paper.published import MNIST_TABLE, PAPER_SOURCE
+from ipvae.paper.pca import PCA_COMPONENTS, pca_curve
 from ipvae.paper.zoo import ensure_trained
 from ipvae.train.evaluate import probe_accuracy
 
@@ -138,12 +139,15 @@ def run(ctx: Context) -> dict:
             rows[f"{entry.name}_lava"] = {"label": f"{entry.label}, 8-bit export, Lava simulator (sample)",
                                           "paper_key": None,
                                           "sample": ctx.cached(NAME, f"{entry.name}-lava", lambda: _lava_sample(ctx, entry, data))}
+    matched = [round(units) for name, units in active_units({"rows": rows, "n_latents": budget.n_latents}).items()
+               if name == "ipvae" and units >= 1]  # PCA with as many components as iP-VAE's mean active units
+    pca = ctx.cached(NAME, "pca", lambda: pca_curve(x_train.numpy(), x_test.numpy(), sorted({*PCA_COMPONENTS, *matched})))
     result = {
         "name": NAME, "budget": budget.describe(), "device": ctx.device, "test_images": int(x_test.shape[0]),
         "probe_train_images": int(x_train.shape[0]), "t_test": budget.t_test, "pixels_probe": pixels["probe"],
-        "rows": rows, "feature_labels": FEATURE_LABELS,
+        "rows": rows, "feature_labels": FEATURE_LABELS, "pca": pca, "n_latents": budget.n_latents,
     }
-    result["figures"] = [_plot(ctx, result)]
+    result["figures"] = [_plot(ctx, result), _plot_rate_distortion(ctx, result)]
     return result
 
 
@@ -160,6 +164,42 @@ def _plot(ctx: Context, result: dict) -> str:
         axis.set_title(label)
     figure.suptitle(f"MNIST, {result['test_images']} test images, t = {result['t_test']}", y=1.04)
     return save_labelled(figure, ctx.experiment_dir(NAME) / "mnist.png", ctx.device, ctx.budget.name)
+
+
+def active_units(result: dict) -> dict[str, float]:
+    """Mean non-zero latents per image, (1 - zeros) K, of every float model row (the rate of a sparse code)."""
+    return {name: (1.0 - row["summary"]["zeros"]["mean"]) * result["n_latents"] for name, row in result["rows"].items()
+            if "summary" in row and "zeros" in row["summary"] and not name.endswith("_int8")}
+
+
+def _plot_rate_distortion(ctx: Context, result: dict) -> str:
+    """R^2 against mean active units: each model's point beside PCA's curve (k components = k active values)."""
+    figure, axes = new_figure(1, panel_width=5.0)
+    axis = axes[0]
+    axis.plot(result["pca"]["k"], result["pca"]["r2"], "k.-", label="PCA (k components)")
+    for name, units in active_units(result).items():
+        axis.plot([max(units, 1.0)], [result["rows"][name]["summary"]["r2"]["mean"]], "o",
+                  label=result["rows"][name]["label"].split(",")[0])
+    axis.set_xscale("log")
+    axis.set_xlabel("mean active units per image")
+    axis.set_ylabel(f"R^2 (t = {result['t_test']})")
+    axis.legend(fontsize=6)
+    return save_labelled(figure, ctx.experiment_dir(NAME) / "rate_distortion.png", ctx.device, ctx.budget.name)
+
+
+def _pca_lines(result: dict) -> list[str]:
+    pca = result.get("pca")
+    if not pca:
+        return []
+    units = active_units(result)
+    lines = ["", f"Dense reference: PCA fit on the {pca['train_images']} probe-training images, test R^2 of the "
+             "projection on the first k components (k active values per image):", "",
+             fmt.table(["k", *(str(k) for k in pca["k"])], [["R^2", *(fmt.value(r2) for r2 in pca["r2"])]])]
+    matched = round(units.get("ipvae", 0.0))
+    if matched in pca["k"]:
+        lines += ["", f"iP-VAE: {units['ipvae']:.0f} active units per image on average ((1 - zeros) K); PCA with "
+                  f"{matched} components: R^2 {fmt.value(pca['r2'][pca['k'].index(matched)])}."]
+    return lines
 
 
 def markdown(result: dict, prefix: str) -> str:
@@ -205,5 +245,6 @@ def markdown(result: dict, prefix: str) -> str:
                       f"{fmt.value(sample['mse_per_pixel'], 4)}, {fmt.value(sample['synops_per_inference'], 0)} synaptic ops "
                       f"per inference; spike counts and potentials identical to the integer reference: "
                       f"{'yes' if sample['identical_to_reference'] else 'NO'} ({sample['values_compared']:,} values)."]
+    lines += _pca_lines(result)
     lines += ["", *(fmt.figure(name, "MNIST summary", prefix) for name in result["figures"])]
     return "\n".join(lines)
