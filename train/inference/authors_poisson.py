@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ipvae.train.distributions import BatchShard, PoissonLatent
+from ipvae.train.distributions import BatchShard
+from ipvae.train.inference import poisson as toolkit_poisson
 from ipvae.train.inference.common import InferenceParams, LatentSample, decode, reconstruction_drive
 from ipvae.train.inference.poisson import PoissonState, kl, potential
 
@@ -63,9 +64,7 @@ def draw(
         if shard is not None:
             raise ValueError("the authors' exact sampler draws whole batches (no shard)")
         return LatentSample(z=torch.poisson(rate(state), generator=generator), recon=None)  # [B, K]
-    posterior = PoissonLatent(state.u, params.max_spike_count, validate_args=False)
-    z = posterior.rsample(temperature=temperature, generator=generator, shard=shard, fast_noise=fast_noise)
-    return LatentSample(z=z, recon=None)
+    return toolkit_poisson.draw(state, params, temperature, generator, shard=shard, fast_noise=fast_noise)
 
 
 def sample(
