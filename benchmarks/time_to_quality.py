@@ -14,6 +14,11 @@ Progress is written after every evaluation, so a run cut short still leaves what
 
     python benchmarks/time_to_quality.py [--runs 3 --out out/bench/time_to_quality.json --run-root runs/ttq]
     python benchmarks/time_to_quality.py --quick     # a few seconds: tiny sizes, checks the machinery only
+    python benchmarks/time_to_quality.py --stability-of runs/time_to_quality/seed0   # the long runs of a model
+
+``--stability-of RUN`` runs a trained model for 1000 steps on 100 images each of MNIST, MNIST rotated 90 degrees
+and Fashion-MNIST (ipvae.train.stability, as tests/test_stability.py does for the shipped model) and prints R^2
+and zeros at t = 16, 64, 256, 1000 with the stability verdict (the change from t = 64 to 1000).
 """
 
 from __future__ import annotations
@@ -147,6 +152,23 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def stability_of(run_dir: str, n_images: int = 100, n_steps: int = 1000) -> dict:
+    """R^2 and zeros at the checkpoints and the stability verdict of a model's long runs on the stability sets."""
+    from ipvae.train.checkpoint import load_run
+    from ipvae.train.stability import at_checkpoints, long_run_curves, stability_sets, stability_verdict
+
+    model = load_run(run_dir).model
+    report = {}
+    for name, x in stability_sets(n_images).items():
+        curves = long_run_curves(model, x, n_steps)
+        report[name] = {"verdict": stability_verdict(curves, early=64, late=n_steps).as_dict(),
+                        "at": {step: {"r2": point["r2"], "zeros": point["zeros"]}
+                               for step, point in at_checkpoints(curves).items()}}
+        print(name, " ".join(f"t={step}: R^2 {point['r2']:.3f} zeros {point['zeros']:.3f}"
+                             for step, point in report[name]["at"].items()), flush=True)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist")
@@ -162,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the machinery, measures nothing")
     parser.add_argument("--resume", action="store_true",
                         help="continue the runs of --out's report from their last evaluation (times add up)")
+    parser.add_argument("--stability-of", metavar="RUN", help="only: the long runs of a trained model (see above)")
     parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more `ipvae train` flags")
     args = parser.parse_args(argv)
     args.train_flags = [flag for flag in args.train_flags if flag != "--"]
@@ -170,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         args.eval_images, args.eval_steps, args.eval_every = QUICK["eval_images"], QUICK["eval_steps"], 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.stability_of:
+        write_json(out, {"benchmark": "stability", "run_dir": args.stability_of, "machine": machine(),
+                         "sets": stability_of(args.stability_of)})
+        return 0
     report = {"benchmark": "time_to_quality", "quick": args.quick, "data": args.data, "train_flags": args.train_flags,
               "targets": {"r2": args.r2_target, "zeros": args.zeros_target, "eval_steps": args.eval_steps,
                           "eval_images": args.eval_images},
