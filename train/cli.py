@@ -299,11 +299,12 @@ def run_eval(args) -> int:
     n_inputs = run.config.model.n_inputs
     from_files = is_file_source(data)
     preparation = saved_preparation(args.run_dir, run.config.train)
-    if preparation is not None and preparation.n_inputs == n_inputs:
-        height, width = preparation.shape
-    else:
+    if preparation is not None and preparation.n_inputs != n_inputs:
         preparation = None
-        height, width = (square_side(n_inputs),) * 2 if from_files else image_shape(data)
+    if from_files:
+        height, width = preparation.shape if preparation is not None else (square_side(n_inputs),) * 2
+    else:  # a named set has its own size, whatever the run was trained on
+        height, width = image_shape(data)
     if not from_files and height * width != n_inputs:
         raise IpvaeError(
             f"data set {data!r} has {height}x{width} = {height * width} pixels per image, but {args.run_dir} was "
