@@ -140,3 +140,13 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def save_figure(figure, target: str | Path, dpi: int, tight: bool = False) -> Path:
+    """Write a matplotlib figure as PNG atomically (a full disk leaves no half-written file), then close it."""
+    import matplotlib.pyplot as plt  # only the callers that draw pay for matplotlib
+
+    with atomic_path(target) as temporary:
+        figure.savefig(temporary, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+    plt.close(figure)
+    return Path(target)

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ipvae.fileio import atomic_path  # noqa: E402
+from ipvae.fileio import save_figure  # noqa: E402
 
 CURVE_METRICS = ("r2", "r2_rate", "zeros", "mse_per_pixel")
 DICTIONARY_GRID_MAX = 256
@@ -19,9 +19,7 @@ FIGURE_DPI = 120
 
 
 def _save(figure, path: str | Path) -> None:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
-    plt.close(figure)
+    save_figure(figure, path, FIGURE_DPI, tight=True)
 
 
 def plot_curves(curves: dict[str, np.ndarray], t_train: int, path: str | Path, title: str = "") -> None:

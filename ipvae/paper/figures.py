@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ipvae.fileio import atomic_path  # noqa: E402
+from ipvae.fileio import save_figure  # noqa: E402
 from ipvae.train.plots import FIGURE_DPI  # noqa: E402
 
 LABEL_FONT_SIZE = 7
@@ -35,7 +35,4 @@ def save_labelled(figure, path: str | Path, device: str, budget_name: str) -> st
     """Write the figure (atomically) with a line above it naming the device and budget; returns the file name."""
     figure.text(0.0, LABEL_HEIGHT, f"device: {device}; budget: {budget_name}", fontsize=LABEL_FONT_SIZE,
                 ha="left", va="bottom", color="dimgray")
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
-    plt.close(figure)
-    return Path(path).name
+    return save_figure(figure, path, FIGURE_DPI, tight=True).name

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipvae.fileio import atomic_path
+from ipvae.fileio import save_figure
 
 GRID_IMAGES = 8
 RASTER_MAX_NEURONS = 128
@@ -47,10 +47,7 @@ def reconstruction_grid(path: Path, x_last: np.ndarray, recon_last: np.ndarray, 
                 axis.set_ylabel(label)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    with atomic_path(path) as temporary:  # a full disk leaves no half-written PNG
-        figure.savefig(temporary, format="png", dpi=DPI)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, DPI)
 
 
 def spike_raster(path: Path, z_image: np.ndarray, title: str) -> Path:
@@ -65,10 +62,7 @@ def spike_raster(path: Path, z_image: np.ndarray, title: str) -> Path:
     figure.colorbar(shown, ax=axis, label="spike count")
     axis.set_title(title, fontsize=9)
     figure.tight_layout()
-    with atomic_path(path) as temporary:  # a full disk leaves no half-written PNG
-        figure.savefig(temporary, format="png", dpi=DPI)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, DPI)
 
 
 def per_step_plot(path: Path, spikes: np.ndarray, events: np.ndarray, energy_nj: np.ndarray, title: str) -> Path:
@@ -87,7 +81,4 @@ def per_step_plot(path: Path, spikes: np.ndarray, events: np.ndarray, energy_nj:
     right.set_title("estimate (Loihi per-op table)", fontsize=8)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    with atomic_path(path) as temporary:  # a full disk leaves no half-written PNG
-        figure.savefig(temporary, format="png", dpi=DPI)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, DPI)
