@@ -4,15 +4,15 @@
         [--sets mnist fashion_mnist rotated letters] [--attribution] [--out out/bench/fidelity_novel]
 
 For each set: R^2 of Phi z_t of the float-u reference (run_float_reference, the model's clamp, the integer
-sampler's uniforms: a paired comparison) and of the integer reference of the shipped export rule, at each
-check step t (mean over the steps t-7..t and over images, to shrink the sampling noise). One T = max(steps)
-run gives every t (step t does not depend on T). With --attribution, integer variants change one factor at
-a time from the high-precision limit (16-bit weights and inputs, F = 20, G = 10): 8-bit ff or rec mantissas
-(at the exponents the export chose), 8-bit inputs, F = 12 (which also brings the leak's dead zone and the
-bias rounding), G = 5 (sampler bins); then two reference-only layouts (not in the file format): per-neuron
-ff exponents, and per-neuron ff exponents with the self-inhibition diagonal of the lateral matrix quantized
-apart from the off-diagonal. Sets: mnist (test split), fashion_mnist (test; skipped without the package),
-rotated (MNIST test digits rotated by a uniform angle in 0..180, seed 0), letters (the Hershey test fonts).
+sampler's uniforms: a paired comparison) and of the integer reference of the two export layouts (ipvae export
+--layout): per-neuron (the default: per-neuron feed-forward exponents, the self-inhibition apart) and shared (one
+exponent per matrix, format version 1's layout), at each check step t (mean over the steps t-7..t and over
+images, to shrink the sampling noise). One T = max(steps) run gives every t (step t does not depend on T). With
+--attribution, integer variants change one factor at a time from the high-precision limit (16-bit weights and
+inputs, F = 20, G = 10): 8-bit ff or rec mantissas (at the exponents the shared layout chose), 8-bit inputs,
+F = 12 (which also brings the leak's dead zone and the bias rounding), G = 5 (sampler bins). Sets: mnist (test
+split), fashion_mnist (test; skipped without the package), rotated (MNIST test digits rotated by a uniform angle
+in 0..180, seed 0), letters (the Hershey test fonts).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import numpy as np
 from ipvae.errors import DatasetUnavailable
 from ipvae.export.fidelity import r2_per_image
 from ipvae.export.pipeline import ExportSettings, build_integer_model
-from ipvae.export.quantize import quantize, quantize_input, requantize_at, spec_for, synapse_targets
+from ipvae.export.quantize import LAYOUT_SHARED, quantize, quantize_input, requantize_at, spec_for, synapse_targets
 from ipvae.export.reference import run_float_reference, run_reference
 from ipvae.export.source import load_source
-from ipvae.export.spec import QuantizedMatrix, symmetric_max
+from ipvae.export.spec import symmetric_max
 
 DEFAULT_RUN = Path("pretrained/mnist_k512")
 DEFAULT_SETS = ("mnist", "fashion_mnist", "rotated", "letters")
@@ -40,7 +40,6 @@ STEP_WINDOW = 8  # R^2 at t: the mean over steps t-7..t
 BATCH = 50
 HIGH_PRECISION = dict(weight_bits=16, input_bits=16, u_frac_bits=20, sampler_frac_bits=10)
 LAVA_BITS = 8
-WIDE_MANTISSA_BITS = 24  # reference-only layouts stored as one matrix of wide mantissas
 MAX_ANGLE = 180.0
 
 
@@ -90,59 +89,27 @@ def at_step(r2: np.ndarray, t: int) -> float:
     return float(r2[max(t - STEP_WINDOW + 1, 0):t + 1].mean())
 
 
-def _wide(mantissa: np.ndarray, exponents: np.ndarray) -> QuantizedMatrix:
-    """Rows with their own exponents as one matrix of wide mantissas at the finest exponent (exact)."""
-    finest = int(exponents.min())
-    wide = np.rint(mantissa * 2.0 ** (exponents - finest)).astype(np.int64)
-    return QuantizedMatrix(mantissa=wide, exponent=finest, bits=WIDE_MANTISSA_BITS)
-
-
-def per_row(target: np.ndarray, bits: int) -> QuantizedMatrix:
-    """Each row its own max-abs exponent (nothing clipped), b-bit mantissas."""
-    limit = symmetric_max(bits)
-    exponents = np.ceil(np.log2(np.maximum(np.abs(target).max(axis=1), 1e-300) / limit)).astype(np.int64)  # [rows]
-    mantissa = np.clip(np.rint(target / 2.0 ** exponents[:, None]), -limit, limit)
-    return _wide(mantissa, exponents[:, None])
-
-
-def diagonal_apart(target: np.ndarray, bits: int, off_exponent: int) -> QuantizedMatrix:
-    """The diagonal (self-inhibition) at its own max-abs exponent, the off-diagonal at ``off_exponent``."""
-    limit = symmetric_max(bits)
-    diagonal = np.diag(target)
-    diagonal_exponent = math.ceil(math.log2(np.abs(diagonal).max() / limit))
-    mantissa = np.clip(np.rint(target / 2.0 ** off_exponent), -limit, limit)
-    exponents = np.full(target.shape, off_exponent, dtype=np.int64)
-    np.fill_diagonal(mantissa, np.clip(np.rint(diagonal / 2.0 ** diagonal_exponent), -limit, limit))
-    np.fill_diagonal(exponents, diagonal_exponent)
-    return _wide(mantissa, exponents)
-
-
-def attribution_models(params, shipped, n_steps: int) -> dict:
-    """High-precision limit, one factor degraded at a time, and the two reference-only layouts."""
+def attribution_models(params, shared, n_steps: int) -> dict:
+    """High-precision limit and one factor degraded at a time (at the shared layout's exponents)."""
     def high_precision(**overrides):
         fields = {**HIGH_PRECISION, **overrides}
-        spec = spec_for(params, seed=shipped.spec.seed, **fields)
-        scale = shipped.input_scale * symmetric_max(LAVA_BITS) / symmetric_max(fields["input_bits"])
-        return quantize(params, spec, scale, n_steps)
+        spec = spec_for(params, seed=shared.spec.seed, **fields)
+        scale = shared.input_scale * symmetric_max(LAVA_BITS) / symmetric_max(fields["input_bits"])
+        return quantize(params, spec, scale, n_steps, layout=LAYOUT_SHARED)
 
     hp = high_precision()
     ff_target, rec_target = synapse_targets(params, hp.spec, hp.input_scale)
-    u_shift = hp.spec.u_frac_bits - shipped.spec.u_frac_bits  # the shipped exponents in the hp model's u-LSBs
-    input_shift = math.log2(shipped.input_scale / hp.input_scale)
-    ff_8 = requantize_at(ff_target, LAVA_BITS, shipped.ff.exponent + u_shift - int(round(input_shift)))
-    rec_8 = requantize_at(rec_target, LAVA_BITS, shipped.rec.exponent + u_shift)
-    shipped_ff, shipped_rec = synapse_targets(params, shipped.spec, shipped.input_scale)
+    u_shift = hp.spec.u_frac_bits - shared.spec.u_frac_bits  # the shared exponents in the hp model's u-LSBs
+    input_shift = math.log2(shared.input_scale / hp.input_scale)
+    ff_8 = requantize_at(ff_target, LAVA_BITS, shared.ff.exponent + u_shift - int(round(input_shift)))
+    rec_8 = requantize_at(rec_target, LAVA_BITS, shared.rec.exponent + u_shift)
     return {
         "high precision (16-bit w/x, F=20, G=10)": hp,
-        f"  8-bit ff mantissas (e_ff {shipped.ff.exponent})": dataclasses.replace(hp, ff=ff_8),
-        f"  8-bit rec mantissas (e_rec {shipped.rec.exponent})": dataclasses.replace(hp, rec=rec_8),
+        f"  8-bit ff mantissas (e_ff {shared.ff.exponent})": dataclasses.replace(hp, ff=ff_8),
+        f"  8-bit rec mantissas (e_rec {shared.rec.exponent})": dataclasses.replace(hp, rec=rec_8),
         "  8-bit inputs": high_precision(input_bits=LAVA_BITS),
-        "  F = 12 (u LSB, leak dead zone, bias)": high_precision(u_frac_bits=shipped.spec.u_frac_bits),
-        "  G = 5 (sampler bins)": high_precision(sampler_frac_bits=shipped.spec.sampler_frac_bits),
-        "shipped 8-bit export": shipped,
-        "8-bit, per-neuron ff exponents (ref. only)": dataclasses.replace(shipped, ff=per_row(shipped_ff, LAVA_BITS)),
-        "8-bit, per-neuron ff + rec diagonal apart (ref. only)": dataclasses.replace(
-            shipped, ff=per_row(shipped_ff, LAVA_BITS), rec=diagonal_apart(shipped_rec, LAVA_BITS, shipped.rec.exponent - 1)),
+        "  F = 12 (u LSB, leak dead zone, bias)": high_precision(u_frac_bits=shared.spec.u_frac_bits),
+        "  G = 5 (sampler bins)": high_precision(sampler_frac_bits=shared.spec.sampler_frac_bits),
     }
 
 
@@ -162,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     source = load_source(args.run_dir)
     n_steps = max(args.steps)
     shipped, _ = build_integer_model(source, ExportSettings(calibration_data=args.calibration_data))
-    models = attribution_models(source.params, shipped, n_steps) if args.attribution else {"shipped 8-bit export": shipped}
+    shared, _ = build_integer_model(source, ExportSettings(calibration_data=args.calibration_data, layout=LAYOUT_SHARED))
+    models = {"8-bit export, per-neuron layout (default)": shipped, "8-bit export, shared layout": shared}
+    if args.attribution:
+        models.update(attribution_models(source.params, shared, n_steps))
     report = {"run_dir": str(args.run_dir), "n_images": args.n_images, "steps": args.steps, "window": STEP_WINDOW,
               "calibration_data": args.calibration_data, "sets": {}}
     for name in args.sets:

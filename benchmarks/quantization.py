@@ -82,8 +82,9 @@ def integer_fidelity(model, x, n_steps, batch_size, float_spikes) -> dict:
     metrics = accumulator.result().as_dict()
     metrics.update(
         spike_agreement_with_float_reference=agree / total,
-        ff_exponent=model.ff.exponent,
+        ff_exponents=model.ff.exponent_text(),
         rec_exponent=model.rec.exponent,
+        self_exponent=None if model.self_inhibition is None else model.self_inhibition.exponent,
         lava_compatible=model.spec.lava_compatible,
         reference_ms_per_image=1e3 * elapsed / len(x),
     )

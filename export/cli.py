@@ -8,6 +8,7 @@ from pathlib import Path
 from ipvae.export.hdf5 import read_model
 from ipvae.export.summary import summary_lines
 from ipvae.export.pipeline import DEFAULT_CALIBRATION_IMAGES, ExportSettings, export_run
+from ipvae.export.quantize import LAYOUT_PER_NEURON, LAYOUTS
 from ipvae.export.spec import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
 from ipvae.fileio import check_output_file
 from ipvae.limits import check_memory, images_bytes, integer_flag
@@ -35,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--calibration-data", metavar="PATH_OR_NAME",
         help="calibrate on these images instead of the run's training set: a data set name (fashion_mnist, "
              "mnist:test) or your image file, folder, glob, .npy/.npz (the first --calibration of them)",
+    )
+    exporter.add_argument(
+        "--layout", choices=LAYOUTS, default=LAYOUT_PER_NEURON,
+        help="synapse exponents: per-neuron (default: one feed-forward exponent per neuron, the self-inhibition "
+             "apart; format version 2) or shared (one exponent per matrix, searched on the calibration images)",
     )
     exporter.add_argument("--input-max", type=float, help="fixed input range max|x| instead of a calibration batch")
     exporter.add_argument("--input-bits", type=int, default=8, help="signed payload bits of an input graded spike")
@@ -80,15 +86,24 @@ def _export(args: argparse.Namespace) -> int:
         input_max=args.input_max,
         n_steps=args.n_steps,
         calibration_data=args.calibration_data,
+        layout=args.layout,
     )
     model, metadata = export_run(args.run_dir, args.output, settings)
     spec = model.spec
     print(
         f"wrote {args.output}: K={model.n_latents} M={model.n_inputs}, {spec.weight_bits}-bit weights "
-        f"(ff exp {model.ff.exponent}, rec exp {model.rec.exponent}), u Q.{spec.u_frac_bits}, "
+        f"({_exponents_text(model)}), u Q.{spec.u_frac_bits}, "
         f"input scale {model.input_scale:.6g} ({metadata.calibration}), content sha256 {metadata.content_sha256}"
     )
     return 0
+
+
+def _exponents_text(model) -> str:
+    """'ff exp -6..+0 per row, rec exp +0, self exp +3' (the layout's exponents in one phrase)."""
+    text = f"ff {model.ff.exponent_text()}, rec exp {model.rec.exponent:+d}"
+    if model.self_inhibition is not None:
+        text += f", self exp {model.self_inhibition.exponent:+d}"
+    return text
 
 
 def _inspect(args: argparse.Namespace) -> int:

@@ -4,8 +4,13 @@
 ``read_model`` validates every field and returns typed objects; every failure is one
 ``ExportFormatError`` line naming the field, never an h5py/KeyError traceback.
 
-Optional datasets (added after format version 1 was frozen; a file without one reads as its default):
-``layer/1/neuron/leak_shift`` (int32 scalar, the leak 2**-n; absent: 0, no leak).
+Optional datasets (a file without one reads as its default):
+``layer/1/neuron/leak_shift`` (int32 scalar, the leak 2**-n; absent: 0, no leak; added in version 1);
+``layer/1/neuron/self_weight`` + ``self_weight_exp`` (version 2: the self-inhibition held apart; absent: the
+diagonal is inside ``weight_rec``).
+
+Format version 2 stores ``layer/1/weight_exp`` as one exponent per neuron (int64 [K]); version 1 files (one
+scalar exponent, the self-inhibition inside ``weight_rec``) still read.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ from ipvae.export.spec import (
     FORMAT_NAME,
     FORMAT_VERSION,
     INT32_MAX,
+    MAX_EXPONENT,
+    READABLE_FORMAT_VERSIONS,
     MAX_LEAK_SHIFT,
     NO_LEAK_SHIFT,
     RNG_BITS,
     RNG_NAME,
     FixedPointSpec,
     QuantizedMatrix,
+    SelfInhibition,
     SpecError,
     symmetric_max,
 )
@@ -49,7 +57,9 @@ METADATA = "metadata"
 CONTENT_HASH = "metadata/content_sha256"
 INPUT_PREPARATION = "metadata/input_preparation"
 LEAK_SHIFT = f"{NEURON}/leak_shift"  # optional: files written before the leak existed have none (n = 0)
-EXPONENT_LIMIT = 31  # |weight exponent|: anything larger cannot be a sensible shift of an int32 accumulator
+SELF_WEIGHT = f"{NEURON}/self_weight"  # optional (version 2): the self-inhibition mantissas [K]
+SELF_WEIGHT_EXP = f"{NEURON}/self_weight_exp"
+EXPONENT_LIMIT = MAX_EXPONENT
 SHA256_HEX_LENGTH = 64
 MAX_STRING_BYTES = 4096  # the longest string a valid export holds is a source path
 MAX_UNSHAPED_ELEMENTS = 2**16  # a dataset read without an expected shape (none in format version 1) stays small
@@ -126,7 +136,7 @@ def layout(model: IntegerModel, metadata: ExportMetadata) -> dict[str, np.ndarra
         f"{DENSE}/shape": np.array([model.n_latents], dtype=INT64),
         f"{DENSE}/num_weight_bits": _scalar(spec.weight_bits, INT64),
         f"{DENSE}/weight": model.ff.mantissa.astype(INT16),
-        f"{DENSE}/weight_exp": _scalar(model.ff.exponent, INT64),
+        f"{DENSE}/weight_exp": model.ff.row_exponents.astype(INT64),  # [K]: one exponent per neuron
         f"{DENSE}/weight_rec": model.rec.mantissa.astype(INT16),
         f"{DENSE}/weight_rec_exp": _scalar(model.rec.exponent, INT64),
         f"{DENSE}/num_message_bits": _scalar(spec.input_bits, INT64),
@@ -139,6 +149,7 @@ def layout(model: IntegerModel, metadata: ExportMetadata) -> dict[str, np.ndarra
         f"{NEURON}/u_prior": model.u_prior.astype(INT32),
         f"{NEURON}/bias": model.bias.astype(INT32),
         LEAK_SHIFT: _scalar(model.leak_shift, INT32),
+        **_self_inhibition_datasets(model.self_inhibition),
         f"{NEURON}/max_spike_count": _scalar(spec.max_spike_count, INT64),
         f"{NEURON}/sampler_frac_bits": _scalar(spec.sampler_frac_bits, INT64),
         f"{NEURON}/cdf": model.cdf.astype(UINT32),
@@ -161,6 +172,12 @@ def layout(model: IntegerModel, metadata: ExportMetadata) -> dict[str, np.ndarra
         f"{METADATA}/exponent_rule": _string(metadata.exponent_rule),
         **({INPUT_PREPARATION: _string(metadata.input_preparation)} if metadata.input_preparation else {}),
     }
+
+
+def _self_inhibition_datasets(self_inhibition: SelfInhibition | None) -> dict[str, np.ndarray]:
+    if self_inhibition is None:
+        return {}
+    return {SELF_WEIGHT: self_inhibition.mantissa.astype(INT16), SELF_WEIGHT_EXP: _scalar(self_inhibition.exponent, INT64)}
 
 
 def content_digest(datasets: dict[str, np.ndarray]) -> str:
@@ -298,13 +315,49 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def _mantissa(reader: _Reader, path: str, shape: tuple, bits: int, exponent_path: str) -> QuantizedMatrix:
+def _checked_mantissa(reader: _Reader, path: str, shape: tuple, bits: int) -> np.ndarray:
     mantissa = reader.array(path, INT16, shape)
     limit = symmetric_max(bits)
     if mantissa.size and int(np.abs(mantissa.astype(np.int64)).max()) > limit:
         raise _fail(path, f"mantissa {int(np.abs(mantissa.astype(np.int64)).max())} outside the signed {bits}-bit range +-{limit}")
-    exponent = reader.integer(exponent_path, -EXPONENT_LIMIT, EXPONENT_LIMIT)
-    return QuantizedMatrix(mantissa=mantissa, exponent=exponent, bits=bits)
+    return mantissa
+
+
+def _mantissa(reader: _Reader, path: str, shape: tuple, bits: int, exponent_path: str,
+              per_row: bool = False) -> QuantizedMatrix:
+    """A quantized matrix; per_row: the exponent dataset holds one exponent per row (version 2's weight_exp)."""
+    mantissa = _checked_mantissa(reader, path, shape, bits)
+    if not per_row:
+        exponent = reader.integer(exponent_path, -EXPONENT_LIMIT, EXPONENT_LIMIT)
+        return QuantizedMatrix(mantissa=mantissa, exponent=exponent, bits=bits)
+    exponents = reader.array(exponent_path, INT64, (shape[0],))
+    if exponents.size and int(np.abs(exponents).max()) > EXPONENT_LIMIT:
+        raise _fail(exponent_path, f"an exponent outside -{EXPONENT_LIMIT}..{EXPONENT_LIMIT}")
+    if exponents.size and np.all(exponents == exponents[0]):  # one exponent after all: the plain Dense form
+        return QuantizedMatrix(mantissa=mantissa, exponent=int(exponents[0]), bits=bits)
+    return QuantizedMatrix(mantissa=mantissa, exponent=exponents, bits=bits)
+
+
+def _self_inhibition(reader: _Reader, version: int, n_latents: int, bits: int,
+                     rec: QuantizedMatrix) -> SelfInhibition | None:
+    """The self-inhibition held apart (version 2, optional); its presence requires a zero weight_rec diagonal."""
+    try:
+        present = [path for path in (SELF_WEIGHT, SELF_WEIGHT_EXP) if path in reader.file]
+    except Exception as error:  # h5py raises assorted types for damaged object headers
+        raise _fail(SELF_WEIGHT, f"unreadable ({_first_line(error)})") from None
+    if not present:
+        return None
+    if version < 2:
+        raise _fail(present[0], f"not part of format version {version}")
+    if len(present) == 1:
+        missing = SELF_WEIGHT if present[0] == SELF_WEIGHT_EXP else SELF_WEIGHT_EXP
+        raise _fail(missing, "missing")
+    mantissa = _checked_mantissa(reader, SELF_WEIGHT, (n_latents,), bits)
+    exponent = reader.integer(SELF_WEIGHT_EXP, -EXPONENT_LIMIT, EXPONENT_LIMIT)
+    if np.any(np.diag(rec.mantissa)):
+        raise _fail(f"{DENSE}/weight_rec", "has a non-zero diagonal while the self-inhibition is held apart "
+                    f"({SELF_WEIGHT}): the diagonal would count twice")
+    return SelfInhibition(mantissa=mantissa, exponent=exponent, bits=bits)
 
 
 def _spec(reader: _Reader) -> FixedPointSpec:
@@ -330,8 +383,9 @@ def _spec(reader: _Reader) -> FixedPointSpec:
 def _read_all(reader: _Reader) -> ExportedModel:
     reader.string("format", FORMAT_NAME)
     version = reader.integer("format_version", -(2**62), 2**62)
-    if version != FORMAT_VERSION:
-        raise _fail("format_version", f"unsupported version {version} (this reader knows {FORMAT_VERSION})")
+    if version not in READABLE_FORMAT_VERSIONS:
+        known = ", ".join(str(known) for known in READABLE_FORMAT_VERSIONS)
+        raise _fail("format_version", f"unsupported version {version} (this reader knows {known})")
     reader.string(f"{INPUT}/type", "input")
     reader.string(f"{DENSE}/type", "dense")
     neuron_type = reader.string(f"{NEURON}/type")
@@ -351,8 +405,10 @@ def _read_all(reader: _Reader) -> ExportedModel:
     input_scale = reader.real(f"{INPUT}/input_scale", positive=True)
     if input_scale < np.finfo(np.float64).tiny:
         raise _fail(f"{INPUT}/input_scale", f"{input_scale} is subnormal: not a usable scale")
-    ff = _mantissa(reader, f"{DENSE}/weight", (n_latents, n_inputs), spec.weight_bits, f"{DENSE}/weight_exp")
+    ff = _mantissa(reader, f"{DENSE}/weight", (n_latents, n_inputs), spec.weight_bits, f"{DENSE}/weight_exp",
+                   per_row=version >= 2)
     rec = _mantissa(reader, f"{DENSE}/weight_rec", (n_latents, n_latents), spec.weight_bits, f"{DENSE}/weight_rec_exp")
+    self_inhibition = _self_inhibition(reader, version, n_latents, spec.weight_bits, rec)
     u_prior = reader.array(f"{NEURON}/u_prior", INT32, (n_latents,))
     if u_prior.min() < spec.u_min_int or u_prior.max() > spec.u_max_int:
         raise _fail(f"{NEURON}/u_prior", f"values outside [u_min, u_max] = [{spec.u_min_int}, {spec.u_max_int}]")
@@ -382,6 +438,7 @@ def _read_all(reader: _Reader) -> ExportedModel:
     model = IntegerModel(
         spec=spec, input_scale=input_scale, ff=ff, rec=rec, bias=bias, u_prior=u_prior, cdf=cdf,
         decoder_phi=phi, decoder=decoder, n_steps=n_steps, leak_shift=leak_shift, neuron=neuron.name,
+        self_inhibition=self_inhibition,
     )
     _check_bounds(model)
     implied_input_max = input_scale * spec.input_max

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ipvae.export.neurons.poisson import NAME as POISSON
-from ipvae.export.spec import NO_LEAK_SHIFT, FixedPointSpec, QuantizedMatrix, check_leak_shift
+from ipvae.export.spec import NO_LEAK_SHIFT, FixedPointSpec, QuantizedMatrix, SelfInhibition, SpecError, check_leak_shift
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,8 +85,10 @@ class FloatParams:
 class IntegerModel:
     """Everything the integer dynamics need (docs/fixed_point.md).
 
-    ff: mantissas [K, M] + exponent, u-LSBs per input payload unit.
+    ff: mantissas [K, M] + exponent (one, or one per neuron [K]), u-LSBs per input payload unit.
     rec: mantissas [K, K] + exponent, u-LSBs per spike (the lateral term, already negated: -L).
+    self_inhibition: the diagonal of -L held apart ([K] mantissas, own exponent; rec's diagonal is then 0),
+    or None (format version 1 layout: the diagonal is inside rec).
     bias: int32 [K], u-LSBs added every step.  u_prior: int32 [K], the initial potential (and the
     potential the leak pulls towards).  leak_shift: n, the leak 2**-n (0: no leak; docs/fixed_point.md 6.1).
     cdf: uint32 [n_idx, cap], the sampler table.  input_scale: s_x, real input per payload unit.
@@ -108,9 +110,25 @@ class IntegerModel:
     n_steps: int
     leak_shift: int = NO_LEAK_SHIFT
     neuron: str = POISSON
+    self_inhibition: SelfInhibition | None = None
 
     def __post_init__(self) -> None:
         check_leak_shift(self.leak_shift)
+        if self.self_inhibition is not None:
+            if self.self_inhibition.mantissa.shape != (self.n_latents,):
+                raise SpecError(f"self-inhibition has {self.self_inhibition.mantissa.shape[0]} neurons, "
+                                f"the model {self.n_latents}")
+            if np.any(np.diag(self.rec.mantissa)):
+                raise SpecError("the lateral matrix's diagonal must be 0 when the self-inhibition is held apart")
+
+    def lateral_synapses(self) -> np.ndarray:
+        """Every lateral synapse as one [K, K] mantissa matrix, the self-inhibition on the diagonal (for counting
+        synapses and synaptic operations: the diagonal costs one operation per spike wherever it is held)."""
+        if self.self_inhibition is None:
+            return self.rec.mantissa
+        full = self.rec.mantissa.copy()  # [K, K]
+        np.fill_diagonal(full, self.self_inhibition.mantissa)
+        return full
 
     @property
     def n_inputs(self) -> int:

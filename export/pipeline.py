@@ -10,7 +10,11 @@ from ipvae.export.integer_model import IntegerModel
 from ipvae.export.calibration import calibration_probes, choose_exponents_by_reconstruction, load_calibration_data
 from ipvae.export.quantize import (
     EXPONENT_RULE_MAX_ABS,
+    EXPONENT_RULE_PER_NEURON,
     EXPONENT_RULE_RECONSTRUCTION,
+    LAYOUT_PER_NEURON,
+    LAYOUT_SHARED,
+    LAYOUTS,
     calibrate_input_scale,
     leak_shift_for,
     quantize,
@@ -26,7 +30,10 @@ DEFAULT_CALIBRATION_IMAGES = 1000
 
 @dataclass(frozen=True)
 class ExportSettings:
-    """Quantization settings; input_max, when set, replaces the calibration batch (s_x = input_max / qmax)."""
+    """Quantization settings; input_max, when set, replaces the calibration batch (s_x = input_max / qmax).
+
+    layout: "per-neuron" (per-neuron feed-forward exponents, the self-inhibition apart; format version 2's
+    layout, the default) or "shared" (one exponent per matrix, searched on the calibration images)."""
 
     weight_bits: int = 8
     input_bits: int = 8
@@ -38,11 +45,15 @@ class ExportSettings:
     calibration_data: str | None = None  # a data set name or the user's files (default: the run's training set)
     input_max: float | None = None
     n_steps: int | None = None
+    layout: str = LAYOUT_PER_NEURON
 
 
 def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[IntegerModel, ExportMetadata]:
     """Quantize a loaded run; returns the model and its provenance (not yet written)."""
     leak_shift_for(source.params.leak)  # refuse an unexportable leak before the calibration runs
+    if settings.layout not in LAYOUTS:
+        raise IpvaeError(f"unknown layout {settings.layout!r}; expected one of {', '.join(LAYOUTS)}")
+    searched = settings.layout == LAYOUT_SHARED  # the shared layout's exponents are searched on calibration images
     spec = spec_for(
         source.params,
         weight_bits=settings.weight_bits,
@@ -78,15 +89,20 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
         if settings.calibration_data is not None:
             calibration = chosen.description
     n_steps = settings.n_steps if settings.n_steps is not None else source.n_steps
-    if settings.input_max is None:
+    if settings.input_max is None and searched:
         probes = calibration_probes(source.params, images, input_scale, spec.input_bits, n_steps, seed=spec.seed)
+    else:
+        probes = None
     model = quantize(
-        source.params, spec, input_scale, n_steps,
+        source.params, spec, input_scale, n_steps, layout=settings.layout,
         ff_probes=None if probes is None else probes.ff,
         rec_probes=None if probes is None else probes.rec,
     )
     if probes is not None:
         model = choose_exponents_by_reconstruction(model, source.params, images, n_steps).model
+        rule = EXPONENT_RULE_RECONSTRUCTION
+    else:
+        rule = EXPONENT_RULE_PER_NEURON if settings.layout == LAYOUT_PER_NEURON else EXPONENT_RULE_MAX_ABS
     metadata = ExportMetadata(
         source=str(source.run_dir),
         source_checkpoint_sha256=source.checkpoint_sha256,
@@ -94,7 +110,7 @@ def build_integer_model(source: SourceRun, settings: ExportSettings) -> tuple[In
         calibration_images=n_images,
         input_max=input_max,
         float_step_size=source.params.step_size,
-        exponent_rule=EXPONENT_RULE_MAX_ABS if probes is None else EXPONENT_RULE_RECONSTRUCTION,
+        exponent_rule=rule,
     )
     return model, metadata
 

@@ -1,8 +1,14 @@
 """Float iP-VAE -> integer model (docs/fixed_point.md, section 3).
 
 Scales: u in u-LSBs (2**F per unit); input payload x_int = rint(x / s_x) with s_x from a calibration
-batch; each synapse matrix gets the smallest power-of-two exponent that fits its largest magnitude in
-a symmetric signed mantissa of ``weight_bits``.
+batch. Two layouts of the synapse exponents:
+
+- ``per-neuron`` (the default; format version 2): each neuron's feed-forward row gets the smallest power-of-two
+  exponent that fits its largest magnitude in a symmetric signed mantissa of ``weight_bits`` (the exponent
+  applies in the neuron, to its drive register); the lateral matrix's diagonal (self-inhibition) is held
+  apart with its own such exponent, and the off-diagonal entries get theirs. Nothing is clipped.
+- ``shared`` (format version 1's layout): one exponent per matrix, chosen on calibration images (the
+  output-error rule, then the reconstruction search of ipvae.export.calibration).
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from ipvae.export.spec import (
     MAX_LEAK_SHIFT,
     NO_LEAK_SHIFT,
     FixedPointSpec,
+    MAX_EXPONENT,
     QuantizedMatrix,
+    SelfInhibition,
     SpecError,
     leak_term,
     symmetric_max,
@@ -38,6 +46,41 @@ EXPONENT_RULE_MAX_ABS = "max-abs"
 EXPONENT_RULE_CALIBRATED = "calibrated-output-mse"
 # the calibrated exponents, then the (ff, rec) pair reconstructing calibration images best (export/calibration.py)
 EXPONENT_RULE_RECONSTRUCTION = "calibrated-output-mse+reconstruction-search"
+EXPONENT_RULE_PER_NEURON = "per-neuron-max-abs"  # per-neuron ff exponents, self-inhibition apart, all max-abs
+LAYOUT_PER_NEURON = "per-neuron"
+LAYOUT_SHARED = "shared"
+LAYOUTS = (LAYOUT_PER_NEURON, LAYOUT_SHARED)
+
+
+def max_abs_exponent(peak, bits: int):
+    """The smallest exponent e with peak / 2**e <= 2**(bits-1) - 1 (0 where peak is 0), clamped to
+    +-MAX_EXPONENT; ``peak`` a float or an array of them (one exponent each, int64)."""
+    peak = np.asarray(peak, dtype=np.float64)
+    safe = np.where(peak > 0.0, peak, 1.0)
+    exponent = np.where(peak > 0.0, np.ceil(np.log2(safe / symmetric_max(bits))), 0.0)
+    exponent = np.clip(exponent, -MAX_EXPONENT, MAX_EXPONENT).astype(np.int64)
+    return int(exponent) if exponent.ndim == 0 else exponent
+
+
+def quantize_rows(target: np.ndarray, bits: int) -> QuantizedMatrix:
+    """One max-abs exponent per row [rows] and b-bit mantissas: no weight is clipped, and a row of small
+    weights keeps its resolution whatever the other rows hold."""
+    if not np.all(np.isfinite(target)):
+        raise SpecError("cannot quantize a matrix with NaN or Inf entries")
+    exponents = max_abs_exponent(np.abs(target).max(axis=1, initial=0.0), bits)  # [rows]
+    limit = symmetric_max(bits)
+    mantissa = np.clip(np.rint(target / np.exp2(exponents.astype(np.float64))[:, None]), -limit, limit)
+    return QuantizedMatrix(mantissa=mantissa.astype(np.int16), exponent=exponents, bits=bits)
+
+
+def quantize_self_inhibition(diagonal: np.ndarray, bits: int) -> SelfInhibition:
+    """The lateral diagonal [K] as b-bit mantissas at its own max-abs exponent."""
+    if not np.all(np.isfinite(diagonal)):
+        raise SpecError("cannot quantize a self-inhibition with NaN or Inf entries")
+    exponent = max_abs_exponent(np.abs(diagonal).max(initial=0.0), bits)
+    limit = symmetric_max(bits)
+    mantissa = np.clip(np.rint(diagonal / 2.0**exponent), -limit, limit).astype(np.int16)
+    return SelfInhibition(mantissa=mantissa, exponent=exponent, bits=bits)
 
 
 def quantize_matrix(target: np.ndarray, bits: int, probes: np.ndarray | None = None) -> QuantizedMatrix:
@@ -125,15 +168,19 @@ def quantize(
     input_scale: float,
     n_steps: int,
     *,
+    layout: str = LAYOUT_PER_NEURON,
     ff_probes: np.ndarray | None = None,
     rec_probes: np.ndarray | None = None,
 ) -> IntegerModel:
     """The integer model of `params` under `spec` (targets: ff = A s_x 2**F, rec = -L 2**F, bias = -lr b 2**F,
-    leak = 2**-leak_shift exactly, see leak_shift_for).
+    leak = 2**-leak_shift exactly, see leak_shift_for), in the given layout (module docstring).
 
-    ff_probes [N, M] (calibration input payloads) and rec_probes [N', K] (the float model's spike counts
-    on calibration images) select calibrated exponents (see quantize_matrix); without them: max-abs.
+    Shared layout only: ff_probes [N, M] (calibration input payloads) and rec_probes [N', K] (the float
+    model's spike counts on calibration images) select calibrated exponents (see quantize_matrix); without
+    them: max-abs.
     """
+    if layout not in LAYOUTS:
+        raise SpecError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     if params.max_spike_count != spec.max_spike_count:
         raise SpecError(
             f"max_spike_count {spec.max_spike_count} differs from the float model's {params.max_spike_count}"
@@ -145,8 +192,16 @@ def quantize(
     leak_shift = leak_shift_for(params.leak)
     u_scale = float(spec.u_scale)
     ff_target, rec_target = synapse_targets(params, spec, input_scale)
-    ff = quantize_matrix(ff_target, spec.weight_bits, ff_probes)  # [K, M]
-    rec = quantize_matrix(rec_target, spec.weight_bits, rec_probes)  # [K, K]
+    self_inhibition = None
+    if layout == LAYOUT_PER_NEURON:
+        ff = quantize_rows(ff_target, spec.weight_bits)  # [K, M], exponents [K]
+        self_inhibition = quantize_self_inhibition(np.diag(rec_target).copy(), spec.weight_bits)  # [K]
+        off_diagonal = rec_target.copy()  # [K, K]
+        np.fill_diagonal(off_diagonal, 0.0)
+        rec = quantize_matrix(off_diagonal, spec.weight_bits)
+    else:
+        ff = quantize_matrix(ff_target, spec.weight_bits, ff_probes)  # [K, M]
+        rec = quantize_matrix(rec_target, spec.weight_bits, rec_probes)  # [K, K]
     bias = np.rint(-params.drive() * u_scale)  # [K]
     if np.max(np.abs(bias)) > INT32_MAX:
         raise SpecError("bias * 2**F does not fit in int32")
@@ -164,6 +219,7 @@ def quantize(
         n_steps=int(n_steps),
         leak_shift=leak_shift,
         neuron=params.neuron,
+        self_inhibition=self_inhibition,
     )
     check_accumulator_bounds(model)
     return model
@@ -173,15 +229,24 @@ def accumulator_bounds(model: IntegerModel) -> dict[str, int]:
     """Worst-case magnitudes (any input payload, any spike counts) of every integer the dynamics form.
 
     ff_dot / rec_dot: Lava's Dense accumulator before the exponent shift (weights m << (9 - b));
-    ff_out / rec_out: Dense a_out after the shift; neuron_sum: |u| + |a_ff| + |a_rec| + |bias| + |leak term|
-    (the leak term of an offset |u - u_prior| <= u_max_int - u_min_int; 0 without a leak).
+    ff_out: the feed-forward term after each neuron's exponent; rec_out: the lateral Dense a_out after the shift
+    plus the self-inhibition held apart; neuron_sum: |u| + |a_ff| + |a_rec| + |bias| + |leak term| (the leak
+    term of an offset |u - u_prior| <= u_max_int - u_min_int; 0 without a leak).
     """
     spec = model.spec
     pre_shift = max(0, LAVA_MIXED_WEIGHT_WIDTH - spec.weight_bits)
-    ff_row = int(np.abs(model.ff.mantissa.astype(np.int64)).sum(axis=1).max()) * spec.input_max
-    rec_row = int(np.abs(model.rec.mantissa.astype(np.int64)).sum(axis=1).max()) * spec.max_spike_count
-    ff_out = _shifted_bound(ff_row, model.ff.exponent)
-    rec_out = _shifted_bound(rec_row, model.rec.exponent)
+    ff_rows = np.abs(model.ff.mantissa.astype(np.int64)).sum(axis=1) * spec.input_max  # [K]
+    ff_row = int(ff_rows.max(initial=0))
+    rec_rows = np.abs(model.rec.mantissa.astype(np.int64)).sum(axis=1) * spec.max_spike_count  # [K]
+    rec_row = int(rec_rows.max(initial=0))
+    ff_out = max((_shifted_bound(int(row), int(exponent)) for row, exponent in zip(ff_rows, model.ff.row_exponents)),
+                 default=0)
+    rec_out_rows = [_shifted_bound(int(row), model.rec.exponent) for row in rec_rows]  # [K]
+    if model.self_inhibition is not None:  # neuron k adds its own term to its row's Dense output
+        held = model.self_inhibition
+        peaks = np.abs(held.mantissa.astype(np.int64)) * spec.max_spike_count  # [K]
+        rec_out_rows = [row + _shifted_bound(int(peak), held.exponent) for row, peak in zip(rec_out_rows, peaks)]
+    rec_out = max(rec_out_rows, default=0)
     u_peak = max(abs(spec.u_min_int), abs(spec.u_max_int))
     bias_peak = int(np.abs(model.bias.astype(np.int64)).max())
     leak_peak = leak_term(spec.u_max_int - spec.u_min_int, model.leak_shift)  # the largest |leak term| of either sign

@@ -3,10 +3,13 @@
 ``run_reference`` is exact to the specification and vectorised over a batch of images:
 
     u_0 = u_prior_int;  z_0 = sample(u_0, step 0)
-    for t = 1..T:  u_t = sat(u_{t-1} + dense(ff, x_t) + dense(rec, z_{t-1}) + bias_int - leak(u_{t-1} - u_prior_int))
+    for t = 1..T:  u_t = sat(u_{t-1} + dense(ff, x_t) + dense(rec, z_{t-1}) + self(z_{t-1}) + bias_int
+                             - leak(u_{t-1} - u_prior_int))
                    z_t = sample(u_t, t)
 
-with dense(W, s) = floor(sum_j m_ij s_j * 2**e) exactly as Lava's bit-accurate Dense computes it and
+with dense(W, s) = floor(sum_j m_ij s_j * 2**e_i) exactly as Lava's bit-accurate Dense computes it (for ff, the
+row sums are held in the neuron's drive register and e_i is neuron i's exponent), self(z)_k = floor(s_k z_k 2**e_s)
+the self-inhibition of a version-2 layout (0 in version 1, where the diagonal is inside rec) and
 leak(d) = (d + 2**(n-1)) >> n for the model's leak_shift n (0 when n = 0: ipvae.export.spec.leak_term).
 The neuron's step and sampler are the functions of the model's neuron (ipvae.export.neurons: ``model.neuron``
 names it; the Poisson neuron's compiled kernel runs in their place, pinned to them by a test), the stopping
@@ -156,6 +159,8 @@ def run_reference(
             if events[t - 1].any():
                 drive += dense_accumulate(model.ff, events[t - 1])
             lateral_input(z_steps[t - 1], rec_transposed, model.rec.exponent, a_rec)  # [B, K] = dense_apply(rec, z)
+            if model.self_inhibition is not None:
+                a_rec += model.self_inhibition.term(z_steps[t - 1])  # [B, K] the diagonal, held apart
         if neuron.fused_int_step is not None:
             step_states = absorb(image_prefixes[:, 0], np.uint64(t))  # [B]
             neuron.fused_int_step(u, drive, a_rec, params, stop.active, step_states, t > 0, z_steps[t])

@@ -1,8 +1,9 @@
 """Fixed-point formats of the integer iP-VAE (the normative text is docs/fixed_point.md).
 
 ``FixedPointSpec`` holds every number format and constant the integer dynamics need; it is a plain
-value (frozen) and validates itself. ``QuantizedMatrix`` is a signed-mantissa matrix with one
-power-of-two exponent, in the form Lava's bit-accurate ``Dense`` consumes.
+value (frozen) and validates itself. ``QuantizedMatrix`` is a signed-mantissa matrix with one power-of-two
+exponent (the form Lava's bit-accurate ``Dense`` consumes) or one per row (applied in the neuron);
+``SelfInhibition`` is the lateral matrix's diagonal, held apart in the neuron.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import numpy as np
 from ipvae.errors import IpvaeError
 
 FORMAT_NAME = "ipvae-integer-poisson"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-neuron feed-forward exponents ([K] weight_exp) and the self-inhibition apart
+READABLE_FORMAT_VERSIONS = (1, 2)  # version 1: one exponent per matrix, the self-inhibition inside weight_rec
 RNG_NAME = "splitmix64-chain-v1"
 RNG_BITS = 24  # uniform24 draws integers in [0, 2**RNG_BITS)
 
@@ -31,6 +33,7 @@ MIN_INPUT_BITS = 2
 MAX_SPIKE_COUNT_LIMIT = 255
 INT32_MAX = 2**31 - 1
 NO_LEAK_SHIFT = 0  # leak_shift 0: no leak (the paper's dynamics)
+MAX_EXPONENT = 31  # |weight exponent|: anything larger is no sensible shift of an int32 accumulator
 MAX_LEAK_SHIFT = 30  # leak = 2**-n with n in 1..30 (2**-30 is below one u-LSB of any reachable offset)
 
 
@@ -62,13 +65,28 @@ def leak_term(offset, shift: int):
     return (offset + (1 << (shift - 1))) >> shift
 
 
-def shift_by_exponent(accumulated, exponent: int):
+def shift_by_exponent(accumulated, exponent):
     """floor(accumulated * 2**exponent) of integers (int64 arrays or Python ints): a left shift for
     exponent >= 0, an arithmetic right shift (floor) below. How Lava's Dense scales its accumulator, and
-    how the neuron scales its held feed-forward drive."""
-    if exponent >= 0:
-        return accumulated << exponent
-    return accumulated >> -exponent
+    how the neuron scales its held feed-forward drive.
+
+    ``exponent`` is one integer, or an int array broadcast against ``accumulated`` (one exponent per neuron:
+    a [K] vector for [B, K] row sums)."""
+    if np.ndim(exponent) == 0:
+        exponent = int(exponent)
+        if exponent >= 0:
+            return accumulated << exponent
+        return accumulated >> -exponent
+    exponent = np.asarray(exponent, dtype=np.int64)
+    return np.where(exponent >= 0, accumulated << np.maximum(exponent, 0), accumulated >> np.maximum(-exponent, 0))
+
+
+def self_inhibition_term(counts, mantissa, exponent: int) -> np.ndarray:
+    """The self-inhibition a neuron adds from its own previous count (docs/fixed_point.md, section 4.4):
+    floor(m_k z_k 2**e), int64 [B, K] for counts z [B, K], mantissas m [K] and one exponent e. The one
+    definition the integer reference and the Lava ProcessModel call."""
+    product_ = np.asarray(counts).astype(np.int64) * np.asarray(mantissa).astype(np.int64)  # [B, K]
+    return shift_by_exponent(product_, int(exponent))
 
 
 def check_leak_shift(leak_shift: int) -> int:
@@ -185,14 +203,16 @@ class FixedPointSpec:
 
 @dataclass(frozen=True, eq=False)
 class QuantizedMatrix:
-    """Signed mantissas with one exponent: effective value = mantissa * 2**exponent.
+    """Signed mantissas with power-of-two exponents: effective value = mantissa * 2**exponent.
 
-    For synapses the unit is u-LSBs per unit of presynaptic payload; Dense computes
-    a = floor(sum_j mantissa[i, j] * s[j] * 2**exponent) (a left shift when exponent >= 0).
+    ``exponent`` is one integer for the whole matrix, or an integer vector [rows] (one exponent per row, i.e.
+    per postsynaptic neuron: the per-neuron feed-forward layout of format version 2). For synapses the unit
+    is u-LSBs per unit of presynaptic payload; Dense computes a_i = floor(sum_j mantissa[i, j] * s[j] *
+    2**exponent_i) (a left shift when the exponent is >= 0).
     """
 
     mantissa: np.ndarray  # [rows, cols] int16
-    exponent: int
+    exponent: int | np.ndarray  # one int, or int64 [rows]
     bits: int
 
     def __post_init__(self) -> None:
@@ -201,14 +221,37 @@ class QuantizedMatrix:
             raise SpecError(f"mantissa must be a 2-D signed integer array, got {self.mantissa.dtype} {self.mantissa.shape}")
         if self.mantissa.size and int(np.abs(self.mantissa.astype(np.int64)).max()) > limit:
             raise SpecError(f"mantissa outside the symmetric signed {self.bits}-bit range +-{limit}")
+        if np.ndim(self.exponent) == 0:
+            object.__setattr__(self, "exponent", int(self.exponent))
+        elif np.shape(self.exponent) != (self.mantissa.shape[0],) or np.asarray(self.exponent).dtype.kind not in "iu":
+            raise SpecError(f"row exponents must be an integer vector of {self.mantissa.shape[0]}, "
+                            f"got {np.asarray(self.exponent).dtype} {np.shape(self.exponent)}")
+        else:
+            object.__setattr__(self, "exponent", np.asarray(self.exponent, dtype=np.int64).copy())
 
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.mantissa.shape)
 
+    @property
+    def per_row(self) -> bool:
+        """Whether each row has its own exponent."""
+        return np.ndim(self.exponent) == 1
+
+    @property
+    def row_exponents(self) -> np.ndarray:
+        """The exponent of every row, int64 [rows] (the one exponent repeated for a shared-exponent matrix)."""
+        return np.broadcast_to(np.asarray(self.exponent, dtype=np.int64), (self.mantissa.shape[0],)).copy()
+
+    def exponent_text(self) -> str:
+        """'exp +1', or 'exp -5..-1 per row' (for summaries)."""
+        if not self.per_row:
+            return f"exp {self.exponent:+d}"
+        return f"exp {int(self.exponent.min()):+d}..{int(self.exponent.max()):+d} per row"
+
     def dequantize(self) -> np.ndarray:
         """Effective real weights mantissa * 2**exponent, float64 [rows, cols]."""
-        return self.mantissa.astype(np.float64) * 2.0**self.exponent
+        return self.mantissa.astype(np.float64) * np.exp2(self.row_exponents.astype(np.float64))[:, None]
 
     def lava_dense_kwargs(self) -> dict:
         """Keyword arguments for ``lava.proc.dense.process.Dense`` (bit-accurate model).
@@ -221,6 +264,8 @@ class QuantizedMatrix:
             raise SpecError(
                 f"{self.bits}-bit mantissas do not fit Lava's 8-bit Dense synapse (reference-only file)"
             )
+        if self.per_row:
+            raise SpecError("a matrix with one exponent per row is not one Lava Dense (its exponents apply in the neuron)")
         from lava.utils.weightutils import SignMode  # imported here: the spec itself does not need Lava
 
         shift = LAVA_MIXED_WEIGHT_WIDTH - self.bits
@@ -230,6 +275,34 @@ class QuantizedMatrix:
             "num_weight_bits": int(self.bits),
             "sign_mode": SignMode.MIXED,
         }
+
+
+@dataclass(frozen=True, eq=False)
+class SelfInhibition:
+    """The lateral matrix's diagonal held apart (format version 2): one signed mantissa per neuron and one
+    exponent. Neuron k adds floor(mantissa_k * z_k * 2**exponent) from its own count of the previous step
+    (docs/fixed_point.md, section 4.4); the lateral Dense then holds the off-diagonal entries only."""
+
+    mantissa: np.ndarray  # [K] int16
+    exponent: int
+    bits: int
+
+    def __post_init__(self) -> None:
+        limit = symmetric_max(self.bits)
+        if self.mantissa.ndim != 1 or self.mantissa.dtype.kind != "i":
+            raise SpecError(f"self-inhibition mantissas must be a 1-D signed integer array, got "
+                            f"{self.mantissa.dtype} {self.mantissa.shape}")
+        if self.mantissa.size and int(np.abs(self.mantissa.astype(np.int64)).max()) > limit:
+            raise SpecError(f"self-inhibition mantissa outside the symmetric signed {self.bits}-bit range +-{limit}")
+        object.__setattr__(self, "exponent", int(self.exponent))
+
+    def term(self, counts: np.ndarray) -> np.ndarray:
+        """floor(mantissa_k * z_k * 2**exponent), int64 [B, K], for the previous step's counts z [B, K]."""
+        return self_inhibition_term(counts, self.mantissa, self.exponent)
+
+    def dequantize(self) -> np.ndarray:
+        """The effective diagonal mantissa * 2**exponent, float64 [K]."""
+        return self.mantissa.astype(np.float64) * 2.0**self.exponent
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

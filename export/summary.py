@@ -20,17 +20,28 @@ def _matrix_line(name: str, matrix: QuantizedMatrix, lava: bool) -> str:
     mantissa = matrix.mantissa.astype(np.int64)
     zero_fraction = float(np.mean(mantissa == 0)) if mantissa.size else 0.0
     line = (
-        f"  {name:<11} {list(matrix.shape)} mantissas {matrix.bits}-bit, exp {matrix.exponent:+d}; "
+        f"  {name:<11} {list(matrix.shape)} mantissas {matrix.bits}-bit, {matrix.exponent_text()}; "
         f"zeros {zero_fraction:.1%}, max|m| {int(np.abs(mantissa).max(initial=0))}, "
         f"mean|m| {float(np.abs(mantissa).mean()) if mantissa.size else 0.0:.1f}"
     )
-    if lava:
+    if lava and matrix.per_row:
+        line += "; the exponents apply in each neuron (drive register), the Dense sums mantissas"
+    elif lava:
         shift = LAVA_MIXED_WEIGHT_WIDTH - matrix.bits
         lava_exp = matrix.exponent - shift
         low, high = LOIHI2_WEIGHT_EXP_RANGE
         note = "" if low <= lava_exp <= high else " (outside Loihi 2's range; fine on the CPU simulator)"
         line += f"; Lava Dense weights=m<<{shift}, weight_exp={lava_exp:+d}{note}"
     return line
+
+
+def _self_inhibition_line(model) -> list[str]:
+    held = model.self_inhibition
+    if held is None:
+        return []
+    mantissa = held.mantissa.astype(np.int64)
+    return [f"  self_weight [{mantissa.size}] mantissas {held.bits}-bit, exp {held.exponent:+d}; the lateral diagonal "
+            f"held apart in each neuron (from its own last count), max|m| {int(np.abs(mantissa).max(initial=0))}"]
 
 
 def _leak_text(leak_shift: int) -> str:
@@ -66,6 +77,7 @@ def summary_lines(path: Path, exported: ExportedModel) -> list[str]:
         + ("Lava bit-accurate Dense compatible" if lava else f"REFERENCE-ONLY ({spec.weight_bits}-bit weights exceed Lava's 8-bit Dense)"),
         _matrix_line("weight", model.ff, lava),
         _matrix_line("weight_rec", model.rec, lava),
+        *_self_inhibition_line(model),
         f"  neuron      u: {spec.u_bits}-bit state, {spec.u_frac_bits} fractional bits, saturates to "
         f"[{spec.u_min_int}, {spec.u_max_int}] = [{spec.u_min:g}, {spec.u_max:g}]",
         f"              u_prior [{int(model.u_prior.min())}, {int(model.u_prior.max())}], "

@@ -100,7 +100,7 @@ def export_model(run_dir: str, path: Path) -> Path:
 
     model, metadata = export_run(run_dir, path, ExportSettings())
     print(f"== export: {path} (K={model.n_latents}, M={model.n_inputs}, {model.spec.weight_bits}-bit weights, "
-          f"ff exponent {model.ff.exponent}, rec exponent {model.rec.exponent}, seed {model.spec.seed})")
+          f"ff {model.ff.exponent_text()}, rec exp {model.rec.exponent:+d}, seed {model.spec.seed})")
     return path
 
 

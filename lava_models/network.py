@@ -137,10 +137,13 @@ def build_fixed_network(model: IntegerModel, n_steps: int | None = None, *, imag
         u_frac_bits=int(spec.u_frac_bits),
         sampler_frac_bits=int(spec.sampler_frac_bits),
         num_message_bits=int(spec.spike_message_bits),
-        ff_exponent=int(model.ff.exponent),
+        ff_exponent=model.ff.row_exponents,  # [K]: applied to each neuron's drive register
         leak_shift=int(model.leak_shift),
         neuron=model.neuron,
     )
+    if model.self_inhibition is not None:  # the lateral diagonal held apart: each neuron's own last count
+        neuron.update(self_weight=model.self_inhibition.mantissa.astype(np.int64),
+                      self_exponent=int(model.self_inhibition.exponent))
     input_scale, input_bits = model.input_scale, spec.input_bits
 
     def encode(x: np.ndarray) -> np.ndarray:

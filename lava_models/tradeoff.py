@@ -20,7 +20,8 @@ def evaluate_integer(model, x: np.ndarray, n_steps: int) -> dict:
     return {
         **{key: float(table[key]) for key in POINT_KEYS},
         "synapses_feedforward": int(np.count_nonzero(model.ff.mantissa)),
-        "synapses_lateral": int(np.count_nonzero(model.rec.mantissa)),
+        "synapses_lateral": int(np.count_nonzero(model.lateral_synapses())),  # the self-inhibition included
+        "synapses_self_inhibition": int(np.count_nonzero(np.diag(model.lateral_synapses()))),
     }
 
 

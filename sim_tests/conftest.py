@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ipvae.export.hdf5 import ExportMetadata, write_model
-from ipvae.export.quantize import quantize, spec_for
+from ipvae.export.quantize import LAYOUT_PER_NEURON, quantize, spec_for
 from ipvae.export.synthetic import SyntheticConfig, random_float_params, random_images
 
 N_INPUTS = 64  # 8 x 8 images: square, so they can rotate
@@ -32,9 +32,10 @@ def float_params(kind: str, leak: float = 0.0):
     return dataclasses.replace(random_float_params(MODEL_CONFIGS[kind]), leak=leak)
 
 
-def integer_model(kind: str, *, seed: int, n_steps: int, weight_bits: int = 8, leak: float = 0.0):
+def integer_model(kind: str, *, seed: int, n_steps: int, weight_bits: int = 8, leak: float = 0.0,
+                  layout: str = LAYOUT_PER_NEURON):
     params = float_params(kind, leak)
-    return quantize(params, spec_for(params, seed=seed, weight_bits=weight_bits), INPUT_SCALE, n_steps)
+    return quantize(params, spec_for(params, seed=seed, weight_bits=weight_bits), INPUT_SCALE, n_steps, layout=layout)
 
 
 def images(n_images: int, seed: int, n_inputs: int = N_INPUTS) -> np.ndarray:

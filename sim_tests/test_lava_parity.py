@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ipvae.export.events import EventOptions, stop_steps
-from ipvae.export.quantize import quantize_input
+from ipvae.export.quantize import LAYOUT_PER_NEURON, LAYOUT_SHARED, quantize_input
 from ipvae.export.reference import run_reference
 from ipvae.lava.network import build_fixed_network
 from ipvae.lava.parity import compare_trajectories
@@ -42,11 +42,14 @@ def assert_identical(trajectory, reference, image_offset=0):
 
 
 @pytest.mark.parametrize(
-    "kind, seed, batch",
-    [("sparse", 0, 1), ("sparse", 2**64 - 1, 8), ("saturating", 12345, 3)],
+    "kind, seed, batch, layout",
+    [("sparse", 0, 1, LAYOUT_PER_NEURON), ("sparse", 2**64 - 1, 8, LAYOUT_PER_NEURON),
+     ("saturating", 12345, 3, LAYOUT_PER_NEURON), ("sparse", 7, 4, LAYOUT_SHARED)],
 )
-def test_static_images_bit_exact(kind, seed, batch):
-    model = integer_model(kind, seed=seed, n_steps=N_STEPS)
+def test_static_images_bit_exact(kind, seed, batch, layout):
+    model = integer_model(kind, seed=seed, n_steps=N_STEPS, layout=layout)
+    if layout == LAYOUT_PER_NEURON:  # the graph under test has per-neuron exponents and the diagonal held apart
+        assert model.ff.per_row and np.any(model.self_inhibition.mantissa) and not np.any(np.diag(model.rec.mantissa))
     x = images(N_IMAGES, seed=12)  # 20 images: with batch 3 the last window is padded
     with LavaSimulation(build_fixed_network(model, batch=batch), progress=False) as simulation:
         trajectory = simulation.run(x)

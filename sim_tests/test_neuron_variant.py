@@ -38,7 +38,9 @@ def direct_toy_dynamics(model, x_int: np.ndarray, n_steps: int):
     spec = model.spec
     batch, n_latents = x_int.shape[0], model.n_latents
     drive = dense_accumulate(model.ff, x_int)  # [B, K] row sums of the image, sent once at step 0
-    feedforward = drive << model.ff.exponent if model.ff.exponent >= 0 else drive >> -model.ff.exponent
+    exponents = model.ff.row_exponents[None, :]  # [1, K] one exponent per neuron
+    feedforward = np.where(exponents >= 0, drive << np.maximum(exponents, 0), drive >> np.maximum(-exponents, 0))
+    held = model.self_inhibition  # the lateral diagonal held apart (None: inside rec)
     u = np.tile(model.u_prior.astype(np.int64), (batch, 1))  # [B, K]
     z_steps, u_steps = [], []
     z = np.zeros((batch, n_latents), dtype=np.int64)
@@ -46,6 +48,9 @@ def direct_toy_dynamics(model, x_int: np.ndarray, n_steps: int):
         if t > 0:
             lateral = dense_accumulate(model.rec, z)
             lateral = lateral << model.rec.exponent if model.rec.exponent >= 0 else lateral >> -model.rec.exponent
+            if held is not None:
+                own = z * held.mantissa.astype(np.int64)  # [B, K] the neuron's own last count
+                lateral = lateral + (own << held.exponent if held.exponent >= 0 else own >> -held.exponent)
             total = u + feedforward + lateral + model.bias.astype(np.int64)
             u = np.where(total > spec.u_max_int, model.u_prior.astype(np.int64), np.maximum(total, spec.u_min_int))
         rows = np.clip((u - spec.u_min_int) >> spec.sampler_shift, 0, spec.n_sampler_bins - 1)  # [B, K]

@@ -71,7 +71,10 @@ def test_pruning_benchmark_tiny(tmp_path):
     report = json.loads((tmp_path / "pruning.json").read_text())
     lateral = report["schedules"]["lateral"]
     assert [p["fraction"] for p in lateral] == [0.0, 0.5]
-    assert lateral[1]["synapses_lateral"] == lateral[0]["synapses_lateral"] - round(0.5 * lateral[0]["synapses_lateral"])
+    # half of the prunable lateral synapses go; the self-inhibition (the neuron's own, largest weight) is kept
+    prunable = lateral[0]["synapses_lateral"] - lateral[0]["synapses_self_inhibition"]
+    assert lateral[1]["synapses_self_inhibition"] == lateral[0]["synapses_self_inhibition"]
+    assert lateral[1]["synapses_lateral"] == lateral[0]["synapses_lateral"] - round(0.5 * prunable)
     assert lateral[1]["synops_lateral_per_inference"] < lateral[0]["synops_lateral_per_inference"]
     assert (tmp_path / "pruning.png").is_file()
 

@@ -61,8 +61,13 @@ def test_export_matches_the_float_parameters(run_dir, tmp_path):
     scale = 2.0**model.spec.u_frac_bits
     ff_target = lr * phi.T * precision[None, :] * model.input_scale * scale
     rec_target = -lr * phi.T @ (precision[:, None] * phi) * scale
-    for quantized, target in ((model.ff, ff_target), (model.rec, rec_target)):
-        assert np.max(np.abs(quantized.dequantize() - target)) <= 2.0 ** (quantized.exponent - 1) * (1 + 1e-9)
+    # the default layout: per-neuron ff exponents, the lateral diagonal held apart at its own exponent
+    half_lsb_ff = np.exp2(model.ff.row_exponents - 1.0)[:, None]  # [K, 1]
+    assert np.all(np.abs(model.ff.dequantize() - ff_target) <= half_lsb_ff * (1 + 1e-9))
+    off_diagonal = rec_target - np.diag(np.diag(rec_target))
+    assert np.max(np.abs(model.rec.dequantize() - off_diagonal)) <= 2.0 ** (model.rec.exponent - 1) * (1 + 1e-9)
+    held = model.self_inhibition
+    assert np.max(np.abs(held.dequantize() - np.diag(rec_target))) <= 2.0 ** (held.exponent - 1) * (1 + 1e-9)
     assert np.array_equal(model.bias, np.rint(-lr * b * scale).astype(np.int32))
 
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipvae.export.hdf5 import CONTENT_HASH, ExportMetadata, layout, read_model, write_model
-from ipvae.export.quantize import quantize, quantize_input, spec_for
+from ipvae.export.hdf5 import CONTENT_HASH, ExportMetadata, content_digest, layout, read_model, write_model
+from ipvae.export.quantize import LAYOUT_PER_NEURON, LAYOUT_SHARED, LAYOUTS, quantize, quantize_input, spec_for
 from ipvae.export.reference import run_reference
 from ipvae.export.synthetic import SyntheticConfig, random_float_params, random_images
 from ipvae.errors import ExportFormatError
@@ -22,10 +22,10 @@ FUZZ_SETTINGS = settings(
 )
 
 
-def make_model(weight_bits: int = 8):
+def make_model(weight_bits: int = 8, layout: str = LAYOUT_PER_NEURON):
     params = random_float_params(SyntheticConfig(n_inputs=12, n_latents=6, seed=1))
     spec = spec_for(params, weight_bits=weight_bits, seed=12345)
-    return quantize(params, spec, input_scale=1.0 / 127, n_steps=5)
+    return quantize(params, spec, input_scale=1.0 / 127, n_steps=5, layout=layout)
 
 
 METADATA = ExportMetadata(
@@ -46,9 +46,10 @@ def assert_same_array(a: np.ndarray, b: np.ndarray):
     assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("weight_bits", [4, 8, 16])
-def test_round_trip_gives_identical_arrays(tmp_path, weight_bits):
-    model = make_model(weight_bits)
+def test_round_trip_gives_identical_arrays(tmp_path, weight_bits, layout):
+    model = make_model(weight_bits, layout)
     stored = write_model(tmp_path / "m.h5", model, METADATA)
     loaded = read_model(tmp_path / "m.h5")
     again = loaded.model
@@ -56,7 +57,13 @@ def test_round_trip_gives_identical_arrays(tmp_path, weight_bits):
     assert again.input_scale == model.input_scale and again.n_steps == model.n_steps
     for name in ("ff", "rec", "decoder"):
         assert_same_array(getattr(again, name).mantissa, getattr(model, name).mantissa)
-        assert getattr(again, name).exponent == getattr(model, name).exponent
+        assert np.array_equal(getattr(again, name).row_exponents, getattr(model, name).row_exponents)
+    if layout == LAYOUT_PER_NEURON:
+        assert model.ff.per_row and again.ff.per_row  # the synthetic rows need different exponents
+        assert_same_array(again.self_inhibition.mantissa, model.self_inhibition.mantissa)
+        assert again.self_inhibition.exponent == model.self_inhibition.exponent
+    else:
+        assert again.self_inhibition is None and model.self_inhibition is None
     for name in ("bias", "u_prior", "cdf", "decoder_phi"):
         assert_same_array(getattr(again, name), getattr(model, name))
     assert loaded.metadata == stored
@@ -121,7 +128,12 @@ CASES = {
     "NaN decoder": ("decoder/phi", np.full((12, 6), np.nan, np.float32), "decoder/phi: contains NaN"),
     "NaN scale": ("layer/0/input_scale", np.array(np.nan), "layer/0/input_scale: contains NaN"),
     "mantissa outside 8 bits": ("layer/1/weight", np.full((6, 12), 300, np.int16), "layer/1/weight: mantissa"),
-    "unknown version": ("format_version", np.array(2, np.int64), "format_version: unsupported version 2"),
+    "unknown version": ("format_version", np.array(3, np.int64), "format_version: unsupported version 3"),
+    "per-neuron exponent out of range": ("layer/1/weight_exp", np.full(6, 40, np.int64), "layer/1/weight_exp: an exponent outside"),
+    "scalar exponent in version 2": ("layer/1/weight_exp", np.array(-3, np.int64), "layer/1/weight_exp: shape ()"),
+    "self-inhibition and a diagonal": ("layer/1/weight_rec", np.eye(6, dtype=np.int16), "layer/1/weight_rec: has a non-zero diagonal"),
+    "self weight of the wrong size": ("layer/1/neuron/self_weight", np.zeros(5, np.int16), "layer/1/neuron/self_weight: shape (5,)"),
+    "half the self-inhibition": ("layer/1/neuron/self_weight", None, "layer/1/neuron/self_weight: missing"),
     "unknown neuron": ("layer/1/neuron/type", np.array(b"LIF"), "layer/1/neuron/type: unknown neuron type"),
     "bad spec field": ("layer/1/neuron/u_frac_bits", np.array(30, np.int64), "layer/1/neuron/u_frac_bits"),
     "non-monotone table": ("layer/1/neuron/cdf", np.zeros((385, 15), np.uint32) + np.arange(15, 0, -1, dtype=np.uint32), "layer/1/neuron/cdf"),
@@ -242,3 +254,41 @@ def test_fuzz_damaged_bytes_never_escape_as_other_errors(exported, tmp_path, cut
     original = read_model(exported[0])  # a file that still validates must hold the exported numbers
     assert np.array_equal(loaded.model.ff.mantissa, original.model.ff.mantissa)
     assert loaded.metadata.content_sha256 == original.metadata.content_sha256
+
+
+def _as_version_1(path: Path) -> None:
+    """Rewrite a shared-layout export as format version 1 wrote it: a scalar weight_exp, a fresh content hash."""
+    with h5py.File(path, "r+") as file:
+        exponent = int(file["layer/1/weight_exp"][0])
+        for name, value in (("format_version", np.array(1, np.int64)), ("layer/1/weight_exp", np.array(exponent, np.int64))):
+            del file[name]
+            file.create_dataset(name, data=value)
+        datasets = {}
+        file.visititems(lambda name, node: datasets.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None)
+        del file[CONTENT_HASH]
+        file.create_dataset(CONTENT_HASH, data=np.array(content_digest(datasets).encode()))
+
+
+def test_version_1_files_still_read_and_run_the_same(tmp_path):
+    """A file of format version 1 (one exponent per matrix, the diagonal inside weight_rec) reads as the
+    shared layout it holds and runs exactly as the model it was written from."""
+    model = make_model(8, LAYOUT_SHARED)
+    path = tmp_path / "v1.h5"
+    write_model(path, model, METADATA)
+    _as_version_1(path)
+    loaded = read_model(path)
+    assert loaded.format_version == 1
+    assert loaded.model.ff.exponent == model.ff.exponent and loaded.model.self_inhibition is None
+    x_int = quantize_input(random_images(4, model.n_inputs, seed=3), model.input_scale, model.spec.input_bits)
+    assert np.array_equal(run_reference(loaded.model, x_int).z, run_reference(model, x_int).z)
+
+
+def test_a_version_1_file_cannot_hold_a_self_inhibition(tmp_path):
+    path = tmp_path / "v1.h5"
+    write_model(path, make_model(8, LAYOUT_SHARED), METADATA)
+    _as_version_1(path)
+    with h5py.File(path, "r+") as file:
+        file.create_dataset("layer/1/neuron/self_weight", data=np.zeros(6, np.int16))
+        file.create_dataset("layer/1/neuron/self_weight_exp", data=np.array(0, np.int64))
+    with pytest.raises(ExportFormatError, match="self_weight: not part of format version 1"):
+        read_model(path)

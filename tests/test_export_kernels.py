@@ -32,7 +32,8 @@ def random_case(seed: int):
         u_min=spec.u_min_int,
         u_max=spec.u_max_int,
         leak_shift=int(rng.choice([0, 1, 2, 7, MAX_LEAK_SHIFT])),
-        ff_exponent=int(rng.integers(-6, 3)),
+        # one exponent for all neurons, or one per neuron (the per-neuron layout), by the seed's parity
+        ff_exponent=int(rng.integers(-6, 3)) if seed % 2 else rng.integers(-6, 3, LATENTS).astype(np.int64),
         cdf=build_cdf_table(spec).astype(np.int64),
         sampler_shift=spec.sampler_shift,
     )

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipvae.export.quantize import (
+    LAYOUT_SHARED,
+    LAYOUTS,
     MAX_CLIP_STEPS,
     accumulator_bounds,
     calibrate_input_scale,
@@ -104,17 +106,23 @@ def test_spec_rejects_bad_fields(fields, field):
     assert info.value.field == field
 
 
-def test_accumulator_bounds_are_attained_by_extreme_inputs():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_accumulator_bounds_are_attained_by_extreme_inputs(layout):
     params = random_float_params(SyntheticConfig(seed=2))
     spec = spec_for(params)
-    model = quantize(params, spec, 1.0 / 127, n_steps=4)
+    model = quantize(params, spec, 1.0 / 127, n_steps=4, layout=layout)
     bounds = accumulator_bounds(model)
+    held = model.self_inhibition
     ff_out = rec_out = 0
     for sign in (1, -1):  # floor makes the negative extreme one LSB larger in magnitude
         worst_input = sign * np.sign(model.ff.mantissa) * spec.input_max  # row i's worst payload, [K, M]
-        worst_spikes = sign * np.sign(model.rec.mantissa) * spec.max_spike_count  # [K, K] (signed: a bound only)
+        worst_spikes = sign * np.sign(model.lateral_synapses()) * spec.max_spike_count  # [K, K] (signed: a bound only)
         ff_out = max([ff_out] + [abs(int(dense_apply(model.ff, worst_input)[i, i])) for i in range(model.n_latents)])
-        rec_out = max([rec_out] + [abs(int(dense_apply(model.rec, worst_spikes)[i, i])) for i in range(model.n_latents)])
+        for i in range(model.n_latents):
+            lateral = int(dense_apply(model.rec, worst_spikes)[i, i])
+            if held is not None:  # the neuron's own count of row i's worst pattern, through the diagonal held apart
+                lateral += int(held.term(worst_spikes[i:i + 1])[0, i])
+            rec_out = max(rec_out, abs(lateral))
     assert ff_out == bounds["ff_out"] and rec_out == bounds["rec_out"]
 
 
@@ -122,11 +130,22 @@ def test_quantized_model_targets(tmp_path):
     params = random_float_params(SyntheticConfig(seed=4))
     spec = spec_for(params, weight_bits=8)
     scale = 1.0 / 127
-    model = quantize(params, spec, scale, n_steps=4)
     a_matrix = params.step_size * params.phi.T * params.precision[None, :]  # lr Phi^T D, [K, M]
     l_matrix = a_matrix @ params.phi  # [K, K]
-    assert np.allclose(model.ff.dequantize(), a_matrix * scale * 4096, atol=2.0 ** (model.ff.exponent - 1))
-    assert np.allclose(model.rec.dequantize(), -l_matrix * 4096, atol=2.0 ** (model.rec.exponent - 1))
+    shared = quantize(params, spec, scale, n_steps=4, layout=LAYOUT_SHARED)
+    assert np.allclose(shared.ff.dequantize(), a_matrix * scale * 4096, atol=2.0 ** (shared.ff.exponent - 1))
+    assert np.allclose(shared.rec.dequantize(), -l_matrix * 4096, atol=2.0 ** (shared.rec.exponent - 1))
+    model = quantize(params, spec, scale, n_steps=4)  # per-neuron: every entry within half of its own LSB
+    half_lsb = np.exp2(model.ff.row_exponents - 1.0)[:, None]  # [K, 1]
+    assert np.all(np.abs(model.ff.dequantize() - a_matrix * scale * 4096) <= half_lsb * (1 + 1e-12))
+    whole_lateral = model.rec.dequantize() + np.diag(model.self_inhibition.dequantize())
+    lsb = np.where(np.eye(model.n_latents, dtype=bool), 2.0**model.self_inhibition.exponent, 2.0**model.rec.exponent)
+    assert np.all(np.abs(whole_lateral - (-l_matrix * 4096)) <= lsb / 2 * (1 + 1e-12))
+    # the max-abs rule: the largest entry of each row / of the diagonal / off the diagonal uses the top mantissas
+    limit = 127
+    assert np.all(np.abs(model.ff.mantissa).max(axis=1) > limit // 2)
+    assert np.abs(model.self_inhibition.mantissa).max() > limit // 2 and np.abs(model.rec.mantissa).max() > limit // 2
+    assert not np.any(np.diag(model.rec.mantissa))
     assert np.array_equal(model.u_prior, np.rint(params.u_prior * 4096).astype(np.int32))
     assert math.isclose(model.bias[0], -params.step_size * params.bias[0] * 4096, abs_tol=0.5)
 
@@ -141,7 +160,7 @@ def test_reconstruction_search_keeps_the_pair_with_the_least_calibration_error()
 
     params = random_float_params(SyntheticConfig(seed=4))
     images = np.random.default_rng(5).uniform(0.0, 1.0, size=(40, params.n_inputs))
-    model = quantize(params, spec_for(params, weight_bits=6), 1.0 / 127, n_steps=4)
+    model = quantize(params, spec_for(params, weight_bits=6), 1.0 / 127, n_steps=4, layout=LAYOUT_SHARED)
     choice = choose_exponents_by_reconstruction(model, params, images, n_steps=4)
     steps = range(RECONSTRUCTION_SEARCH_STEPS + 1)
     assert set(choice.errors) == {(model.ff.exponent - i, model.rec.exponent - j) for i in steps for j in steps}
@@ -161,6 +180,6 @@ def test_reconstruction_search_keeps_the_coarser_exponent_on_a_tie():
 
     params = random_float_params(SyntheticConfig(seed=6))
     images = np.zeros((10, params.n_inputs))  # no input: ff never acts, so every ff exponent ties
-    model = quantize(params, spec_for(params), 1.0 / 127, n_steps=4)
+    model = quantize(params, spec_for(params), 1.0 / 127, n_steps=4, layout=LAYOUT_SHARED)
     choice = choose_exponents_by_reconstruction(model, params, images, n_steps=4)
     assert choice.model.ff.exponent == model.ff.exponent

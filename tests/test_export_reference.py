@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
 
-from ipvae.export.quantize import quantize, quantize_input, quantize_matrix, spec_for
+from ipvae.export.quantize import LAYOUTS, quantize, quantize_input, quantize_matrix, spec_for
 from ipvae.export.reference import dense_apply, run_float_reference, run_reference
 from ipvae.export.rng import uniform24
 from ipvae.export.synthetic import SyntheticConfig, random_float_params, random_images
@@ -79,16 +79,24 @@ def window_simulation(model, frames_per_image: np.ndarray, n_steps: int, first_i
     frames_per_image: [N, T, M] payloads. Returns z, u as [N, T+1, K] for the window steps t = 0..T.
     """
     spec = model.spec
-    ff, rec = model.ff.lava_dense_kwargs(), model.rec.lava_dense_kwargs()
+    # the ff Dense sums mantissas (exponent 0); each neuron shifts its sum by its own exponent
+    ff = dataclasses.replace(model.ff, exponent=0).lava_dense_kwargs()
+    ff_exponents = [int(e) for e in model.ff.row_exponents]
+    rec = model.rec.lava_dense_kwargs()
+    held = model.self_inhibition  # the diagonal held apart: floor(s_k z_k 2**e_s) from the neuron's own last count
     n_images, n_latents = frames_per_image.shape[0], model.n_latents
     buffer_ff = np.zeros(n_latents, np.int64)  # Dense a_buff: computed from the previous timestep's s_in
     buffer_rec = np.zeros(n_latents, np.int64)
     u = np.zeros(n_latents, np.int64)
+    z_last = np.zeros(n_latents, np.int64)  # the neuron's own count of the previous timestep
     z_record = np.zeros((n_images, n_steps + 1, n_latents), np.int64)
     u_record = np.zeros_like(z_record)
     for image in range(n_images):
         for tau in range(1, n_steps + 2):
-            a_in = buffer_ff + buffer_rec  # what the neuron receives this timestep
+            a_ff = [python_shift(int(buffer_ff[k]), ff_exponents[k]) for k in range(n_latents)]
+            a_self = [0] * n_latents if held is None else [
+                python_shift(int(held.mantissa[k]) * int(z_last[k]), held.exponent) for k in range(n_latents)]
+            a_in = np.array(a_ff, np.int64) + buffer_rec + np.array(a_self, np.int64)  # what the neuron receives
             if tau == 1:
                 u = model.u_prior.astype(np.int64).copy()  # a_in (previous image's traffic) discarded
             else:
@@ -101,10 +109,16 @@ def window_simulation(model, frames_per_image: np.ndarray, n_steps: int, first_i
                 draw = int(uniform24(spec.seed, first_image + image, step, k))
                 z[k] = sum(1 for threshold in model.cdf[row] if draw >= int(threshold))
             z_record[image, step], u_record[image, step] = z, u
+            z_last = z
             frame = frames_per_image[image, min(tau - 1, n_steps - 1)]  # the source's message this timestep
             buffer_ff = lava_dense_arithmetic(ff, frame)
             buffer_rec = lava_dense_arithmetic(rec, z)
     return z_record, u_record
+
+
+def python_shift(value: int, exponent: int) -> int:
+    """floor(value * 2**exponent) in Python ints."""
+    return value << exponent if exponent >= 0 else value >> -exponent
 
 
 def spec_leak(offset: int, shift: int) -> int:
@@ -112,11 +126,11 @@ def spec_leak(offset: int, shift: int) -> int:
     return (offset + (1 << (shift - 1))) >> shift if shift else 0
 
 
-@pytest.fixture(scope="module")
-def small_model():
+@pytest.fixture(scope="module", params=LAYOUTS)
+def small_model(request):
     params = random_float_params(SyntheticConfig(n_inputs=10, n_latents=7, seed=3))
     spec = spec_for(params, weight_bits=6, seed=99)
-    return params, quantize(params, spec, input_scale=1.0 / 127, n_steps=4)
+    return params, quantize(params, spec, input_scale=1.0 / 127, n_steps=4, layout=request.param)
 
 
 @pytest.mark.parametrize("leak_shift", [0, 1, 3])  # no leak, and leaks strong enough to act within T = 4 steps
@@ -124,6 +138,8 @@ def small_model():
 def test_reference_equals_timestep_simulation_of_the_spec(small_model, static, leak_shift):
     _, model = small_model
     model = dataclasses.replace(model, leak_shift=leak_shift)
+    if model.self_inhibition is not None:  # the layout under test really has per-neuron exponents and a diagonal
+        assert model.ff.per_row and np.any(model.self_inhibition.mantissa)
     n_images, n_steps, first_image = 3, model.n_steps, 5
     rng = np.random.default_rng(1)
     if static:

@@ -9,7 +9,8 @@ one population of B images x K neurons:
   added to u, summed in the order given (the float reference passes one, the Lava float graph three);
 - ``float_sample(u, uniforms, params)``: spike counts [B, K] of float potentials for the uniforms U;
 - ``int_step(u, drive, a_rec, params)``: u after one step of the integer dynamics, from the held
-  feed-forward row sums ``drive`` (mantissa units, before e_ff) and the lateral Dense output ``a_rec``;
+  feed-forward row sums ``drive`` (mantissa units, before e_ff) and the lateral term ``a_rec`` (the lateral
+  Dense output plus, when the export holds it apart, the self-inhibition: ipvae.export.spec.self_inhibition_term);
 - ``int_sample(u, uniforms, params)``: spike counts [B, K] of integer potentials for the uniforms U;
 - ``fused_int_step`` (optional): a compiled form of int_step + int_sample for the integer reference
   (ipvae.export.kernels), pinned to the plain functions by tests/test_export_kernels.py; None: the
@@ -49,15 +50,15 @@ class FloatNeuronParams:
 @dataclass(frozen=True, eq=False)
 class IntegerNeuronParams:
     """What an integer step reads (u-LSBs): bias [K], u_prior [K], the saturation bounds, the leak shift n
-    (0: none), the feed-forward exponent e_ff applied to the held drive, the sampler table cdf
-    [n_idx, cap] and the shift F - G from u-LSBs to table rows."""
+    (0: none), the feed-forward exponent e_ff applied to the held drive (one int, or int64 [K]: one per
+    neuron), the sampler table cdf [n_idx, cap] and the shift F - G from u-LSBs to table rows."""
 
     bias: np.ndarray
     u_prior: np.ndarray
     u_min: int
     u_max: int
     leak_shift: int
-    ff_exponent: int
+    ff_exponent: int | np.ndarray
     cdf: np.ndarray
     sampler_shift: int
 
@@ -71,7 +72,7 @@ class IntegerNeuronParams:
             u_min=int(spec.u_min_int),
             u_max=int(spec.u_max_int),
             leak_shift=int(model.leak_shift),
-            ff_exponent=int(model.ff.exponent),
+            ff_exponent=model.ff.row_exponents if model.ff.per_row else int(model.ff.exponent),
             cdf=np.ascontiguousarray(model.cdf, dtype=np.int64),
             sampler_shift=int(spec.sampler_shift),
         )

@@ -7,7 +7,8 @@ float step   u := clamp(u + sum(inputs) - leak (u - u_prior)),
              clamp(y) = clip(y, u_min, u_max) (hard upper clamp) or max(u_min, u_max - softplus(u_max - y))
 float sample z = #{n < cap : U >= floor(P(N <= n | exp(u)) 2**24)},  N ~ Poisson(exp(u))   (exact rate)
 integer step u := clip(u + floor(drive 2**e_ff) + a_rec + bias - leak_term(u - u_prior, n), u_min, u_max)
-             (the sum exact in int64, then saturated; leak_term: ipvae.export.spec, 0 for n = 0)
+             (the sum exact in int64, then saturated; leak_term: ipvae.export.spec, 0 for n = 0; e_ff one
+             exponent or one per neuron; a_rec the whole lateral term, the self-inhibition included)
 integer sample z = #{n < cap : U >= cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1), n]}   (table lookup)
 window start u := u_prior (and the drive register := 0)
 

@@ -67,7 +67,7 @@ class Fanouts:
     @classmethod
     def from_integer_model(cls, model) -> "Fanouts":
         """The synapses a chip would store for an export (zero mantissas are no synapse)."""
-        return cls.from_matrices(model.ff.mantissa, model.rec.mantissa, model.decoder.mantissa)
+        return cls.from_matrices(model.ff.mantissa, model.lateral_synapses(), model.decoder.mantissa)
 
     @property
     def n_inputs(self) -> int:

@@ -129,7 +129,7 @@ def plan_groups(model, limits: ChipLimits, storage: StorageFormat = StorageForma
     n_latents, n_inputs = model.n_latents, model.n_inputs
     weight_bits = model.spec.weight_bits
     ff_kept = int(np.count_nonzero(model.ff.mantissa))
-    rec_kept = int(np.count_nonzero(model.rec.mantissa))
+    rec_kept = int(np.count_nonzero(model.lateral_synapses()))  # the self-inhibition included
     dec_kept = int(np.count_nonzero(model.decoder.mantissa))
     ff_bytes, ff_encoding = synapse_bytes(ff_kept, n_latents, n_inputs, weight_bits, storage)
     rec_bytes, rec_encoding = synapse_bytes(rec_kept, n_latents, n_latents, weight_bits, storage)
@@ -151,7 +151,7 @@ def steps_per_second(model, groups: list[GroupPlan], limits: ChipLimits, events_
     """Timesteps per second if the busiest core bounds a step: its synaptic ops and neuron updates in series,
     plus one barrier. ``events_per_step``: presynaptic events per step of the input and of the neurons."""
     ff_fanout = np.count_nonzero(model.ff.mantissa, axis=0).mean() if model.n_inputs else 0.0
-    rec_fanout = np.count_nonzero(model.rec.mantissa, axis=0).mean()
+    rec_fanout = np.count_nonzero(model.lateral_synapses(), axis=0).mean()
     dec_fanout = np.count_nonzero(model.decoder.mantissa, axis=0).mean()
     poisson, readout = groups
     poisson_synops = events_per_step["input"] * ff_fanout + events_per_step["neurons"] * rec_fanout

@@ -56,7 +56,7 @@ def synaptic_operations(z: np.ndarray, input_sends: np.ndarray, model) -> tuple[
     n_window, n_images, n_latents = z.shape
     layers = (
         (input_sends, model.ff.mantissa),  # [S, N, M] into [K, M]
-        (z, model.rec.mantissa),  # [T+1, N, K] into [K, K]
+        (z, model.lateral_synapses()),  # [T+1, N, K] into [K, K] (the self-inhibition included)
         (z, model.decoder.mantissa),  # [T+1, N, K] into [M, K]
     )
     macs = acs = dense = 0
@@ -79,7 +79,7 @@ def footprint_bytes(model) -> int:
 
 
 def connection_sparsity(model) -> float:
-    matrices = (model.ff.mantissa, model.rec.mantissa, model.decoder.mantissa)
+    matrices = (model.ff.mantissa, model.lateral_synapses(), model.decoder.mantissa)
     zeros = sum(int(m.size - np.count_nonzero(m)) for m in matrices)
     return zeros / sum(m.size for m in matrices)
 

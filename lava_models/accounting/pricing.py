@@ -143,7 +143,7 @@ class NonZeros:
     def from_integer_model(cls, model) -> "NonZeros":
         import numpy as np
 
-        return cls(int(np.count_nonzero(model.ff.mantissa)), int(np.count_nonzero(model.rec.mantissa)),
+        return cls(int(np.count_nonzero(model.ff.mantissa)), int(np.count_nonzero(model.lateral_synapses())),
                    int(np.count_nonzero(model.decoder.mantissa)))
 
 

@@ -26,12 +26,14 @@ from ipvae.export.events import EventOptions, StopRegisters
 from ipvae.export.neurons.poisson import NAME as POISSON
 from ipvae.export.neurons.registry import neuron_model
 from ipvae.export.rng import RNG_BITS, key_prefix, uniform24_from_prefix
-from ipvae.export.spec import NO_LEAK_SHIFT
+from ipvae.export.spec import NO_LEAK_SHIFT, self_inhibition_term
 from ipvae.lava.proc.poisson.process import PoissonNeuron
 
 STATE_PRECISION = 24  # u is a 24-bit state on the chip (docs/fixed_point.md, section 2)
 ACCUMULATOR_PRECISION = 32  # Dense outputs arrive on int32 channels
 TABLE_PRECISION = RNG_BITS + 1  # cdf entries are 0..2**24 inclusive
+EXPONENT_PRECISION = 6  # signed weight exponents -31..31
+COUNT_PRECISION = 8  # spike counts 0..255
 
 
 class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
@@ -85,6 +87,7 @@ class AbstractPyPoissonNeuronModel(PyLoihiProcessModel):
         u, z = self.stop.hold(self.u, u, z)
         self.stop.update(step, z)
         self.u = u.astype(self.u.dtype)
+        self.z_last = z.astype(self.z_last.dtype)
         self.s_out.send(z)
         self.u_out.send(self.u)
 
@@ -110,6 +113,9 @@ class PyPoissonNeuronModelFloat(AbstractPyPoissonNeuronModel):
     u_prior: np.ndarray = LavaPyType(np.ndarray, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     cdf: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=TABLE_PRECISION)
+    ff_exponent: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=EXPONENT_PRECISION)  # unused (float)
+    self_weight: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=ACCUMULATOR_PRECISION)  # unused (float)
+    z_last: np.ndarray = LavaPyType(np.ndarray, float)
 
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
@@ -137,7 +143,9 @@ class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
     """Integer dynamics of docs/fixed_point.md (bit-exact to ipvae.export.reference.run_reference): the neuron
     model's int_step and int_sample. For POISSON:
 
-    u := clip(u + a_in + bias - leak, u_min, u_max) (exact int64 sum, then saturation), with
+    u := clip(u + ff(drive) + a_in + self(z_last) + bias - leak, u_min, u_max) (exact int64 sum, then saturation),
+    with ff(drive) = floor(drive 2**ff_exponent_k), self(z_last) = floor(self_weight_k z_last 2**self_exponent)
+    (ipvae.export.spec.self_inhibition_term) and
     leak = (u - u_prior + 2**(n-1)) >> n for leak_shift n >= 1 and 0 for n = 0 (ipvae.export.spec.leak_term);
     z = #{n < cap : U >= cdf[clip((u - u_min) >> (F - G), 0, n_idx - 1), n]}.
     """
@@ -151,20 +159,25 @@ class PyPoissonNeuronModelFixed(AbstractPyPoissonNeuronModel):
     u_prior: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=STATE_PRECISION)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=ACCUMULATOR_PRECISION)
     cdf: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=TABLE_PRECISION)
+    ff_exponent: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=EXPONENT_PRECISION)  # [K]
+    self_weight: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=ACCUMULATOR_PRECISION)  # [K]
+    z_last: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=COUNT_PRECISION)  # [B, K]
 
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self.u_min = int(proc_params["u_min"])
         self.u_max = int(proc_params["u_max"])
-        self.ff_exponent = int(proc_params["ff_exponent"])
+        self.self_exponent = int(proc_params.get("self_exponent", 0))
         self.leak_shift = int(proc_params.get("leak_shift", NO_LEAK_SHIFT))
         self.sampler_shift = proc_params["u_frac_bits"] - proc_params["sampler_frac_bits"]
 
-    # The model is its own IntegerNeuronParams: bias, u_prior, u_min, u_max, leak_shift, ff_exponent, cdf,
+    # The model is its own IntegerNeuronParams: bias, u_prior, u_min, u_max, leak_shift, ff_exponent ([K]), cdf,
     # sampler_shift.
     def integrate(self, u: np.ndarray, drive: np.ndarray, a_in: np.ndarray) -> np.ndarray:
-        """The neuron's integer step (the sum exact in int64, then saturated) from the held drive and a_in."""
-        return self.neuron.int_step(u, drive, a_in, self)  # [B, K]
+        """The neuron's integer step (the sum exact in int64, then saturated) from the held drive, the lateral
+        Dense's a_in and the self-inhibition of the neuron's own last count."""
+        lateral = a_in.astype(np.int64) + self_inhibition_term(self.z_last, self.self_weight, self.self_exponent)  # [B, K]
+        return self.neuron.int_step(u, drive, lateral, self)  # [B, K]
 
     def sample(self, u: np.ndarray, draws: np.ndarray) -> np.ndarray:
         """The neuron's table lookup: spike counts int32 [B, K]."""

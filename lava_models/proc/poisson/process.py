@@ -25,8 +25,11 @@ class PoissonNeuron(AbstractProcess):
     ``n (T+1) + 1 .. (n+1)(T+1)`` and holds images ``image_offset + n B + b``):
 
     - window timestep 1:  u := u_prior, drive := 0 (what arrives, the previous window's traffic, is discarded)
-    - window timestep tau = 2..T+1:  drive += drive_in;  u := clamp(u + ff(drive) + a_in + bias - leak(u - u_prior))
-      with ff(drive) = floor(drive * 2**ff_exponent) (fixed_pt) or drive (floating_pt), and the restoring
+    - window timestep tau = 2..T+1:  drive += drive_in;
+      u := clamp(u + ff(drive) + a_in + self(z_last) + bias - leak(u - u_prior))
+      with ff(drive) = floor(drive * 2**ff_exponent_k) (fixed_pt; one exponent per neuron) or drive (floating_pt),
+      self(z_last) = floor(self_weight_k * z_last * 2**self_exponent) the self-inhibition from the neuron's own
+      count of the previous timestep (fixed_pt exports of format version 2; 0 otherwise), and the restoring
       force leak(d) = (d + 2**(n-1)) >> n for ``leak_shift`` n (fixed_pt) or ``leak`` * d (floating_pt); 0
       without a leak
     - every timestep: z ~ min(Poisson(exp(u)), max_spike_count), drawn by inverse-CDF sampling from
@@ -60,8 +63,14 @@ class PoissonNeuron(AbstractProcess):
         rates, or int u-LSBs for fixed_pt).
     bias : numpy.ndarray
         Drive added every step, [K] (``-lr b``; int u-LSBs for fixed_pt).
-    ff_exponent : int, optional
-        fixed_pt: exponent e_ff applied to the held drive register. Default 0.
+    ff_exponent : int or numpy.ndarray, optional
+        fixed_pt: exponent e_ff applied to the held drive register, one for all neurons or one per neuron [K].
+        Default 0.
+    self_weight : numpy.ndarray, optional
+        fixed_pt: the self-inhibition mantissas [K] (the lateral diagonal held apart; the lateral Dense then
+        has a zero diagonal). Default: none (zeros).
+    self_exponent : int, optional
+        fixed_pt: the exponent of ``self_weight``. Default 0.
     stop_window, stop_tolerance : int, optional
         The stopping rule of ipvae.export.events (0: never stop). Default 0.
     u_min, u_max : float or int
@@ -95,7 +104,7 @@ class PoissonNeuron(AbstractProcess):
     Ports: ``a_in`` (InPort [B, K], lateral input), ``drive_in`` (InPort [B, K], feed-forward row
     sums of input events), ``s_out`` (OutPort [B, K], graded spike counts), ``u_out`` (OutPort
     [B, K], the potential each timestep, for observation in simulation; not a hardware port).
-    Vars: ``u``, ``drive`` (state), ``u_prior``, ``bias``, ``cdf``.
+    Vars: ``u``, ``drive``, ``z_last`` (state), ``u_prior``, ``bias``, ``cdf``, ``ff_exponent``, ``self_weight``.
     """
 
     def __init__(
@@ -117,7 +126,9 @@ class PoissonNeuron(AbstractProcess):
         hard_upper_clamp: bool = False,
         leak: float = 0.0,
         leak_shift: int = 0,
-        ff_exponent: int = 0,
+        ff_exponent: ty.Union[int, np.ndarray] = 0,
+        self_weight: ty.Optional[np.ndarray] = None,
+        self_exponent: int = 0,
         stop_window: int = 0,
         stop_tolerance: int = 0,
         neuron: str = POISSON,
@@ -142,7 +153,7 @@ class PoissonNeuron(AbstractProcess):
             hard_upper_clamp=bool(hard_upper_clamp),
             leak=float(leak),
             leak_shift=int(leak_shift),
-            ff_exponent=int(ff_exponent),
+            self_exponent=int(self_exponent),
             stop_window=int(stop_window),
             stop_tolerance=int(stop_tolerance),
             neuron=str(neuron),
@@ -156,11 +167,19 @@ class PoissonNeuron(AbstractProcess):
         self.drive_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u_out = OutPort(shape=shape)
+        n_latents = shape[1]
+        ff_exponents = np.broadcast_to(np.asarray(ff_exponent, dtype=np.int64), (n_latents,)).copy()  # [K]
+        self_weights = np.zeros(n_latents, np.int64) if self_weight is None else np.asarray(self_weight, np.int64)
+        if self_weights.shape != (n_latents,):
+            raise ValueError(f"self_weight must have shape {(n_latents,)}, got {self_weights.shape}")
         self.u = Var(shape=shape, init=population.copy())
         self.drive = Var(shape=shape, init=np.zeros(shape, dtype=population.dtype))
         self.u_prior = Var(shape=(shape[1],), init=np.asarray(u_prior).copy())
         self.bias = Var(shape=(shape[1],), init=np.asarray(bias).copy())
         self.cdf = Var(shape=table.shape, init=table)
+        self.ff_exponent = Var(shape=(n_latents,), init=ff_exponents)
+        self.self_weight = Var(shape=(n_latents,), init=self_weights)
+        self.z_last = Var(shape=shape, init=np.zeros(shape, dtype=population.dtype))  # the counts sent last timestep
 
     @property
     def n_steps(self) -> int:
