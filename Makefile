@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRETRAINED := pretrained/mnist_k512
 DEMO_OUT := out/demo
 
-.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained bench results results-quick lint clean
+.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained bench results results-long results-quick lint clean
 
 # Find a Python 3.10 (lava-nc 0.10 and lava-dl 0.6 require it): a python3.10 that runs, else pyenv's.
 define find_python310
@@ -80,6 +80,16 @@ results: setup
 	wait $$half_a && [ $$half_b -eq 0 ]
 	OMP_NUM_THREADS=1 $(VENV)/bin/ipvae paper all --out runs/bench
 	$(VENV)/bin/ipvae paper report --out runs/bench --report docs/results.md --headline README.md
+
+# The longer CPU budget (every MNIST model 10 epochs, one seed; ipvae/paper/budget.py LONG), the same two halves;
+# resumable across sessions (models with done.json are reused, an interrupted one resumes from its train state).
+results-long: setup
+	@export OMP_NUM_THREADS=1; \
+	$(VENV)/bin/ipvae paper all --budget long --out runs/bench-long --models $(RESULTS_HALF_A) & half_a=$$!; \
+	$(VENV)/bin/ipvae paper all --budget long --out runs/bench-long --models $(RESULTS_HALF_B); half_b=$$?; \
+	wait $$half_a && [ $$half_b -eq 0 ]
+	OMP_NUM_THREADS=1 $(VENV)/bin/ipvae paper all --budget long --out runs/bench-long
+	$(VENV)/bin/ipvae paper report --budget long --out runs/bench-long --report docs/results-long.md
 
 # The same at the smoke budget (minutes, one seed): docs/results-quick.md, labelled as not results.
 results-quick: setup

@@ -134,7 +134,7 @@ def test_the_report_rewrites_a_headline_block_only_where_asked(tmp_path, bench, 
     from ipvae.paper import report as report_module
 
     results_dir, _, _ = bench
-    monkeypatch.setattr(report_module, "HEADLINE_BUDGETS", ("tiny",))  # as the full budget would
+    monkeypatch.setattr(report_module, "is_smoke", lambda budget: False)  # as the full budget would
     monkeypatch.chdir(tmp_path)
     original = f"intro\n{report_module.README_START}\nold\n{report_module.README_END}\n"
     Path("README.md").write_text(original)
@@ -143,3 +143,13 @@ def test_the_report_rewrites_a_headline_block_only_where_asked(tmp_path, bench, 
     assert main(["paper", "report", "--budget", "tiny", "--out", str(results_dir), "--report", "r.md",
                  "--headline", "README.md"]) == 0
     assert "old" not in Path("README.md").read_text()
+
+
+def test_smoke_budgets_are_told_apart_by_their_own_field():
+    from ipvae.paper.budget import BUDGETS
+    from ipvae.paper.report import is_smoke
+
+    assert {name for name, budget in BUDGETS.items() if is_smoke(budget.describe())} == {"quick", "tiny"}
+    long = BUDGETS["long"]
+    assert long.epochs >= 10 and long.seeds == (0,) and not long.smoke  # the longer CPU budget
+    assert is_smoke({"name": "quick"}) and not is_smoke({"name": "full"})  # JSON written before the field existed

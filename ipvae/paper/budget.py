@@ -31,6 +31,7 @@ class Budget:
     t_test: inference steps at evaluation; curve_steps: the convergence experiment's last step.
     test_images / probe_train_images: evaluation sizes (first N of each split).
     rotation_angles: degrees; lava_images / lava_steps: the sample run through the Lava simulator.
+    smoke: a budget that only shows the commands run (its numbers are not results: no verdicts, no headline).
     """
 
     name: str
@@ -53,6 +54,7 @@ class Budget:
     novel_images: int
     lava_images: int
     lava_steps: int
+    smoke: bool = False
 
     def describe(self) -> dict:
         return dataclasses.asdict(self)
@@ -104,7 +106,12 @@ QUICK = Budget(
     novel_images=300,
     lava_images=4,
     lava_steps=8,
+    smoke=True,
 )
+
+# The longer CPU budget: every MNIST model trained 10 epochs (FULL: 1), one seed; the 3-seed FULL budget gives
+# the spread. About 10x FULL's training minutes; resumable like every budget (ipvae.paper.zoo).
+LONG = dataclasses.replace(FULL, name="long", epochs=10, seeds=(0,))
 
 PAPER = dataclasses.replace(FULL, name="paper", epochs=400, natural_epochs=300, seeds=(0, 1, 2, 3, 4),
                             test_images=10_000, probe_train_images=60_000, rotation_images=10_000,
@@ -125,4 +132,4 @@ TINY = dataclasses.replace(
     rotation_images=30, novel_images=40, lava_images=1, lava_steps=2, t_test=4, t_train=4,
 )
 
-BUDGETS = {budget.name: budget for budget in (FULL, QUICK, PAPER, TINY)}
+BUDGETS = {budget.name: budget for budget in (FULL, LONG, QUICK, PAPER, TINY)}

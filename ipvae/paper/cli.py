@@ -9,7 +9,8 @@ from pathlib import Path
 from ipvae.errors import IpvaeError
 from ipvae.paper.experiments import NAMES
 
-DEFAULT_OUT = {"full": "runs/bench", "quick": "runs/bench-quick", "paper": "runs/bench-paper", "tiny": "runs/bench-tiny"}
+DEFAULT_OUT = {"full": "runs/bench", "long": "runs/bench-long", "quick": "runs/bench-quick", "paper": "runs/bench-paper",
+               "tiny": "runs/bench-tiny"}
 
 
 def register(subparsers) -> None:
@@ -17,8 +18,9 @@ def register(subparsers) -> None:
                                    help="run the paper's experiments (JSON + PNG + Markdown) or the report (alias: bench)")
     parser.add_argument("name", help=f"an experiment ({', '.join(NAMES)}), 'all' (the six) or 'report'")
     parser.add_argument("--quick", action="store_true", help="the smoke budget (minutes, one seed; not results)")
-    parser.add_argument("--budget", choices=["full", "quick", "paper", "tiny"],
-                        help="full (default), quick, paper (400 epochs) or tiny (seconds; for tests only)")
+    parser.add_argument("--budget", choices=list(DEFAULT_OUT),
+                        help="full (default: 1 epoch, 3 seeds), long (10 epochs, 1 seed), quick, paper (400 epochs) "
+                             "or tiny (seconds; for tests only)")
     parser.add_argument("--out", help="results directory (default runs/bench, runs/bench-quick with --quick)")
     parser.add_argument("--models", nargs="+", help="model names (default: every entry of ipvae.paper.zoo.MODELS)")
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
                                          "docs/results-quick.md with --quick)")
     parser.add_argument("--headline", metavar="MARKDOWN",
                         help="report: also rewrite the headline-results block of this Markdown file (between its "
-                             "markers; full or paper budget only), e.g. README.md as 'make results' does")
+                             "markers; not at a smoke budget), e.g. README.md as 'make results' does")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.set_defaults(func=run_bench)
 
