@@ -1,0 +1,107 @@
+"""Bits per image (ipvae.paper.rate) against closed forms: uniform units, constant units, independent units,
+Bernoulli units (scipy's entropy, within a tolerance derived from the number of images) and the upper bound on
+the joint code length."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import entropy
+
+from ipvae.paper.rate import (
+    QUANTIZATION_BITS,
+    QUANTIZATION_LEVELS,
+    bits_per_image,
+    quantize_to_grid,
+    unit_entropies,
+)
+
+EXACT = 1e-9
+
+
+def uniform_unit(bits: int, repeats: int, rng) -> np.ndarray:
+    """Each of 2^bits integer values exactly ``repeats`` times, shuffled: an empirical entropy of exactly ``bits``."""
+    return rng.permutation(np.repeat(np.arange(2**bits), repeats)).astype(np.float32)
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8, 10])
+def test_a_count_unit_uniform_over_2_to_the_b_values_has_b_bits(bits):
+    counts = uniform_unit(bits, 3, np.random.default_rng(bits))[:, None]  # [N, 1] whole numbers: not quantized
+    assert bits_per_image(counts) == pytest.approx(bits, abs=EXACT)
+
+
+@pytest.mark.parametrize("bits", [1, 4, QUANTIZATION_BITS])
+def test_a_real_unit_uniform_over_2_to_the_b_evenly_spaced_values_has_b_bits(bits):
+    values = 0.37 + 0.013 * uniform_unit(bits, 2, np.random.default_rng(bits))  # distinct grid points for b <= 8
+    assert bits_per_image(values[:, None]) == pytest.approx(bits, abs=EXACT)
+
+
+def test_a_real_unit_never_costs_more_than_the_grid_width():
+    values = np.random.default_rng(0).normal(size=(20_000, 1))  # far more distinct values than grid points
+    bits = bits_per_image(values)
+    assert bits <= QUANTIZATION_BITS + EXACT
+    assert bits > QUANTIZATION_BITS - 3.0  # a Gaussian over 256 bins spanning about +-4 sigma: about 6.1 bits
+
+
+def test_constant_units_cost_nothing():
+    for value in (0.0, 3.0, -1.25):
+        assert bits_per_image(np.full((50, 4), value)) == 0.0
+
+
+def test_the_rate_does_not_depend_on_a_real_unit_s_offset_or_scale():
+    values = np.random.default_rng(1).random((500, 3)) ** 3  # [N, K]
+    np.testing.assert_allclose(unit_entropies(values), unit_entropies(5.0 + 0.01 * values * math.pi), atol=EXACT)
+    np.testing.assert_array_equal(quantize_to_grid(values).max(axis=0), [QUANTIZATION_LEVELS - 1] * 3)
+
+
+def test_independent_units_add_and_equal_the_joint_entropy():
+    rng = np.random.default_rng(2)
+    a_bits, b_bits = 2, 3
+    grid = np.stack(np.meshgrid(np.arange(2**a_bits), np.arange(2**b_bits), indexing="ij"), -1).reshape(-1, 2)
+    codes = np.repeat(grid, 5, axis=0)[rng.permutation(len(grid) * 5)]  # every pair equally often: independent
+    assert bits_per_image(codes) == pytest.approx(a_bits + b_bits, abs=EXACT)
+    _, joint_counts = np.unique(codes, axis=0, return_counts=True)
+    assert entropy(joint_counts, base=2) == pytest.approx(a_bits + b_bits, abs=EXACT)
+
+
+def test_the_sum_over_units_bounds_the_joint_code_length_from_above():
+    rng = np.random.default_rng(3)
+    unit = rng.integers(0, 6, size=(4000, 1))
+    codes = np.concatenate([unit, unit, (unit + rng.integers(0, 2, size=unit.shape)) % 6], axis=1)  # dependent
+    _, joint_counts = np.unique(codes, axis=0, return_counts=True)
+    joint = entropy(joint_counts, base=2)
+    assert bits_per_image(codes) > joint + 2.0  # the copy is counted twice (about log2 6 bits more)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.5])
+def test_a_bernoulli_unit_has_the_binary_entropy_within_its_sampling_error(p):
+    n = 20_000
+    draws = (np.random.default_rng(4).random((n, 1)) < p).astype(np.float64)
+    expected = entropy([p, 1 - p], base=2)
+    # The plug-in estimate's standard deviation is sqrt(Var[-log2 p(X)] / n) (delta method); its bias is below
+    # (m - 1) / (2 n ln 2) bits for m = 2 values (Miller-Madow). Five standard deviations plus that bias.
+    std = math.sqrt(p * (1 - p)) * abs(math.log2(p / (1 - p))) / math.sqrt(n)
+    tolerance = 5 * std + 1 / (2 * n * math.log(2)) + 1e-4  # + a floor for p = 0.5, where the first term is 0
+    assert bits_per_image(draws) == pytest.approx(expected, abs=tolerance)
+
+
+def test_units_are_independent_of_each_other_in_the_sum():
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(2.0, size=(300, 1)).astype(np.float64)
+    reals = rng.normal(size=(300, 1))
+    # A code mixing counts and reals is real-valued: both columns are quantized over their own range; the counts
+    # span fewer than 256 grid points, so each count still lands on its own point and keeps its entropy.
+    mixed = bits_per_image(np.concatenate([counts, reals], axis=1))
+    assert mixed == pytest.approx(bits_per_image(counts) + bits_per_image(reals), abs=EXACT)
+
+
+@pytest.mark.parametrize("codes, message", [
+    (np.zeros((0, 3)), "N >= 1"),
+    (np.zeros(5), "shape"),
+    (np.array([[0.0, np.nan]]), "NaN"),
+])
+def test_bad_codes_are_refused(codes, message):
+    with pytest.raises(ValueError, match=message):
+        bits_per_image(codes)
