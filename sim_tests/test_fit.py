@@ -40,7 +40,9 @@ def test_plan_keeps_every_core_within_its_memory_and_pruning_shrinks_it():
     for group in groups:
         assert group.bytes_per_core <= tiny.memory_per_core_bytes.value
     poisson = groups[0]
-    assert poisson.synapses_in == np.count_nonzero(model.ff.mantissa) + np.count_nonzero(model.rec.mantissa)
+    # every lateral synapse counts, the self-inhibition held apart in the neuron included (one per neuron here)
+    assert poisson.synapses_in == (np.count_nonzero(model.ff.mantissa) + np.count_nonzero(model.rec.mantissa)
+                                   + np.count_nonzero(model.self_inhibition.mantissa))
     assert poisson.table_bytes_per_core == model.cdf.nbytes
     # prune 90 % of the lateral synapses: the lateral group switches to the sparse encoding and needs fewer bytes
     mantissa = model.rec.mantissa.copy()
@@ -56,7 +58,7 @@ def test_steps_per_second_closed_form():
     groups = plan_groups(model, LOIHI2)
     events = {"input": 3.0, "neurons": 2.0}
     ff_fanout = np.count_nonzero(model.ff.mantissa, axis=0).mean()
-    rec_fanout = np.count_nonzero(model.rec.mantissa, axis=0).mean()
+    rec_fanout = (np.count_nonzero(model.rec.mantissa, axis=0) + (model.self_inhibition.mantissa != 0)).mean()
     dec_fanout = np.count_nonzero(model.decoder.mantissa, axis=0).mean()
     poisson, readout = groups
     t_syn, t_upd = LOIHI2.synaptic_op_seconds.value, LOIHI2.neuron_update_seconds.value
