@@ -63,6 +63,57 @@ def test_mnist_rows_match_closed_forms_and_the_lava_sample_matches_the_reference
     assert set(rows) == {*SMOKE_MODELS, "ipvae_int8", "ipvae_lava"}
 
 
+def test_mnist_bits_per_image_are_within_the_plug_in_ceilings_and_come_from_the_decoded_codes(bench):
+    import torch
+
+    from ipvae.paper.experiments.mnist import load
+    from ipvae.paper.measure import final_codes
+    from ipvae.paper.rate import QUANTIZATION_BITS, bits_per_image
+    from ipvae.train.checkpoint import load_run
+
+    results, _, loaded = bench
+    mnist = loaded["mnist"]
+    n, k = mnist["test_images"], TINY.n_latents
+    for name, row in mnist["rows"].items():
+        if "runs" in row:  # N images show at most log2 N bits per unit; a real-valued unit at most 8
+            ceiling = k * (math.log2(n) if name in ("ipvae", "ipvae_int8") else min(QUANTIZATION_BITS, math.log2(n)))
+            assert 0.0 <= row["runs"][0]["bits_per_image"] <= ceiling + 1e-9, name
+    pca = mnist["pca"]
+    assert len(pca["bits_per_image"]) == len(pca["r2_quantized"]) == len(pca["k"])
+    for components, bits, exact, rounded in zip(pca["k"], pca["bits_per_image"], pca["r2"], pca["r2_quantized"]):
+        assert 0.0 < bits <= components * min(QUANTIZATION_BITS, math.log2(n)) + 1e-9
+        assert rounded <= exact + 1e-12  # the exact projection is the nearest point of the subspace
+    # The codes the rate counts are the ones the R^2 decodes: a second pass reproduces the stored zeros exactly.
+    model = load_run(results / "models" / "mnist" / "ipvae" / "seed0").model
+    x_test, _ = load("test", TINY.test_images)
+    codes = final_codes(model, x_test, TINY.t_test, seed=0)  # [N, K]
+    run = mnist["rows"]["ipvae"]["runs"][0]
+    assert float((codes == 0).double().mean()) == pytest.approx(run["zeros"], abs=1e-9)
+    assert bits_per_image(codes.double().numpy()) == pytest.approx(run["bits_per_image"], abs=1e-9)
+    assert torch.equal(codes, codes.round())  # spike counts
+    text = (results / "mnist" / "mnist.md").read_text()
+    assert "bits / image" in text and "rate_distortion.png" in mnist["figures"]
+
+
+def test_mnist_markdown_and_figure_accept_results_written_before_the_rate(bench, tmp_path):
+    import copy
+
+    from ipvae.paper.context import Context
+    from ipvae.paper.experiments import mnist as experiment
+
+    _, _, loaded = bench
+    old = copy.deepcopy(loaded["mnist"])
+    for row in old["rows"].values():
+        for run in row.get("runs", []):
+            run.pop("bits_per_image", None)
+        row.get("summary", {}).pop("bits_per_image", None)
+    for key in ("bits_per_image", "r2_quantized"):
+        old["pca"].pop(key)
+    assert "bits / image" in experiment.markdown(old, "")  # the column stays, with "-"
+    ctx = Context(tmp_path, TINY, (), "test device")
+    assert (tmp_path / "mnist" / experiment._plot_rate_distortion(ctx, old)).stat().st_size > 0
+
+
 def test_derived_numbers_follow_from_the_stored_ones(bench):
     _, _, loaded = bench
     for model in loaded["natural"]["models"].values():

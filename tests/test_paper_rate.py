@@ -15,6 +15,7 @@ from ipvae.paper.rate import (
     QUANTIZATION_LEVELS,
     bits_per_image,
     quantize_to_grid,
+    round_to_grid,
     unit_entropies,
 )
 
@@ -54,6 +55,15 @@ def test_the_rate_does_not_depend_on_a_real_unit_s_offset_or_scale():
     values = np.random.default_rng(1).random((500, 3)) ** 3  # [N, K]
     np.testing.assert_allclose(unit_entropies(values), unit_entropies(5.0 + 0.01 * values * math.pi), atol=EXACT)
     np.testing.assert_array_equal(quantize_to_grid(values).max(axis=0), [QUANTIZATION_LEVELS - 1] * 3)
+
+
+def test_rounding_moves_a_value_by_at_most_half_a_grid_step_and_keeps_the_symbols():
+    values = np.random.default_rng(6).normal(size=(1000, 5)) * np.arange(1, 6)  # [N, K] units of different spread
+    rounded = round_to_grid(values)
+    half_step = (values.max(axis=0) - values.min(axis=0)) / (2 * (QUANTIZATION_LEVELS - 1))  # [K]
+    assert np.all(np.abs(rounded - values) <= half_step * (1 + 1e-9))
+    np.testing.assert_array_equal(quantize_to_grid(rounded), quantize_to_grid(values))
+    np.testing.assert_allclose(unit_entropies(rounded), unit_entropies(values), atol=EXACT)
 
 
 def test_independent_units_add_and_equal_the_joint_entropy():

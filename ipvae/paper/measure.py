@@ -29,6 +29,20 @@ def reconstruction(model, x: Tensor, n_steps: int, seed: int, curve_steps: int =
 
 
 @torch.no_grad()
+def final_codes(model, x: Tensor, n_steps: int, seed: int) -> Tensor:
+    """The codes z at t = n_steps of x [N, M], [N, K]: the ones ``reconstruction`` decodes for its R^2 (same
+    seed, batches and draws): spike counts, Gaussian samples, sparse or predictive codes; for amortized models
+    a sample of the encoder's posterior."""
+    generator = torch.Generator().manual_seed(seed)
+    codes = []
+    for start in range(0, x.shape[0], EVAL_BATCH):
+        for step in model.iterate(x[start : start + EVAL_BATCH], n_steps, generator=generator):
+            pass
+        codes.append(step.z)  # [B, K]
+    return torch.cat(codes)
+
+
+@torch.no_grad()
 def code_features(model, x: Tensor, n_steps: int, seed: int) -> dict[str, Tensor]:
     """Probe features of x [N, M] at t = n_steps: rates [N, K] and spike counts averaged over steps [N, K]."""
     generator = torch.Generator().manual_seed(seed)

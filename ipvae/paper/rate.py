@@ -54,6 +54,14 @@ def quantize_to_grid(codes: np.ndarray, levels: int = QUANTIZATION_LEVELS) -> np
     return np.rint((values - low) * scale).astype(np.int64)  # [N, K]
 
 
+def round_to_grid(codes: np.ndarray, levels: int = QUANTIZATION_LEVELS) -> np.ndarray:
+    """codes [N, K] with each value replaced by its grid point (``quantize_to_grid``): what the rate pays for."""
+    values = np.asarray(codes, dtype=np.float64)  # [N, K]
+    low = values.min(axis=0)  # [K]
+    step = (values.max(axis=0) - low) / (levels - 1)  # [K] grid spacing (0 for a constant unit)
+    return low + quantize_to_grid(values, levels) * step  # [N, K]
+
+
 def plugin_entropy(symbols: np.ndarray) -> float:
     """Entropy in bits of the empirical distribution of the symbols [N] (any comparable values)."""
     _, counts = np.unique(np.asarray(symbols), return_counts=True)

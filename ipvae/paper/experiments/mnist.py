@@ -11,12 +11,14 @@ from ipvae.paper.context import Context
 from ipvae.paper.figures import new_figure, save_labelled
 from ipvae.paper.measure import (
     FEATURE_LABELS,
+    final_codes,
     probe_scores,
     reconstruction,
     summarise_runs,
 )
 from ipvae.paper.published import MNIST_TABLE, PAPER_SOURCE
-from ipvae.paper.pca import PCA_COMPONENTS, pca_curve
+from ipvae.paper.pca import PCA_COMPONENTS, pca_curve, pca_rates
+from ipvae.paper.rate import QUANTIZATION_BITS, bits_per_image
 from ipvae.paper.zoo import ensure_trained
 from ipvae.train.evaluate import probe_accuracy
 
@@ -50,6 +52,15 @@ def _float_run(ctx: Context, entry, seed: int, data) -> dict:
     }
 
 
+def _code_rate(ctx: Context, entry, seed: int, data) -> dict:
+    """Bits per image (ipvae.paper.rate) of the codes at t = T that _float_run's R^2 decodes (its own part, so
+    that results computed before it existed gain it without recomputing the rest)."""
+    _, _, x_test, _ = data
+    trained = ensure_trained(ctx.results_dir, entry, ctx.budget, seed, log=ctx.log)
+    codes = final_codes(trained.model, x_test, ctx.budget.t_test, seed)  # [N, K]
+    return {"bits_per_image": bits_per_image(codes.double().numpy())}
+
+
 def _integer_run(ctx: Context, entry, seed: int, data) -> dict:
     """The default export (8-bit weights) of a trained iP-VAE run on the bit-exact integer reference."""
     from ipvae.lava.pipeline import models_from_run, run_backend, summarize
@@ -73,6 +84,7 @@ def _integer_run(ctx: Context, entry, seed: int, data) -> dict:
         "energy_estimate_nj": table["energy_estimate_nj"],
         "probe_mean_counts": probe_accuracy(mean_counts_train, y_train, mean_counts_test, y_test, seed),
         "weight_bits": int(pair.integer.spec.weight_bits),
+        "bits_per_image": bits_per_image(test_run.z[-1]),  # the counts at t = T
     }
 
 
@@ -126,7 +138,8 @@ def run(ctx: Context) -> dict:
     pixels = ctx.cached(NAME, "pixels", lambda: {"probe": probe_accuracy(x_train, y_train, x_test, y_test)})
     rows = {}
     for entry in ctx.models:
-        runs = [ctx.cached(NAME, f"{entry.name}-seed{seed}", lambda: _float_run(ctx, entry, seed, data))
+        runs = [{**ctx.cached(NAME, f"{entry.name}-seed{seed}", lambda: _float_run(ctx, entry, seed, data)),
+                 **ctx.cached(NAME, f"{entry.name}-rate-seed{seed}", lambda: _code_rate(ctx, entry, seed, data))}
                 for seed in budget.seeds]
         rows[entry.name] = {"label": entry.label, "paper_key": entry.paper_key, "runs": runs,
                             "summary": summarise_runs(runs)}
@@ -142,6 +155,8 @@ def run(ctx: Context) -> dict:
     matched = [round(units) for name, units in active_units({"rows": rows, "n_latents": budget.n_latents}).items()
                if name == "ipvae" and units >= 1]  # PCA with as many components as iP-VAE's mean active units
     pca = ctx.cached(NAME, "pca", lambda: pca_curve(x_train.numpy(), x_test.numpy(), sorted({*PCA_COMPONENTS, *matched})))
+    rates = ctx.cached(NAME, "pca-rate", lambda: pca_rates(x_train.numpy(), x_test.numpy(), pca["k"]))
+    pca = {**pca, "bits_per_image": rates["bits_per_image"], "r2_quantized": rates["r2_quantized"]}
     result = {
         "name": NAME, "budget": budget.describe(), "device": ctx.device, "test_images": int(x_test.shape[0]),
         "probe_train_images": int(x_train.shape[0]), "t_test": budget.t_test, "pixels_probe": pixels["probe"],
@@ -149,6 +164,14 @@ def run(ctx: Context) -> dict:
     }
     result["figures"] = [_plot(ctx, result), _plot_rate_distortion(ctx, result)]
     return result
+
+
+RATE_SENTENCE = (
+    "Bits / image: the code's rate, the empirical (plug-in) entropy of each unit's value at t = T over the test "
+    "images, summed over units (an ideal entropy coder per unit; an upper bound on the best joint code); spike "
+    "counts are counted as they are, real-valued codes (Gaussian samples, sparse and predictive codes, PCA's "
+    "coordinates) on a grid of 2^8 levels over each unit's observed range, the 8-bit width of the integer export "
+    "(ipvae.paper.rate; with N test images a unit shows at most log2 N bits).")
 
 
 def _plot(ctx: Context, result: dict) -> str:
@@ -172,18 +195,38 @@ def active_units(result: dict) -> dict[str, float]:
             if "summary" in row and "zeros" in row["summary"] and not name.endswith("_int8")}
 
 
+def code_bits(result: dict) -> dict[str, float]:
+    """Mean bits per image (ipvae.paper.rate) of every float model row that has them (older results may not)."""
+    return {name: row["summary"]["bits_per_image"]["mean"] for name, row in result["rows"].items()
+            if "bits_per_image" in row.get("summary", {}) and not name.endswith("_int8")}
+
+
+LOG_AXIS_FLOOR = {"units": 1.0, "bits": 0.1}  # where a zero rate is drawn on the log axes
+MATPLOTLIB_CYCLE = 10  # colours C0..C9: a model keeps its colour in both panels
+
+
 def _plot_rate_distortion(ctx: Context, result: dict) -> str:
-    """R^2 against mean active units: each model's point beside PCA's curve (k components = k active values)."""
-    figure, axes = new_figure(1, panel_width=5.0)
-    axis = axes[0]
-    axis.plot(result["pca"]["k"], result["pca"]["r2"], "k.-", label="PCA (k components)")
-    for name, units in active_units(result).items():
-        axis.plot([max(units, 1.0)], [result["rows"][name]["summary"]["r2"]["mean"]], "o",
-                  label=result["rows"][name]["label"].split(",")[0])
-    axis.set_xscale("log")
-    axis.set_xlabel("mean active units per image")
-    axis.set_ylabel(f"R^2 (t = {result['t_test']})")
-    axis.legend(fontsize=6)
+    """R^2 against the rate: mean active units (PCA: k components = k active values) and bits per image
+    (ipvae.paper.rate); each model's point beside PCA's curve."""
+    pca = result["pca"]
+    panels = [("units", active_units(result), pca["k"], "mean active units per image", "PCA (k components)")]
+    if "bits_per_image" in pca:
+        panels.append(("bits", code_bits(result), pca["bits_per_image"], "bits per image (plug-in entropy, 8-bit grid)",
+                       "PCA (k components, 8-bit grid)"))
+    colours = {name: f"C{index % MATPLOTLIB_CYCLE}" for index, name in enumerate(active_units(result))}
+    figure, axes = new_figure(len(panels), panel_width=5.0)
+    for axis, (kind, rates, pca_at, label, pca_label) in zip(axes, panels):
+        axis.plot(pca_at, pca["r2"], "k.-", label=pca_label)
+        for name, rate in rates.items():
+            axis.plot([max(rate, LOG_AXIS_FLOOR[kind])], [result["rows"][name]["summary"]["r2"]["mean"]], "o",
+                      color=colours.get(name), label=result["rows"][name]["label"].split(",")[0])
+        if kind == "bits":  # what the plug-in estimate can show at most for a real-valued code of K units
+            axis.axvline(result["n_latents"] * min(QUANTIZATION_BITS, np.log2(result["test_images"])), color="gray",
+                         linestyle=":", label="K min(8, log2 N): a real code's ceiling")
+        axis.set_xscale("log")
+        axis.set_xlabel(label)
+        axis.set_ylabel(f"R^2 (t = {result['t_test']})")
+        axis.legend(fontsize=6)
     return save_labelled(figure, ctx.experiment_dir(NAME) / "rate_distortion.png", ctx.device, ctx.budget.name)
 
 
@@ -194,16 +237,39 @@ def _pca_lines(result: dict) -> list[str]:
     units = active_units(result)
     lines = ["", f"Dense reference: PCA fit on the {pca['train_images']} probe-training images, test R^2 of the "
              "projection on the first k components (k active values per image):", "",
-             fmt.table(["k", *(str(k) for k in pca["k"])], [["R^2", *(fmt.value(r2) for r2 in pca["r2"])]])]
+             fmt.table(["k", *(str(k) for k in pca["k"])],
+                       [["R^2", *(fmt.value(r2) for r2 in pca["r2"])], *_pca_rate_rows(pca)])]
     matched = round(units.get("ipvae", 0.0))
     if matched in pca["k"]:
         lines += ["", f"iP-VAE: {units['ipvae']:.0f} active units per image on average ((1 - zeros) K); PCA with "
                   f"{matched} components: R^2 {fmt.value(pca['r2'][pca['k'].index(matched)])}."]
+    bits = code_bits(result)
+    if "ipvae" in bits and "bits_per_image" in pca:
+        nearest = _nearest_rate(pca["bits_per_image"], bits["ipvae"])
+        ipvae_r2 = result["rows"]["ipvae"]["summary"]["r2"]["mean"]
+        lines += ["", f"iP-VAE: {bits['ipvae']:.1f} bits per image, R^2 {fmt.value(ipvae_r2)}; the PCA point of the "
+                  f"nearest rate: {pca['k'][nearest]} components, {pca['bits_per_image'][nearest]:.1f} bits per image, "
+                  f"R^2 {fmt.value(pca['r2'][nearest])}."]
     return lines
 
 
+def _nearest_rate(rates: list[float], rate: float) -> int:
+    """Index of the rate nearest to ``rate`` on the figure's log axis."""
+    floor = LOG_AXIS_FLOOR["bits"]
+    return int(np.argmin(np.abs(np.log(np.maximum(rates, floor)) - np.log(max(rate, floor)))))
+
+
+def _pca_rate_rows(pca: dict) -> list[list[str]]:
+    """The PCA table's rows in bits (absent from results computed before the rate existed)."""
+    if "bits_per_image" not in pca:
+        return []
+    return [["bits / image", *(f"{bits:.1f}" for bits in pca["bits_per_image"])],
+            ["R^2, coordinates on the 8-bit grid", *(fmt.value(r2) for r2 in pca["r2_quantized"])]]
+
+
 def markdown(result: dict, prefix: str) -> str:
-    header = ["model", "MSE/pixel x1e3", "R^2 (spikes)", "R^2 (rates)", "zeros", "probe: rates", "probe: mean counts",
+    header = ["model", "MSE/pixel x1e3", "R^2 (spikes)", "R^2 (rates)", "zeros", "bits / image", "probe: rates",
+              "probe: mean counts",
               "params", "MACs / inference", "synaptic ops / inference", "train min"]
     rows = []
     for name, row in result["rows"].items():
@@ -211,21 +277,22 @@ def markdown(result: dict, prefix: str) -> str:
             continue
         s = row["summary"]
         rows.append([f"**{row['label']}** (ours)", fmt.spread(s.get("mse_per_pixel"), 2, 1e3), fmt.spread(s.get("r2")),
-                     fmt.spread(s.get("r2_rate")), fmt.spread(s.get("zeros")), fmt.spread(s.get("probe_rates")),
+                     fmt.spread(s.get("r2_rate")), fmt.spread(s.get("zeros")), fmt.spread(s.get("bits_per_image"), 1),
+                     fmt.spread(s.get("probe_rates")),
                      fmt.spread(s.get("probe_mean_counts")), fmt.spread(s.get("params"), 0),
                      fmt.spread(s.get("macs_per_inference"), 0), fmt.spread(s.get("synops_per_inference"), 0),
                      fmt.spread(s.get("train_minutes"), 1)])
         paper = MNIST_TABLE.get(row["paper_key"] or "")
         if paper:
             rows.append([f"{paper['label']} (paper)", fmt.value(paper["mse_per_pixel"] * 1e3, 2), fmt.value(paper["r2"]), "-",
-                         fmt.value(paper["zeros"], 2), fmt.value(paper["probe"], 4), "-", f"{paper['params'] / 1e6:.2f}M",
+                         fmt.value(paper["zeros"], 2), "-", fmt.value(paper["probe"], 4), "-", f"{paper['params'] / 1e6:.2f}M",
                          "-", "-", "-"])
     for key, paper in MNIST_TABLE.items():
         if not any(row["paper_key"] == key for row in result["rows"].values()):
             rows.append([f"{paper['label']} (paper; not run here)", fmt.value(paper["mse_per_pixel"] * 1e3, 2),
-                         fmt.value(paper["r2"]), "-", fmt.value(paper["zeros"], 2), fmt.value(paper["probe"], 4), "-",
+                         fmt.value(paper["r2"]), "-", fmt.value(paper["zeros"], 2), "-", fmt.value(paper["probe"], 4), "-",
                          f"{paper['params'] / 1e6:.2f}M", "-", "-", "-"])
-    rows.append(["raw pixels (linear probe only)", "-", "-", "-", "-", fmt.value(result["pixels_probe"]), "-", "-", "-", "-", "-"])
+    rows.append(["raw pixels (linear probe only)", "-", "-", "-", "-", "-", fmt.value(result["pixels_probe"]), "-", "-", "-", "-", "-"])
     lines = [
         f"{result['test_images']} MNIST test images at t = {result['t_test']}; probes fit on the first "
         f"{result['probe_train_images']} training images. Ours: {fmt.over_seeds(result['budget']['seeds'])}. "
@@ -234,6 +301,7 @@ def markdown(result: dict, prefix: str) -> str:
         "MACs: dense multiply-accumulates of one T-step inference of the float model, from the model's own "
         "`macs_per_inference` (iterative: 2T·M·K; amortized: encoder once plus T decodes); synaptic ops: event-driven "
         "operations of the integer model (docs/energy.md conventions).",
+        RATE_SENTENCE,
         "",
         fmt.table(header, rows),
     ]
