@@ -39,11 +39,16 @@ def test_a_real_unit_uniform_over_2_to_the_b_evenly_spaced_values_has_b_bits(bit
     assert bits_per_image(values[:, None]) == pytest.approx(bits, abs=EXACT)
 
 
-def test_a_real_unit_never_costs_more_than_the_grid_width():
-    values = np.random.default_rng(0).normal(size=(20_000, 1))  # far more distinct values than grid points
+def test_a_gaussian_unit_on_the_grid_has_its_differential_entropy_minus_log2_of_the_step():
+    n = 20_000
+    values = np.random.default_rng(0).normal(size=(n, 1))  # far more distinct values than grid points
+    step = float(values.max() - values.min()) / (QUANTIZATION_LEVELS - 1)
+    expected = 0.5 * math.log2(2 * math.pi * math.e) - math.log2(step)  # h(N(0, 1)) - log2(step), fine grid
+    # Plug-in bias below (m - 1) / (2 n ln 2) for m <= 256 occupied points; sampling std about 1 / sqrt(n) bits.
+    tolerance = (QUANTIZATION_LEVELS - 1) / (2 * n * math.log(2)) + 5 / math.sqrt(n)
     bits = bits_per_image(values)
+    assert bits == pytest.approx(expected, abs=tolerance)
     assert bits <= QUANTIZATION_BITS + EXACT
-    assert bits > QUANTIZATION_BITS - 3.0  # a Gaussian over 256 bins spanning about +-4 sigma: about 6.1 bits
 
 
 def test_constant_units_cost_nothing():
@@ -90,10 +95,11 @@ def test_a_bernoulli_unit_has_the_binary_entropy_within_its_sampling_error(p):
     n = 20_000
     draws = (np.random.default_rng(4).random((n, 1)) < p).astype(np.float64)
     expected = entropy([p, 1 - p], base=2)
-    # The plug-in estimate's standard deviation is sqrt(Var[-log2 p(X)] / n) (delta method); its bias is below
-    # (m - 1) / (2 n ln 2) bits for m = 2 values (Miller-Madow). Five standard deviations plus that bias.
-    std = math.sqrt(p * (1 - p)) * abs(math.log2(p / (1 - p))) / math.sqrt(n)
-    tolerance = 5 * std + 1 / (2 * n * math.log(2)) + 1e-4  # + a floor for p = 0.5, where the first term is 0
+    # The frequency is p + d with |d| < 5 sqrt(p (1 - p) / n) (five standard deviations). Taylor: H moves by
+    # H'(p) d + H''(p) d^2 / 2 at most, H'(p) = log2((1 - p) / p), |H''(p)| = 1 / (p (1 - p) ln 2); the second term
+    # (alone at p = 0.5) is below 25 / (2 n ln 2). Plus the plug-in bias, below 1 / (2 n ln 2) for 2 values.
+    first_order = 5 * math.sqrt(p * (1 - p) / n) * abs(math.log2((1 - p) / p))
+    tolerance = first_order + 25 / (2 * n * math.log(2)) + 1 / (2 * n * math.log(2))
     assert bits_per_image(draws) == pytest.approx(expected, abs=tolerance)
 
 
