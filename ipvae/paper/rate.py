@@ -19,9 +19,11 @@ The symbols of a unit:
   unit's observed range [min, max] on the test images. A real number has no finite entropy, so some grid is
   needed; 8 bits is the width the integer export gives its weights and inputs (the deployed iP-VAE's
   numbers), so a real code is charged as if it were sent at the export's precision. A unit then costs at most
-  8 bits, a constant unit 0. Rounding moves a value by at most range / (2 (2^8 - 1)), a few tenths of a
-  percent of the unit's range (ipvae.paper.pca reports the R^2 of PCA's rounded projections beside the exact
-  ones).
+  8 bits, a constant unit 0. Rounding moves a value by at most range / (2 (2^8 - 1)), 0.2 % of the unit's
+  range (ipvae.paper.pca reports the R^2 of PCA's rounded projections beside the exact ones).
+
+A code counts as integer-valued when every one of its values [N, K] is a whole number (``is_integer_valued``);
+the experiment passes each model's whole code, so a model's units are all treated alike.
 
 Caveat of the plug-in estimate: with N images a unit cannot show more than log2(N) bits, and the estimate
 falls short of the entropy by about (m - 1) / (2 N ln 2) bits for a unit that takes m values (Miller-Madow):
