@@ -207,15 +207,13 @@ def build_config(args) -> "RunConfig":
 
 
 def _recipe_sections(recipe: str, args) -> dict:
-    """The starting sections of a new run's config: the recipe's (ipvae.train.config.RECIPES); the stable recipe
-    is for the iterative Poisson model, so another --kind or --family starts from the plain defaults."""
-    import copy
-
-    from ipvae.train.config import RECIPES
+    """The starting sections of a new run's config: the recipe's (ipvae.train.config.recipe_sections: whitened
+    inputs get a weaker lateral L1); the stable recipe is for the iterative Poisson model, so another --kind or
+    --family starts from the plain defaults."""
+    from ipvae.train.config import recipe_sections
 
     iterative_poisson = (args.kind or "iterative") == "iterative" and (args.family or "poisson") == "poisson"
-    chosen = RECIPES[recipe if iterative_poisson else "plain"]
-    return {name: copy.deepcopy(chosen.get(name, {})) for name in ("model", "train")}
+    return recipe_sections(recipe if iterative_poisson else "plain", args.data, args.patches)
 
 
 def _input_shape(train_config) -> tuple[int, int]:
