@@ -29,8 +29,9 @@ available image is train. Pipeline per image: grayscale float in [0, 1], mean re
 whitening in the 2-D Fourier domain with the amplitude filter ``|f| * exp(-(|f|/f0)^4)``
 (f in cycles/pixel from ``fftfreq`` grids, f0 = 0.4 * Nyquist), rescaled to unit variance. Patches are
 cropped at random positions (a seeded numpy Generator; a border margin skips the wrap-around
-artefacts of the FFT), each patch's mean is subtracted, and all patches are divided by one global
-std measured on a fixed reference sample of train patches, so train patches have std ~ 1.
+artefacts of the FFT), each patch's mean is subtracted, a patch whose std is below MIN_PATCH_CONTRAST of
+its whitened image's is drawn again (near-blank sky and background), and all patches are divided by one
+global std measured on a fixed reference sample of train patches, so train patches have std ~ 1.
 """
 
 from __future__ import annotations
