@@ -77,7 +77,8 @@ def fashion_array(path: Path, n_images: int) -> Path:
 
 def train_source(own: OwnSet, run_root: Path, array_images: int) -> str:
     if own.name == "fashion_array":
-        return str(fashion_array(run_root / f"fashion_mnist_{array_images // 1000}k.npy", array_images))
+        size = f"{array_images // 1000}k" if array_images % 1000 == 0 else str(array_images)
+        return str(fashion_array(run_root / f"fashion_mnist_{size}.npy", array_images))
     return own.name
 
 

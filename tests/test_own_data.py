@@ -62,8 +62,9 @@ def test_own_data_benchmark_quick(tmp_path):
     assert own_data.main(["--quick", "--out", str(out), "--run-root", str(tmp_path / "runs")]) == 0
     for name in ("mnist", "natural_patches", "fashion_array"):
         result = json.loads((out / f"{name}.json").read_text())
-        point = result["eval"]["at"][str(own_data.QUICK["steps"])]
+        assert list(result["eval"]["at"]) == [str(t) for t in own_data.CHECKPOINTS if t <= own_data.QUICK["steps"]]
+        point = result["eval"]["at"]["16"]
         assert 0.0 <= point["zeros"] <= 1.0 and np.isfinite(point["r2"])
         assert result["training"]["command"].startswith(f"ipvae train --data ")
-    assert (tmp_path / "runs" / "fashion_mnist_0k.npy").exists()
+    assert np.load(tmp_path / "runs" / "fashion_mnist_200.npy").shape == (own_data.QUICK["array_images"], 28, 28)
     assert (out / "table.md").read_text().count("\n") == 5  # header, rule, three rows
