@@ -17,12 +17,17 @@ effects measured), and the per-step zeros curve. Variants change inference only 
     dense_start   shipped dynamics started from u_0 = DENSE_START_U for every neuron (zeros exp(-1) = .37 at t = 0)
     leak_6        leak 2^-6 toward u_prior (the export's leak_shift 6)
     target_4      leak 2^-8 toward u_prior - 4 (= the bias b + 2^-8 * 4 / lr: an integer bias in the export)
+    authors_dense the authors' update from u_0 = DENSE_START_U
+    authors_lr1   the authors' update with the step size 1.0 (their initial lr; the shipped lr is 0.136), from u_prior
+                  (these two are probes, not in the default list)
     stop          shipped dynamics with the event-driven stopping rule (ipvae.export.events, window 16,
                   eps 1/16): a stopped image keeps its last code, so t beyond its stop reads that code
 
 Sets: benchmarks/fidelity_novel.py's ``novel_set`` (MNIST test, Fashion-MNIST test, MNIST test digits rotated
 by uniform angles 0..180, letters from the Hershey test fonts). Writes sparsity.json (atomically) and prints
-the table. ``--quick``: 100 images of MNIST and Fashion-MNIST, shipped and dense_start, to t = 256.
+the table (sparsity.txt). ``--integer``: also the 8-bit export of the run (``ipvae export``'s default settings) on
+the integer reference, row "8-bit export". ``--write-weights DIR``: write a copy of the run with the dense_side
+variant as weights (``as_weights``: u_prior and b only; any ``ipvae`` command then runs it) and stop. ``--quick``: 100 images of MNIST and Fashion-MNIST, shipped and dense_start, to t = 256.
 """
 
 from __future__ import annotations
@@ -41,8 +46,13 @@ import torch
 from fidelity_novel import DEFAULT_SETS, novel_set
 from ipvae.errors import IpvaeError
 from ipvae.export.events import EventOptions, converged, is_check_step
-from ipvae.fileio import prepare_output_dir, write_json
-from ipvae.train.checkpoint import load_run
+from ipvae.export.fidelity import r2_per_image
+from ipvae.export.pipeline import ExportSettings, build_integer_model
+from ipvae.export.quantize import quantize_input
+from ipvae.export.reference import run_reference
+from ipvae.export.source import load_source
+from ipvae.fileio import atomic_path, prepare_output_dir, write_json
+from ipvae.train.checkpoint import load_run, save_run
 from ipvae.train.inference import InferenceParams, authors_poisson
 from ipvae.train.inference import poisson as toolkit_poisson
 
@@ -54,6 +64,7 @@ BATCH = 100
 DENSE_START_U = 0.0  # rate 1 per neuron: zeros exp(-1) = .37 at t = 0
 STOP_WINDOW, STOP_EPS = 16, 1.0 / 16.0
 DENSE_SIDE_START_U, DENSE_SIDE_TARGET_OFFSET = -2.0, 4.0  # the candidate fix (docs/sparsity.md)
+AUTHORS_LR_SCALE = 7.37  # the shipped lr 0.1357 times this is 1.0, the authors' initial step size
 HOLD_TOLERANCE = 0.01  # zeros at t = 1000 may be this far below those at t = 64 (issue 22)
 R2_TOLERANCE = 0.01  # "R^2 kept": within this of the shipped model's at the same t
 MAX_IMAGES = 10_000
@@ -80,8 +91,10 @@ VARIANTS = {
     "target_4": Variant("target_4", target_offset=4.0),
     "stop": Variant("stop", stop=True),
     "dense_side": Variant("dense_side", start_u=DENSE_SIDE_START_U, target_offset=DENSE_SIDE_TARGET_OFFSET),
+    "authors_dense": Variant("authors_dense", authors=True, start_u=DENSE_START_U),
+    "authors_lr1": Variant("authors_lr1", authors=True, lr_scale=AUTHORS_LR_SCALE),
 }
-DEFAULT_VARIANTS = tuple(VARIANTS)
+DEFAULT_VARIANTS = ("shipped", "authors", "dense_start", "leak_6", "target_4", "stop", "dense_side")
 QUICK = dict(n_images=100, n_steps=256, sets=("mnist", "fashion_mnist"), variants=("shipped", "dense_start", "dense_side"))
 
 
@@ -167,6 +180,34 @@ def simulate(params: InferenceParams, variant: Variant, x: torch.Tensor, n_steps
     }
 
 
+def simulate_integer(run_dir: Path, x: torch.Tensor, n_steps: int) -> dict:
+    """The 8-bit export's zeros and R^2 per checkpoint window (integer reference, default export settings)."""
+    model, _ = build_integer_model(load_source(run_dir), ExportSettings())
+    phi = model.decoder_phi.astype(np.float64)  # [M, K]
+    windows = {t: range(max(t - STEP_WINDOW + 1, 1), t + 1) for t in CHECKPOINTS if t <= n_steps}
+    zeros, r2 = {t: 0.0 for t in windows}, {t: 0.0 for t in windows}
+    images = x.double().numpy()
+    for start in range(0, len(images), BATCH):
+        batch = images[start:start + BATCH]  # [B, M]
+        payload = quantize_input(batch, model.input_scale, model.spec.input_bits)
+        z = run_reference(model, payload, n_steps, image_offset=start, with_recon=False).z  # [T+1, B, K]
+        for t, steps in windows.items():
+            for step in steps:
+                zeros[t] += float((z[step] == 0).mean(axis=-1).sum()) / len(steps)
+                r2[t] += float(r2_per_image(batch, z[step].astype(np.float64) @ phi.T).sum()) / len(steps)
+    return {"zeros": {t: v / len(images) for t, v in zeros.items()}, "r2": {t: v / len(images) for t, v in r2.items()}}
+
+
+def write_variant_weights(loaded, variant: Variant, target: Path) -> None:
+    """A copy of the run with the variant as u_prior and b (``as_weights``); the config is unchanged."""
+    model = loaded.model
+    with torch.no_grad():
+        u_prior, bias = as_weights(model.inference_params(), variant)
+        model.u_prior.copy_(u_prior)
+        model.log_b.copy_(bias.log())
+    save_run(target, loaded.config, model)
+
+
 class Stopper:
     """The event-driven stopping rule (ipvae.export.events: windowed counts, relative L1 change <= eps) on
     float counts; a stopped image's code read out at later t is its code at the stop step."""
@@ -219,6 +260,20 @@ def mechanism(params: InferenceParams, shipped: dict, dense: dict, late: int, ea
     }
 
 
+def model_facts(params: InferenceParams) -> dict:
+    """The numbers that set the approach: where u starts, how far one step moves it, the leak."""
+    lateral_diagonal = ((params.phi * params.precision[:, None]) * params.phi).sum(0)  # [K] W_kk
+    step_size = float(params.step_size)
+    return {
+        "step_size": step_size,
+        "leak": params.leak,
+        "u_prior_median": float(params.u_prior.median()),
+        "zeros_at_u_prior": float(torch.exp(-params.u_prior.exp()).mean()),
+        "self_inhibition_per_spike_median": float((step_size * lateral_diagonal).median()),  # lr W_kk
+        "bias_range": [float(params.bias.min()), float(params.bias.max())],
+    }
+
+
 def _nonzero_probability(u: np.ndarray) -> np.ndarray:
     return -np.expm1(-np.exp(u))
 
@@ -262,6 +317,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(DEFAULT_VARIANTS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="100 images, MNIST and Fashion-MNIST, 3 variants, T = 256")
+    parser.add_argument("--integer", action="store_true", help="also the 8-bit export on the integer reference")
+    parser.add_argument("--write-weights", type=Path, metavar="DIR", help="write the dense_side variant as weights and stop")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if args.quick:
@@ -282,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_run(args.run_dir)
         if loaded.config.model.family != "poisson" or loaded.config.model.kind != "iterative":
             raise IpvaeError(f"{args.run_dir} is not an iterative Poisson model")
+        if args.write_weights is not None:
+            write_variant_weights(loaded, VARIANTS["dense_side"], prepare_output_dir(args.write_weights))
+            print(f"wrote {args.write_weights} (dense_side as u_prior and b)")
+            return 0
         with torch.no_grad():
             params = loaded.model.inference_params()
             params = dataclasses.replace(params, **{f.name: getattr(params, f.name).detach()
@@ -301,24 +362,34 @@ def main(argv: list[str] | None = None) -> int:
             results[set_name] = {name: {"zeros": r["zeros"], "r2": r["r2"],
                                         **({"median_stop_step": float(np.median(r["stop_steps"]))} if r["stop_steps"] else {})}
                                  for name, r in runs.items()}
-            curves[set_name] = {name: np.round(r["zeros_curve"], 5).tolist() for name, r in runs.items()}
+            if args.integer:
+                results[set_name]["8-bit export"] = simulate_integer(args.run_dir, x, args.steps)
+            curves[set_name] = {name: np.round(r["zeros_curve"], 4).tolist() for name, r in runs.items()}
             if "shipped" in runs and "dense_start" in runs:
                 mechanisms[set_name] = mechanism(params, runs["shipped"], runs["dense_start"], late, early)
     verdict = verdicts(results, early, late)
     report = {
         "run_dir": str(args.run_dir), "n_images": args.n_images, "steps": args.steps, "seed": args.seed,
         "checkpoint_window": STEP_WINDOW, "variants": {name: dataclasses.asdict(VARIANTS[name]) for name in args.variants},
+        "n_images_per_set": {name: int(x.shape[0]) for name, x in images.items()},
         "results": results, "verdicts": verdict, "mechanism": mechanisms, "zeros_curves": curves,
-        "seconds": round(time.time() - started, 1),
+        "model": model_facts(params), "seconds": round(time.time() - started, 1),
     }
     name = "sparsity_quick.json" if args.quick else "sparsity.json"
     write_json(out_dir / name, report)
-    print(table(results, verdict))
+    text = table(results, verdict)
+    facts = report["model"]
+    text += (f"\nmodel: lr {facts['step_size']:.4f}, leak {facts['leak']:.5f}, u_prior median {facts['u_prior_median']:.2f} "
+             f"(zeros {facts['zeros_at_u_prior']:.3f} at t = 0), lr W_kk median {facts['self_inhibition_per_spike_median']:.4f}, "
+             f"b in [{facts['bias_range'][0]:.3f}, {facts['bias_range'][1]:.3f}]")
     for set_name, m in mechanisms.items():
-        print(f"\n{set_name} mechanism: u(t={late}) sparse vs dense start: corr {m['u_correlation_sparse_vs_dense_start']:.4f}, "
+        text += (f"\n{set_name} mechanism: u(t={late}) sparse vs dense start: corr {m['u_correlation_sparse_vs_dense_start']:.4f}, "
               f"mean |diff| {m['u_mean_abs_difference_sparse_vs_dense_start']:.3f}; late recruits {m['late_recruit_fraction']:.3f} "
               f"of pairs, {m['late_recruit_share_of_growth']:.2f} of the growth, u {m['late_recruit_u'][0]:.2f} -> "
               f"{m['late_recruit_u'][1]:.2f} ({m['late_recruit_climb_per_step']:.4f} per step)")
+    with atomic_path(out_dir / name.replace(".json", ".txt")) as temporary:
+        temporary.write_text(text.lstrip("\n") + "\n")
+    print(text)
     print(f"\nwrote {out_dir / name} ({report['seconds']} s)")
     return 0
 
