@@ -20,6 +20,8 @@ with a JSON file in OUT, so the sets can be measured by separate invocations (``
 rebuilds the table alone.
 
     python benchmarks/own_data.py --mnist-run runs/time_to_quality/seed0 --out benchmarks/results/own_data
+    python benchmarks/own_data.py --sets natural_patches --whitened-lateral-l1 30 --run-root runs/own_data_l1_30 \
+        --out benchmarks/results/own_data/lateral_l1_30    # the natural patches with MNIST's penalty
     python benchmarks/own_data.py --quick     # tiny: checks the machinery, measures nothing
 """
 
@@ -80,6 +82,18 @@ def train_source(own: OwnSet, run_root: Path, array_images: int) -> str:
         size = f"{array_images // 1000}k" if array_images % 1000 == 0 else str(array_images)
         return str(fashion_array(run_root / f"fashion_mnist_{size}.npy", array_images))
     return own.name
+
+
+def recipe_with_lateral_l1(path: Path, lateral_l1: float) -> Path:
+    """A --config file: the stable recipe's sections for natural_patches, its penalised phase at ``lateral_l1``."""
+    from ipvae.train.config import recipe_sections
+
+    sections = recipe_sections("stable", "natural_patches", None)
+    for phase in sections["train"]["phases"]:
+        if phase["lateral_l1"]:
+            phase["lateral_l1"] = lateral_l1
+    write_json(path, sections)
+    return path
 
 
 def train_with_cli(data: str, run_dir: Path, train_flags: list[str]) -> dict:
@@ -145,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=EVAL_STEPS)
     parser.add_argument("--out", default="out/bench/own_data")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the machinery, measures nothing")
+    parser.add_argument("--whitened-lateral-l1", type=float,
+                        help="natural_patches: the stable recipe with this lateral L1 instead of WHITENED_LATERAL_L1 "
+                             "(a --config file written in --run-root), to compare penalties")
     parser.add_argument("--table-only", action="store_true", help="only rebuild table.md from OUT's JSON files")
     args = parser.parse_args(argv)
     train_flags, array_images = [], FASHION_ARRAY_IMAGES
@@ -161,11 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     for own in (own for own in SETS if own.name in wanted and not args.table_only):
         run_dir = Path(args.mnist_run) if own.name == "mnist" and args.mnist_run else run_root / own.name
         training = None
+        flags = list(train_flags)
+        if own.name == "natural_patches" and args.whitened_lateral_l1 is not None:
+            config = recipe_with_lateral_l1(run_root / f"stable_lateral_l1_{args.whitened_lateral_l1:g}.json",
+                                            args.whitened_lateral_l1)
+            flags = ["--config", str(config), *flags]
         if not (run_dir / "model.safetensors").exists():
-            training = train_with_cli(train_source(own, run_root, array_images), run_dir, train_flags)
+            training = train_with_cli(train_source(own, run_root, array_images), run_dir, flags)
         started = time.perf_counter()
         evaluation = evaluate(run_dir, own.test_data, args.images, args.steps)
         result = {"set": own.name, "why": own.why, "run_dir": str(run_dir), "test_data": own.test_data,
+                  "phases": json.loads((run_dir / "config.json").read_text())["train"]["phases"],
                   "training": training, "eval": evaluation, "eval_seconds": time.perf_counter() - started,
                   "quick": args.quick}
         write_json(out / f"{own.name}.json", result)
