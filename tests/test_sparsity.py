@@ -12,6 +12,7 @@ Oracles:
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -99,7 +100,7 @@ def test_variant_as_weights_is_the_same_update():
     variant = VARIANTS["dense_side"]
     u_prior, bias = as_weights(params, variant)
     as_weights_params = dataclasses.replace(params, u_prior=u_prior, bias=bias)
-    direct = dataclasses.replace(variant_params(params, variant))
+    direct = variant_params(params, variant)
     u = torch.rand(8, k, generator=generator, dtype=torch.float64) * 10.0 - 7.0  # [B, K]
     drive = torch.randn(8, k, generator=generator, dtype=torch.float64)  # [B, K]
     stepped_direct = toolkit_poisson.update(toolkit_poisson.PoissonState(u), None, drive, direct).u
@@ -125,8 +126,6 @@ def test_shipped_model_fixed_point_and_the_dense_side_start(tmp_path):
                              "--sets", "mnist", "fashion_mnist", "--variants", "shipped", "dense_start", "dense_side",
                              "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    import json
-
     report = json.loads((tmp_path / "sparsity.json").read_text())
     for set_name in ("mnist", "fashion_mnist"):
         rows = report["results"][set_name]
