@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRETRAINED := pretrained/mnist_k512
 DEMO_OUT := out/demo
 
-.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained bench results results-long results-quick lint clean
+.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained pretrained-dense-side bench results results-long results-quick lint clean
 
 # Find a Python 3.10 (lava-nc 0.10 and lava-dl 0.6 require it): a python3.10 that runs, else pyenv's.
 define find_python310
@@ -65,6 +65,13 @@ bench: setup
 	$(PY) benchmarks/lava_speed.py
 	$(PY) benchmarks/pruning.py
 	$(PY) benchmarks/energy.py
+
+# The second shipped model, pretrained/mnist_k512_dense_side (pretrained/README.md, docs/sparsity.md): the shipped
+# model's start moved to the dense side of its fixed point (u_prior = -2, the bias that keeps the fixed point's
+# leak target; benchmarks/sparsity_vs_t.py --write-weights), then one epoch of stage 5's recipe at lr 2e-4.
+pretrained-dense-side: setup
+	OMP_NUM_THREADS=1 $(PY) benchmarks/sparsity_vs_t.py $(PRETRAINED) --write-weights runs/mnist_k512_dense_side_start --out runs/mnist_k512_dense_side_start_log
+	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage6_dense_side.json --out runs/mnist_k512_dense_side
 
 # The paper's six experiments at the documented budget (ipvae/paper/budget.py), then docs/results.md from
 # their JSON. Resumable: models and finished parts in runs/bench are reused, an interrupted run continues.
