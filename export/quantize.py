@@ -94,11 +94,10 @@ def quantize_matrix(target: np.ndarray, bits: int, probes: np.ndarray | None = N
     """
     if not np.all(np.isfinite(target)):
         raise SpecError("cannot quantize a matrix with NaN or Inf entries")
-    limit = symmetric_max(bits)
     peak = float(np.max(np.abs(target))) if target.size else 0.0
     if peak == 0.0:
         return QuantizedMatrix(mantissa=np.zeros(target.shape, dtype=np.int16), exponent=0, bits=bits)
-    largest = math.ceil(math.log2(peak / limit))
+    largest = max_abs_exponent(peak, bits)
     candidates = [largest] if probes is None else [largest - step for step in range(MAX_CLIP_STEPS + 1)]
     best, best_error = None, math.inf
     for exponent in candidates:

@@ -72,7 +72,7 @@ class IntegerNeuronParams:
             u_min=int(spec.u_min_int),
             u_max=int(spec.u_max_int),
             leak_shift=int(model.leak_shift),
-            ff_exponent=model.ff.row_exponents if model.ff.per_row else int(model.ff.exponent),
+            ff_exponent=model.ff.exponent,  # an int, or int64 [K] (QuantizedMatrix normalises both)
             cdf=np.ascontiguousarray(model.cdf, dtype=np.int64),
             sampler_shift=int(spec.sampler_shift),
         )
