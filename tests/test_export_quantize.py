@@ -21,7 +21,7 @@ from ipvae.export.quantize import (
     spec_for,
 )
 from ipvae.export.reference import dense_apply
-from ipvae.export.spec import FixedPointSpec, SpecError
+from ipvae.export.spec import MAX_EXPONENT, FixedPointSpec, SpecError
 from ipvae.export.synthetic import SyntheticConfig, random_float_params
 
 
@@ -34,8 +34,19 @@ def test_quantize_matrix_uses_the_smallest_fitting_exponent(bits, log_scale, see
     peak = np.abs(target).max()
     assert np.abs(quantized.mantissa).max() <= limit
     assert peak <= limit * 2.0**quantized.exponent * (1 + 1e-12)  # it fits ...
-    assert peak > limit * 2.0 ** (quantized.exponent - 1)  # ... and one exponent less would not
+    if quantized.exponent > -MAX_EXPONENT:  # ... and one exponent less would not (the spec's floor aside)
+        assert peak > limit * 2.0 ** (quantized.exponent - 1)
     assert np.max(np.abs(quantized.dequantize() - target)) <= 2.0 ** (quantized.exponent - 1) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("bits", [4, 8, 16])
+def test_quantize_matrix_clamps_a_tiny_matrix_to_the_spec_exponent_floor(bits):
+    """A peak far below 2**-MAX_EXPONENT: the exponent stops at the floor the file format allows, and the
+    mantissas still hold the weights to within half a step."""
+    target = np.array([[3.0e-15, -1.0e-15], [2.0e-16, 0.0]])
+    quantized = quantize_matrix(target, bits)
+    assert quantized.exponent == -MAX_EXPONENT
+    assert np.max(np.abs(quantized.dequantize() - target)) <= 2.0 ** (-MAX_EXPONENT - 1)
 
 
 def test_calibrated_exponent_clips_an_outlier_that_the_probes_never_drive():
