@@ -108,20 +108,10 @@ def variant_params(params: InferenceParams, variant: Variant) -> InferenceParams
 
 def as_weights(params: InferenceParams, variant: Variant) -> tuple[torch.Tensor, torch.Tensor]:
     """(u_prior', b') [K] such that the shipped dynamics (start at u_prior', leak toward u_prior') run the
-    variant's start and leak target exactly: a leak toward u_prior - d from u_0 is the leak toward u_0 plus
-    the constant a (u_0 - u_prior + d) per step, i.e. the bias b + a (u_0 - u_prior + d) / lr. So the variant
-    is a change of two per-neuron tensors the export already carries (u_prior_int, bias_int): no new format.
-    Needs a leak (a > 0) or no target change, and every b' > 0 (log_b stores it)."""
+    variant's start and leak target exactly (``toolkit_poisson.moved_start``): no new format."""
     if variant.authors or variant.stop or variant.lr_scale != 1.0 or variant.leak is not None:
         raise ValueError(f"variant {variant.name!r} is not a change of u_prior and b alone")
-    start = params.u_prior if variant.start_u is None else torch.full_like(params.u_prior, variant.start_u)  # [K]
-    offset = start - params.u_prior + variant.target_offset  # [K]
-    if params.leak == 0.0 and bool((offset != 0).any()):
-        raise ValueError("without a leak the start cannot move apart from the target")
-    bias = params.bias + params.leak * offset / params.step_size  # [K]
-    if bool((bias <= 0).any()):
-        raise ValueError(f"variant {variant.name!r} needs a non-positive bias for some neurons")
-    return start, bias
+    return toolkit_poisson.moved_start(params, variant.start_u, variant.target_offset)
 
 
 def simulate(params: InferenceParams, variant: Variant, x: torch.Tensor, n_steps: int, seed: int) -> dict:

@@ -221,3 +221,33 @@ def test_gaussian_families_train_through_the_same_loop(planted_bars, tmp_path, f
     """iG-VAE and iG_relu-VAE use the same trainer; one epoch lowers their loss on the bars."""
     before, after = gaussian_family_losses(family, planted_bars.x[:200], tmp_path)
     assert math.isfinite(after) and after < before
+
+
+def test_init_start_u_moves_the_start_and_keeps_the_leak_target(tmp_path):
+    """TrainConfig.init_start_u / init_leak_target_offset rewrite init_from's u_prior and b by the closed form
+    b' = b + a (u_0 - u_prior + d) / lr (the update equivalence itself: tests/test_sparsity.py); the other
+    weights are init_from's unchanged."""
+    from ipvae.errors import IpvaeError
+    from ipvae.train.checkpoint import save_run
+
+    leak, start_u, offset = 2.0**-8, -2.5, 4.5
+    model_config = ModelConfig(n_inputs=BARS_SIDE**2, n_latents=16, leak=leak)
+    base = IterativeVAE(model_config, generator=torch.Generator().manual_seed(0))
+    save_run(tmp_path / "base", RunConfig(model=model_config, train=TrainConfig(data="bars")), base)
+    config = RunConfig(model=model_config, train=TrainConfig(data="bars", init_from=str(tmp_path / "base"),
+                                                             init_start_u=start_u, init_leak_target_offset=offset))
+    moved = IterativeVAE(model_config, generator=torch.Generator().manual_seed(1))
+    trainer_module._initialise_from(moved, config)
+    before, after = base.inference_params(), moved.inference_params()
+    assert torch.all(after.u_prior == start_u)
+    expected_bias = before.bias + leak * (start_u - before.u_prior + offset) / before.step_size  # [K]
+    torch.testing.assert_close(after.bias, expected_bias, rtol=1e-5, atol=0.0)
+    torch.testing.assert_close(moved.phi, base.phi, rtol=0.0, atol=0.0)
+
+    without_leak = ModelConfig(n_inputs=BARS_SIDE**2, n_latents=16)
+    save_run(tmp_path / "no_leak", RunConfig(model=without_leak, train=TrainConfig(data="bars")), IterativeVAE(without_leak))
+    with pytest.raises(IpvaeError, match="leak"):
+        trainer_module._initialise_from(IterativeVAE(without_leak), RunConfig(
+            model=without_leak, train=TrainConfig(data="bars", init_from=str(tmp_path / "no_leak"), init_start_u=-2.0)))
+    with pytest.raises(ValueError, match="need init_from"):
+        TrainConfig(data="bars", init_start_u=-2.0)

@@ -207,6 +207,10 @@ class TrainConfig:
 
     init_from: a run directory whose weights start this run (fine-tuning with a new recipe); its
         model config must equal this one. The optimizer and schedules start fresh.
+    init_start_u / init_leak_target_offset: with init_from (an iterative Poisson model with a leak), first
+        move every neuron's start to init_start_u (None: its u_prior) with the leak pulling toward
+        u_prior - init_leak_target_offset: u_prior and b rewritten so (``poisson.moved_start``). A start on
+        the dense side of the fixed point keeps the code from getting denser with t (docs/sparsity.md).
     warm_start_max: each batch first runs W ~ Uniform{0..warm_start_max} inference steps without
         gradient (exact draws), then unrolls t_train scored steps: the loss then covers steps far past
         t_train (truncated backpropagation through time). 0 scores only the first t_train steps.
@@ -251,6 +255,8 @@ class TrainConfig:
     val_data: str | None = None
     phases: tuple = ()
     init_from: str | None = None
+    init_start_u: float | None = None
+    init_leak_target_offset: float = 0.0
     train_limit: int | None = None
     epochs: int = 20
     batch_size: int = 100
@@ -298,6 +304,9 @@ class TrainConfig:
         })
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r:.60}")
+        if self.init_from is None and (self.init_start_u is not None or self.init_leak_target_offset != 0.0):
+            raise ValueError("TrainConfig.init_start_u and init_leak_target_offset move the start of init_from's "
+                             "weights: they need init_from")
         if self.device not in DEVICES:
             raise ValueError(f"TrainConfig.device must be one of {DEVICES}, got {self.device!r:.60}")
 

@@ -33,6 +33,7 @@ from ipvae.fileio import write_json
 from ipvae.images import is_file_source
 from ipvae.train.distributed import DataParallel, data_parallel_from_environment
 from ipvae.train.distributions import BatchShard
+from ipvae.train.inference import poisson
 from ipvae.train.model import LossTerms
 from ipvae.train.reference_loss import legacy_loss
 from ipvae.train.registry import Model, build_model
@@ -341,6 +342,23 @@ def _initialise_from(model: Model, config: RunConfig) -> None:
     if any(getattr(initial.config.model, name) != getattr(config.model, name) for name in architecture):
         raise IpvaeError(f"init_from {init_from}: its {'/'.join(architecture)} differ from this run's")
     model.load_state_dict(initial.model.state_dict())
+    tc = config.train
+    if tc.init_start_u is not None or tc.init_leak_target_offset != 0.0:
+        _move_start(model, config)
+
+
+def _move_start(model: Model, config: RunConfig) -> None:
+    """TrainConfig.init_start_u / init_leak_target_offset: rewrite u_prior and b of the initial weights."""
+    if config.model.kind != "iterative" or config.model.family != "poisson" or not config.model.leak:
+        raise IpvaeError("init_start_u / init_leak_target_offset need an iterative Poisson model with a leak")
+    with torch.no_grad():
+        try:
+            u_prior, bias = poisson.moved_start(model.inference_params(), config.train.init_start_u,
+                                                config.train.init_leak_target_offset)  # [K], [K]
+        except ValueError as error:
+            raise IpvaeError(f"init_start_u / init_leak_target_offset: {error}") from None
+        model.u_prior.copy_(u_prior)
+        model.log_b.copy_(bias.log())
 
 
 def _restore(run_dir: Path, model: Model, optimizer: torch.optim.Optimizer,

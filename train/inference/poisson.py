@@ -62,6 +62,24 @@ def step(state: PoissonState, latent: LatentSample, x: Tensor, params: Inference
     return update(state, latent, reconstruction_drive(x, latent.recon, params), params)
 
 
+def moved_start(params: InferenceParams, start_u: float | None, target_offset: float) -> tuple[Tensor, Tensor]:
+    """(u_prior', b') [K] that run the same update from a start of ``start_u`` for every neuron (None: u_prior)
+    with the leak pulling toward u_prior - ``target_offset`` (docs/sparsity.md: a start on the dense side of
+    the fixed point keeps the code from getting denser with t).
+
+    A leak toward u_prior - d from u_0 is the leak toward u_0 plus the constant a (u_0 - u_prior + d) per
+    step, i.e. the bias b + a (u_0 - u_prior + d) / lr: two per-neuron tensors every export already carries.
+    Needs a leak (a > 0) unless nothing moves, and every b' > 0 (the model stores log b)."""
+    start = params.u_prior if start_u is None else torch.full_like(params.u_prior, start_u)  # [K]
+    offset = start - params.u_prior + target_offset  # [K]
+    if not params.leak and bool((offset != 0).any()):
+        raise ValueError("without a leak the start cannot move apart from the leak's target")
+    bias = params.bias + params.leak * offset / params.step_size  # [K]
+    if bool((bias <= 0).any()):
+        raise ValueError("the moved start needs a non-positive bias for some neurons")
+    return start, bias
+
+
 def kl(state: PoissonState, prior_state: PoissonState, params: InferenceParams) -> Tensor:
     return poisson_kl(state.u, prior_state.u).sum(dim=-1)  # [B]
 
