@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRETRAINED := pretrained/mnist_k512
 DEMO_OUT := out/demo
 
-.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained pretrained-dense-side bench results results-long results-quick lint clean
+.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained bench results results-spread results-quick lint clean
 
 # Find a Python 3.10 (lava-nc 0.10 and lava-dl 0.6 require it): a python3.10 that runs, else pyenv's.
 define find_python310
@@ -47,14 +47,16 @@ test-slow: setup
 demo: setup
 	$(VENV)/bin/ipvae demo $(PRETRAINED) --out $(DEMO_OUT)
 
-# The exact commands that produced the shipped pretrained model, five chained stages (pretrained/README.md);
-# it trains into runs/ so the shipped copy is never overwritten.
+# The exact commands that produced the shipped pretrained model, six chained stages (pretrained/README.md);
+# it trains into runs/ so the shipped copy is never overwritten. Stage 6 moves the start to the dense side of
+# the fixed point (init_start_u; docs/sparsity.md) before its epoch, so the code does not get denser with t.
 pretrained: setup
 	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.json --out runs/mnist_k512_stage1
 	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage2.json --out runs/mnist_k512_stage2
 	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage3.json --out runs/mnist_k512_stage3
 	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage4.json --out runs/mnist_k512_stage4
-	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage5.json --out runs/mnist_k512
+	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage5.json --out runs/mnist_k512_stage5
+	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage6.json --out runs/mnist_k512
 
 train: setup
 	$(VENV)/bin/ipvae train --data mnist --out runs/mnist
@@ -66,37 +68,30 @@ bench: setup
 	$(PY) benchmarks/pruning.py
 	$(PY) benchmarks/energy.py
 
-# The second shipped model, pretrained/mnist_k512_dense_side (pretrained/README.md, docs/sparsity.md): the shipped
-# model's start moved to the dense side of its fixed point (u_prior = -2, the bias that keeps the fixed point's
-# leak target; benchmarks/sparsity_vs_t.py --write-weights), then one epoch of stage 5's recipe at lr 2e-4.
-pretrained-dense-side: setup
-	OMP_NUM_THREADS=1 $(PY) benchmarks/sparsity_vs_t.py $(PRETRAINED) --write-weights runs/mnist_k512_dense_side_start --out runs/mnist_k512_dense_side_start_log
-	$(VENV)/bin/ipvae train --config pretrained/mnist_k512.stage6_dense_side.json --out runs/mnist_k512_dense_side
-
-# The paper's six experiments at the documented budget (ipvae/paper/budget.py), then docs/results.md from
-# their JSON. Resumable: models and finished parts in runs/bench are reused, an interrupted run continues.
-# Two halves of the model table train side by side, one core and one thread each (OMP_NUM_THREADS=1: two
-# processes of 2 OpenMP threads on 2 cores spin against each other and run tens of times slower); the last
-# `paper all` finds every part done and assembles the six experiments over all models.
+# The paper's six experiments at the headline budget, LONG (ipvae/paper/budget.py: every MNIST model 10 epochs,
+# one seed), then docs/results.md and README's headline block from their JSON. Resumable across sessions:
+# models with done.json and finished parts in runs/bench-long are reused, an interrupted model resumes from its
+# train state. Two halves of the model table train side by side, one core and one thread each
+# (OMP_NUM_THREADS=1: two processes of 2 OpenMP threads on 2 cores spin against each other and run tens of
+# times slower); the last `paper all` finds every part done and assembles the six experiments over all models.
 RESULTS_HALF_A := ipvae igrelu pc lca gvae_conv
 RESULTS_HALF_B := igvae pvae_conv iai
-results: setup
+define paper_halves
 	@export OMP_NUM_THREADS=1; \
-	$(VENV)/bin/ipvae paper all --out runs/bench --models $(RESULTS_HALF_A) & half_a=$$!; \
-	$(VENV)/bin/ipvae paper all --out runs/bench --models $(RESULTS_HALF_B); half_b=$$?; \
+	$(VENV)/bin/ipvae paper all --budget $(1) --out $(2) --models $(RESULTS_HALF_A) & half_a=$$!; \
+	$(VENV)/bin/ipvae paper all --budget $(1) --out $(2) --models $(RESULTS_HALF_B); half_b=$$?; \
 	wait $$half_a && [ $$half_b -eq 0 ]
-	OMP_NUM_THREADS=1 $(VENV)/bin/ipvae paper all --out runs/bench
-	$(VENV)/bin/ipvae paper report --out runs/bench --report docs/results.md --headline README.md
+	OMP_NUM_THREADS=1 $(VENV)/bin/ipvae paper all --budget $(1) --out $(2)
+endef
 
-# The longer CPU budget (every MNIST model 10 epochs, one seed; ipvae/paper/budget.py LONG), the same two halves;
-# resumable across sessions (models with done.json are reused, an interrupted one resumes from its train state).
-results-long: setup
-	@export OMP_NUM_THREADS=1; \
-	$(VENV)/bin/ipvae paper all --budget long --out runs/bench-long --models $(RESULTS_HALF_A) & half_a=$$!; \
-	$(VENV)/bin/ipvae paper all --budget long --out runs/bench-long --models $(RESULTS_HALF_B); half_b=$$?; \
-	wait $$half_a && [ $$half_b -eq 0 ]
-	OMP_NUM_THREADS=1 $(VENV)/bin/ipvae paper all --budget long --out runs/bench-long
-	$(VENV)/bin/ipvae paper report --budget long --out runs/bench-long --report docs/results-long.md
+results: setup
+	$(call paper_halves,long,runs/bench-long)
+	$(VENV)/bin/ipvae paper report --budget long --out runs/bench-long --report docs/results.md --headline README.md
+
+# The short budget FULL (1 epoch, 3 seeds): the seed-to-seed spread beside the one-seed headline.
+results-spread: setup
+	$(call paper_halves,full,runs/bench)
+	$(VENV)/bin/ipvae paper report --budget full --out runs/bench --report docs/results-spread.md
 
 # The same at the smoke budget (minutes, one seed): docs/results-quick.md, labelled as not results.
 results-quick: setup

@@ -165,7 +165,7 @@ def test_console_script_lists_subcommands():
 
 
 def test_shipped_model_was_trained_by_the_documented_commands():
-    """`make pretrained` trains five chained stages; the last one's config is exactly the shipped config."""
+    """`make pretrained` trains six chained stages; the last one's config is exactly the shipped config."""
     from ipvae.train.cli import build_config
     from ipvae.train.cli import register as register_train_commands
     import argparse
@@ -174,8 +174,8 @@ def test_shipped_model_was_trained_by_the_documented_commands():
     parser = argparse.ArgumentParser()
     register_train_commands(parser.add_subparsers())
     makefile = (root / "Makefile").read_text()
-    stages = ["mnist_k512.json"] + [f"mnist_k512.stage{n}.json" for n in range(2, 6)]
-    outputs = [f"runs/mnist_k512_stage{n}" for n in range(1, 5)] + ["runs/mnist_k512"]
+    stages = ["mnist_k512.json"] + [f"mnist_k512.stage{n}.json" for n in range(2, 7)]
+    outputs = [f"runs/mnist_k512_stage{n}" for n in range(1, 6)] + ["runs/mnist_k512"]
     configs = []
     for stage, out in zip(stages, outputs):
         assert f"--config pretrained/{stage} --out {out}" in makefile

@@ -102,10 +102,10 @@ def shipped_export(source):
 
 FAST_IMAGES = 24
 FAST_STEPS = (16, 64)
-# Measured on 100 images (benchmarks/fidelity_novel.py): the default layout loses at most 0.0035 at t <= 64 on
-# every set; the shared layout 0.040 on Fashion-MNIST and 0.006-0.009 on the others. Fashion-MNIST is the set
-# where the two layouts are told apart (4x the target against a third of it).
-SHARED_LAYOUT_FASHION_LOSS_FLOOR = 0.02
+# Measured on 100 images (benchmarks/fidelity_novel.py): the default layout loses at most 0.0014 at t <= 64 on
+# every set; the shared layout 0.023 on Fashion-MNIST and 0.004-0.008 on the others (stage 5, shipped before:
+# 0.0035, and 0.040 against 0.006-0.009). Fashion-MNIST is the set where the two layouts are told apart: on these
+# 24 images the shared layout loses 0.018 at t = 64, the default 0.0007, either side of the 0.01 target.
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -123,7 +123,7 @@ def test_one_exponent_per_matrix_misses_the_target_on_fashion_mnist(source):
     x = images("fashion_mnist", FAST_IMAGES)
     shared = build_integer_model(source, ExportSettings(layout=LAYOUT_SHARED))[0]
     float_r2, integer_r2 = float_and_integer(source.params, shared, x, FAST_STEPS)
-    assert float_r2[64] - integer_r2[64] > SHARED_LAYOUT_FASHION_LOSS_FLOOR
+    assert float_r2[64] - integer_r2[64] > R2_TARGET
 
 
 @pytest.mark.slow
