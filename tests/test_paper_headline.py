@@ -31,3 +31,32 @@ def test_the_readme_block_carries_the_shipped_row_when_its_eval_is_there(tmp_pat
     assert update_readme(readme, mnist_results(), tmp_path / "r.md")
     text = readme.read_text()
     assert SHIPPED_LABEL in text and "old" not in text and text.startswith("intro\n") and text.endswith("rest\n")
+
+
+def test_a_one_seed_report_points_to_the_three_seed_spread_and_a_three_seed_report_does_not():
+    from ipvae.paper.report import SPREAD_REPORT, spread_note
+
+    long_budget = {"name": "long", "epochs": 10, "seeds": [0]}
+    assert any(f"]({SPREAD_REPORT})" in line for line in spread_note(long_budget))
+    assert spread_note({"name": "full", "epochs": 1, "seeds": [0, 1, 2]}) == []
+    assert spread_note({"name": "quick", "epochs": 1, "seeds": [0], "smoke": True}) == []
+
+
+def test_the_report_default_follows_the_budget():
+    from ipvae.paper.cli import DEFAULT_REPORT
+
+    assert DEFAULT_REPORT["long"] == "docs/results.md"  # the headline
+    assert DEFAULT_REPORT["full"] == "docs/results-spread.md"
+
+
+def test_the_headline_carries_pca_at_k_and_at_the_ipvae_active_units():
+    """Oracle: zeros 0.9 of K = 100 latents is 10 active units per image, so the matched PCA row is k = 10."""
+    results = mnist_results()
+    results["mnist"]["rows"]["ipvae"]["summary"]["zeros"] = {"mean": 0.9, "std": 0.0, "n": 1}
+    results["mnist"]["n_latents"] = 100
+    results["mnist"]["pca"] = {"k": [5, 10, 100], "r2": [0.5, 0.7, 0.99], "train_images": 500}
+    lines = headline_table(results).splitlines()
+    assert any(line.startswith("| PCA, k = 10 (the iP-VAE's mean active units) |") and "| 0.700 |" in line
+               for line in lines)
+    assert any(line.startswith("| PCA, k = 100 (dense reference) |") and "| 0.990 |" in line for line in lines)
+    assert not any("k = 5" in line for line in lines)

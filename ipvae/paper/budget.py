@@ -1,14 +1,15 @@
-"""The one training and evaluation budget every experiment shares, in a full and a quick size.
+"""The one training and evaluation budget every experiment shares, in several sizes.
 
-FULL is sized for about two hours of ``make results`` on a 2-core CPU. Measured: 107 minutes of wall
-clock from the first experiment's start to the last result (``make results``' two halves side by side, one
-thread each, on the project's 2-core AMD EPYC while other jobs shared it; docs/results.md). Training took
-2-10 minutes per MNIST model and seed at one epoch (iP-VAE 5.4, iterative amortized 9.6), the natural-patch
-sweep 19-24 minutes per half, convergence 6, rotation 10, novel data 7.
-The report prints the minutes each model actually took. QUICK is a smoke budget (all six experiments
+LONG (``make results``: every MNIST model 10 epochs, one seed) is the headline, docs/results.md. FULL
+(``make results-spread``: 1 epoch, 3 seeds) gives the seed-to-seed spread beside it and is sized for about two
+hours on a 2-core CPU. Measured: 107 minutes of wall clock from the first experiment's start to the last
+result (the two halves side by side, one thread each, on the project's 2-core AMD EPYC while other jobs shared
+it; docs/results-spread.md). Training took 2-10 minutes per MNIST model and seed at one epoch (iP-VAE 5.4,
+iterative amortized 9.6), the natural-patch sweep 19-24 minutes per half, convergence 6, rotation 10, novel
+data 7. The report prints the minutes each model actually took. QUICK is a smoke budget (all six experiments
 in minutes on an idle machine, one seed; the report states the wall clock against its 10-minute target)
-whose numbers only show that the commands work. PAPER is the
-paper's budget (400 epochs, 5 seeds) for a machine that can afford it.
+whose numbers only show that the commands work. PAPER is the paper's budget (400 epochs, 5 seeds) for a
+machine that can afford it.
 """
 
 from __future__ import annotations

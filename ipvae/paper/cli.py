@@ -11,6 +11,8 @@ from ipvae.paper.experiments import NAMES
 
 DEFAULT_OUT = {"full": "runs/bench", "long": "runs/bench-long", "quick": "runs/bench-quick", "paper": "runs/bench-paper",
                "tiny": "runs/bench-tiny"}
+# the headline report is the long budget's; the 3-seed full budget gives the spread beside it
+DEFAULT_REPORT = {"long": "docs/results.md", "full": "docs/results-spread.md", "quick": "docs/results-quick.md"}
 
 
 def register(subparsers) -> None:
@@ -25,8 +27,9 @@ def register(subparsers) -> None:
     parser.add_argument("--models", nargs="+", help="model names (default: every entry of ipvae.paper.zoo.MODELS)")
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",
                         help="novel: also test on a user's 28x28 set (.npy or a folder of PNGs); repeatable")
-    parser.add_argument("--report", help="report: the Markdown file to write (default docs/results.md; "
-                                         "docs/results-quick.md with --quick)")
+    parser.add_argument("--report", help="report: the Markdown file to write (default by budget: long "
+                                         "docs/results.md, full docs/results-spread.md, quick docs/results-quick.md, "
+                                         "any other docs/results-NAME.md)")
     parser.add_argument("--headline", metavar="MARKDOWN",
                         help="report: also rewrite the headline-results block of this Markdown file (between its "
                              "markers; not at a smoke budget), e.g. README.md as 'make results' does")
@@ -60,7 +63,7 @@ def run_bench(args) -> int:
     budget_name = "quick" if args.quick else (args.budget or "full")
     results_dir = Path(args.out or DEFAULT_OUT[budget_name])
     if args.name == "report":
-        default = "docs/results-quick.md" if budget_name == "quick" else "docs/results.md"
+        default = DEFAULT_REPORT.get(budget_name, f"docs/results-{budget_name}.md")
         headline = Path(args.headline) if args.headline else None
         if headline is not None and not headline.is_file():
             raise IpvaeError(f"--headline {headline}: no such file")

@@ -87,12 +87,21 @@ def _budget_section(results: dict) -> list[str]:
     return lines
 
 
+SPREAD_REPORT = "results-spread.md"  # beside docs/results.md: the 3-seed full budget (Makefile: results-spread)
 SMOKE_BUDGET_NAMES = ("quick", "tiny")  # results written before budgets said whether they are smoke
 
 
 def is_smoke(budget: dict) -> bool:
     """Whether a budget (as stored in an experiment's JSON) only shows that the commands run."""
     return bool(budget.get("smoke", budget["name"] in SMOKE_BUDGET_NAMES))
+
+
+def spread_note(budget: dict) -> list[str]:
+    """A one-seed budget's report points to the 3-seed short budget for the spread it cannot show."""
+    if len(budget["seeds"]) > 1 or is_smoke(budget):
+        return []
+    return [f"This budget trains one seed, so no verdict here has a spread. The seed-to-seed spread of the same "
+            f"models is in [`{SPREAD_REPORT}`]({SPREAD_REPORT}), the 3-seed short budget (`make results-spread`).", ""]
 
 
 def build_report(results: dict, figure_prefix: str, command: str, wall_clock: list[str] = ()) -> str:
@@ -108,6 +117,7 @@ def build_report(results: dict, figure_prefix: str, command: str, wall_clock: li
     lines += [""] + _budget_section(results) + list(wall_clock)
     lines += ["## Which of the paper's claims our runs support", "",
               "Rule: A beats B when A's mean is better by more than the sum of the two standard deviations over seeds.", ""]
+    lines += spread_note(budget)
     if is_smoke(budget):
         lines += [f"At the {budget['name']} budget the models are barely trained: these verdicts exercise the rules, "
                   "they say nothing about the paper.", ""]
@@ -130,7 +140,7 @@ README_END = "<!-- end of headline results -->"
 
 SHIPPED_EVAL = Path("pretrained") / "mnist_k512" / "eval" / "eval_t64.json"  # `ipvae eval` of the shipped model
 SHIPPED_LABEL = "iP-VAE, shipped pretrained/mnist_k512"
-SHIPPED_BUDGET = "`make pretrained`: 5 chained stages, 55 min on 2 CPU cores (pretrained/README.md)"
+SHIPPED_BUDGET = "`make pretrained`: 6 chained stages, 57 min on 2 CPU cores (pretrained/README.md)"
 
 
 def _budget_text(budget: dict) -> str:
@@ -156,8 +166,26 @@ def headline_table(results: dict, shipped: dict | None = None) -> str:
             rows.append([row["label"], budget, t_test, fmt.spread(s.get("r2")), fmt.spread(s.get("zeros")),
                          fmt.spread(s.get("probe_rates")), fmt.spread(s.get("probe_mean_counts")),
                          fmt.spread(s.get("params"), 0)])
+    rows += _pca_rows(mnist)
     return fmt.table(["model", "training budget", "t", "R^2 (spikes)", "zeros", "probe: rates", "probe: mean counts",
                       "params"], rows)
+
+
+def _pca_rows(mnist: dict) -> list[list[str]]:
+    """The dense reference beside the models: PCA with all K components and with as many as the iP-VAE's mean
+    active units (the same count of non-zero values per image)."""
+    from ipvae.paper.experiments.mnist import active_units
+
+    pca = mnist.get("pca")
+    if not pca:
+        return []
+    budget = f"fit on {pca['train_images']:,} training images"
+    wanted = {mnist["n_latents"]: f"PCA, k = {mnist['n_latents']} (dense reference)"}
+    matched = round(active_units(mnist).get("ipvae", 0.0))
+    if matched:
+        wanted.setdefault(matched, f"PCA, k = {matched} (the iP-VAE's mean active units)")
+    return [[label, budget, "-", fmt.value(pca["r2"][pca["k"].index(k)]), "-", "-", "-", "-"]
+            for k, label in sorted(wanted.items()) if k in pca["k"]]
 
 
 def _shipped_eval(readme: Path) -> dict | None:
