@@ -11,6 +11,7 @@ from pathlib import Path
 from ipvae.paper import format as fmt
 from ipvae.paper.claims import check_claims
 from ipvae.paper.experiments import EXPERIMENTS
+from ipvae.paper.experiments.mnist import active_units
 from ipvae.paper.published import PAPER_SOURCE
 from ipvae.errors import IpvaeError
 from ipvae.fileio import atomic_path
@@ -174,8 +175,6 @@ def headline_table(results: dict, shipped: dict | None = None) -> str:
 def _pca_rows(mnist: dict) -> list[list[str]]:
     """The dense reference beside the models: PCA with all K components and with as many as the iP-VAE's mean
     active units (the same count of non-zero values per image)."""
-    from ipvae.paper.experiments.mnist import active_units
-
     pca = mnist.get("pca")
     if not pca:
         return []
