@@ -99,6 +99,10 @@ def test_cli_train_then_eval(tmp_path, capsys):
         (["train", "--out", "x", "--device", "tpu"], "invalid choice"),
         (["train", "--out", "x", "--leak", "1.5"], "leak must be in [0, 1)"),
         (["train", "--out", "x", "--leak", "0.01", "--family", "gaussian"], "Poisson"),
+        (["train", "--out", "x", "--init-start-u", "nan"], "finite number"),
+        (["train", "--out", "x", "--init-start-u", "-2"], "need init_from"),
+        (["train", "--out", "x", "--init-from", "RUN", "--init-start-u", "-2", "--train-limit", "100"],
+         "differ from this run's"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_nonzero(argv, fragment, tmp_path, saved_run):

@@ -118,3 +118,18 @@ def test_the_shipped_config_json_loads_unchanged():
         values = json.loads(json.dumps(dataclasses.asdict(getattr(loaded, section))))  # tuples as JSON lists
         assert all(values[name] == value for name, value in shipped[section].items() if name in values)
     assert loaded.train.phases == () and loaded.train.patch_size is None
+
+
+def test_the_stage6_config_with_another_init_from_fine_tunes_any_run_onto_the_dense_side():
+    """`ipvae train --config pretrained/mnist_k512.stage6.json --init-from RUN` is stage 6 applied to RUN: the
+    flags replace the config's init_from and keep its start; the flags alone set the same fields."""
+    stage6 = REPO_ROOT / "pretrained" / "mnist_k512.stage6.json"
+    args = build_parser().parse_args(["train", "--config", str(stage6), "--init-from", "runs/mine", "--out", "x"])
+    config = build_config(args)
+    written = json.loads(stage6.read_text())["train"]
+    assert config.train.init_from == "runs/mine"
+    assert (config.train.init_start_u, config.train.init_leak_target_offset) == (
+        written["init_start_u"], written["init_leak_target_offset"])
+    flags = build_parser().parse_args(["train", "--init-from", "r", "--init-start-u", "-2", "--init-leak-target-offset",
+                                       "3", "--out", "x"])
+    assert (build_config(flags).train.init_start_u, build_config(flags).train.init_leak_target_offset) == (-2.0, 3.0)

@@ -60,6 +60,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def fraction_below_one(text: str) -> float:
     try:
         value = float(text)
@@ -96,6 +106,9 @@ _TRAIN_OVERRIDES = {
     "patches": ("train", "patch_size"),
     "val_fraction": ("train", "val_fraction"),
     "val_data": ("train", "val_data"),
+    "init_from": ("train", "init_from"),
+    "init_start_u": ("train", "init_start_u"),
+    "init_leak_target_offset": ("train", "init_leak_target_offset"),
 }
 
 
@@ -148,6 +161,16 @@ def register(subparsers) -> None:
     train_parser.add_argument("--leak", type=non_negative_float,
                               help="fraction of u - u_prior removed per inference step (iP-VAE; 2**-n to export, "
                                    "e.g. 0.00390625; default 0, the paper's dynamics)")
+    train_parser.add_argument("--init-from", metavar="RUN",
+                              help="start from this run's weights (same architecture), with a fresh optimizer: "
+                                   "a fine-tune")
+    train_parser.add_argument("--init-start-u", type=finite_float, metavar="U",
+                              help="with --init-from (iP-VAE with a leak): start inference at u = U for every neuron, "
+                                   "with the bias that keeps the leak's target (pretrained/mnist_k512.stage6.json "
+                                   "uses -2.5): the dense side of the fixed point, so the code does not get denser "
+                                   "with t (docs/sparsity.md)")
+    train_parser.add_argument("--init-leak-target-offset", type=finite_float, metavar="D",
+                              help="with --init-from: the leak pulls toward init_from's u_prior - D (stage 6: 4.5)")
     train_parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                               help="progress bar (default: only on a terminal)")
     train_parser.set_defaults(func=run_train)
