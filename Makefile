@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRETRAINED := pretrained/mnist_k512
 DEMO_OUT := out/demo
 
-.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained bench results results-spread results-quick lint clean
+.PHONY: setup test test-default-threads test-1thread test-slow demo train pretrained bench results results-report results-spread results-quick lint clean
 
 # Find a Python 3.10 (lava-nc 0.10 and lava-dl 0.6 require it): a python3.10 that runs, else pyenv's.
 define find_python310
@@ -84,9 +84,19 @@ define paper_halves
 	OMP_NUM_THREADS=1 $(VENV)/bin/ipvae paper all --budget $(1) --out $(2)
 endef
 
+# The experiments' JSON, figures and Markdown (not the models) are committed in PAPER_LONG, so that
+# `make results-report` rewrites docs/results.md and README's headline without rerunning anything.
+PAPER_LONG := benchmarks/results/paper_long
+PAPER_EXPERIMENTS := mnist natural convergence rotation novel features
 results: setup
 	$(call paper_halves,long,runs/bench-long)
-	$(VENV)/bin/ipvae paper report --budget long --out runs/bench-long --report docs/results.md --headline README.md
+	rm -rf $(PAPER_LONG) && mkdir -p $(PAPER_LONG) && cp -p runs/bench-long/manifest.json $(PAPER_LONG)/
+	for name in $(PAPER_EXPERIMENTS); do mkdir -p $(PAPER_LONG)/$$name && \
+	  cp -p runs/bench-long/$$name/*.json runs/bench-long/$$name/*.md runs/bench-long/$$name/*.png $(PAPER_LONG)/$$name/; done
+	$(MAKE) results-report
+
+results-report: setup
+	$(VENV)/bin/ipvae paper report --budget long --out $(PAPER_LONG) --report docs/results.md --headline README.md
 
 # The short budget FULL (1 epoch, 3 seeds): the seed-to-seed spread beside the one-seed headline.
 results-spread: setup

@@ -167,3 +167,26 @@ def test_wall_clock_spans_the_manifest_to_the_last_result_and_judges_the_quick_t
     results = {"mnist": {"budget": {"name": "quick"}}, "rotation": {"budget": {"name": "quick"}}}
     (line, _) = _wall_clock_lines(tmp_path, results)
     assert f"**{minutes:.1f} minutes**" in line and line.endswith(f"under 10 minutes: {verdict}.")
+
+
+def test_the_wall_clock_reads_the_recorded_times_not_the_file_times(tmp_path):
+    """Oracle: started at t0, results recorded at t0 + 60 s and t0 + 300 s -> 300 s, whatever the files' mtimes
+    (a git checkout resets them); a result without a recorded time falls back on its mtime."""
+    import json
+    import os
+    from datetime import datetime, timedelta, timezone
+
+    from ipvae.paper.runner import MANIFEST, WRITTEN_UTC, wall_span_seconds
+
+    t0 = datetime(2026, 12, 3, 13, 0, tzinfo=timezone.utc)
+    (tmp_path / MANIFEST).write_text(json.dumps({"budget": "long", "started_utc": t0.isoformat()}))
+    files = []
+    for name, offset in (("a", 60), ("b", 300)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({WRITTEN_UTC: (t0 + timedelta(seconds=offset)).isoformat()}))
+        files.append(path)
+    assert wall_span_seconds(tmp_path, files) == 300.0
+    legacy = tmp_path / "c.json"
+    legacy.write_text("{}")
+    os.utime(legacy, (t0.timestamp() + 900, t0.timestamp() + 900))
+    assert wall_span_seconds(tmp_path, files + [legacy]) == 900.0

@@ -26,15 +26,24 @@ def check_results_dir(results_dir: Path, budget_name: str) -> None:
         write_json(manifest, {"budget": budget_name, "started_utc": datetime.now(timezone.utc).isoformat()})
 
 
+WRITTEN_UTC = "written_utc"  # when an experiment's result JSON was written (survives a copy or a git checkout)
+
+
 def wall_span_seconds(results_dir: Path, result_files: list[Path]) -> float | None:
-    """Seconds from the directory's first experiment start (the manifest) to its last result file written:
-    the wall clock of everything that produced the results, side-by-side halves and resumed parts included."""
+    """Seconds from the directory's first experiment start (the manifest) to its last result written: the wall
+    clock of everything that produced the results, side-by-side halves and resumed parts included. The times are
+    the ones recorded in the files; the file's mtime only for results written before they were recorded."""
     manifest = Path(results_dir) / MANIFEST
     if not manifest.is_file() or not result_files:
         return None
     recorded = json.loads(manifest.read_text()).get("started_utc")
     started = datetime.fromisoformat(recorded).timestamp() if recorded else manifest.stat().st_mtime
-    return max(path.stat().st_mtime for path in result_files) - started
+    return max(_written_at(path) for path in result_files) - started
+
+
+def _written_at(result_file: Path) -> float:
+    recorded = json.loads(result_file.read_text()).get(WRITTEN_UTC)
+    return datetime.fromisoformat(recorded).timestamp() if recorded else result_file.stat().st_mtime
 
 
 def run_experiment(ctx: Context, name: str) -> dict:
@@ -47,6 +56,7 @@ def run_experiment(ctx: Context, name: str) -> dict:
     result["seconds"] = time.perf_counter() - started
     out = ctx.experiment_dir(name)
     result[PART_SECONDS] = ctx.part_seconds(name)
+    result[WRITTEN_UTC] = datetime.now(timezone.utc).isoformat()
     write_json(out / f"{name}.json", result)
     with atomic_path(out / f"{name}.md") as temporary:
         temporary.write_text(f"# {module.TITLE}\n\n{module.markdown(result, '')}\n")
