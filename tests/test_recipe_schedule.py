@@ -132,4 +132,5 @@ def test_the_stage6_config_with_another_init_from_fine_tunes_any_run_onto_the_de
         written["init_start_u"], written["init_leak_target_offset"])
     flags = build_parser().parse_args(["train", "--init-from", "r", "--init-start-u", "-2", "--init-leak-target-offset",
                                        "3", "--out", "x"])
-    assert (build_config(flags).train.init_start_u, build_config(flags).train.init_leak_target_offset) == (-2.0, 3.0)
+    from_flags = build_config(flags).train
+    assert (from_flags.init_from, from_flags.init_start_u, from_flags.init_leak_target_offset) == ("r", -2.0, 3.0)
